@@ -1,0 +1,39 @@
+//! `herald`: the local stack and tools around a Herald deployment.
+
+mod dev;
+mod receive;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "herald", version, about = "Herald webhook notifications")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run ingest, api and dispatch in one process on 127.0.0.1.
+    Dev(dev::Args),
+    /// Run a local receiver that prints (and optionally verifies) every delivery.
+    Receive(receive::Args),
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    herald_shared::runtime::init_tracing(false);
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Dev(args) => dev::run(args).await,
+        Command::Receive(args) => receive::run(args).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("herald: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,9 @@
+use lambda_http::Error;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    herald_shared::runtime::init_tracing(true);
+    let config = herald_api::config()?;
+    let app = herald_api::app(&config).await?;
+    lambda_http::run(app).await
+}

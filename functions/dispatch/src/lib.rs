@@ -1,0 +1,39 @@
+//! The dispatch Lambda: SQS batches of accepted events → signed deliveries, answering with
+//! `batchItemFailures` so only the records that failed internally come back.
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use herald_shared::config::{Config, Mode};
+use herald_shared::runtime;
+use herald_shared::service::{Dispatcher, Record};
+use std::sync::Arc;
+
+/// Runs one SQS event through the dispatcher.
+pub async fn handle(dispatcher: &Dispatcher, event: SqsEvent) -> SqsBatchResponse {
+    let mut response = SqsBatchResponse::default();
+    let mut records = Vec::with_capacity(event.records.len());
+    for message in event.records {
+        match (message.message_id, message.body) {
+            (Some(message_id), Some(body)) => records.push(Record { message_id, body }),
+            // Without an id the record cannot be reported; without a body there is nothing to do.
+            (Some(message_id), None) => {
+                tracing::error!(%message_id, "SQS record without a body");
+                response.add_failure(message_id);
+            }
+            (None, _) => tracing::error!("SQS record without a message id"),
+        }
+    }
+    for id in dispatcher.handle(&records).await {
+        response.add_failure(id);
+    }
+    response
+}
+
+/// The dispatcher over DynamoDB with the shared delivery client, built once per container.
+pub async fn dispatcher(config: &Config) -> Dispatcher {
+    let sdk = runtime::aws_sdk_config().await;
+    runtime::dispatcher(config, Arc::new(runtime::dynamo_store(&sdk, config)))
+}
+
+pub fn config() -> Result<Config, herald_shared::config::ConfigError> {
+    Config::from_env(Mode::Lambda)
+}

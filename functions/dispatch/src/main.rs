@@ -1,0 +1,14 @@
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use lambda_runtime::{service_fn, Error, LambdaEvent};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    herald_shared::runtime::init_tracing(true);
+    let config = herald_dispatch::config()?;
+    let dispatcher = herald_dispatch::dispatcher(&config).await;
+    let dispatcher = &dispatcher;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+        Ok::<SqsBatchResponse, Error>(herald_dispatch::handle(dispatcher, event.payload).await)
+    }))
+    .await
+}

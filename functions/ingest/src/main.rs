@@ -1,0 +1,9 @@
+use lambda_http::Error;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    herald_shared::runtime::init_tracing(true);
+    let config = herald_ingest::config()?;
+    let app = herald_ingest::app(&config).await?;
+    lambda_http::run(app).await
+}

@@ -1,0 +1,202 @@
+//! Every setting Herald reads, from `HERALD_*` (and a few AWS) environment variables, validated
+//! once at start-up. The README's configuration table mirrors this file.
+
+use crate::http::guard::TargetPolicy;
+use crate::secret::Secret;
+use std::time::Duration;
+
+/// Where the configuration is used: the defaults differ between Lambda and `herald dev`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Lambda,
+    Local,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The local stack's tenant key (`HERALD_API_KEY`); unused in Lambda.
+    pub api_key: Secret,
+    /// The admin key for `POST /v1/tenants` (`HERALD_ADMIN_KEY`); none disables admin routes.
+    pub admin_key: Option<Secret>,
+    pub target_policy: TargetPolicy,
+    /// Refuse `http://` webhook URLs (`HERALD_REQUIRE_HTTPS`).
+    pub require_https: bool,
+    /// Delay before each delivery attempt, counted from the previous one (`HERALD_RETRY_SCHEDULE`).
+    pub retry_schedule: Vec<Duration>,
+    /// The DynamoDB table (`HERALD_TABLE_NAME`).
+    pub table_name: String,
+    /// The events queue: its URL (`HERALD_QUEUE_URL`, set in Lambda) or, locally, its name
+    /// (`HERALD_QUEUE_NAME`), created when absent.
+    pub queue_url: Option<String>,
+    pub queue_name: String,
+    /// How many HTTP deliveries one dispatch container runs at once (`HERALD_DISPATCH_CONCURRENCY`).
+    pub dispatch_concurrency: usize,
+    /// Timeout of one delivery request (`HERALD_DELIVERY_TIMEOUT`).
+    pub delivery_timeout: Duration,
+}
+
+pub const DEFAULT_RETRY_SCHEDULE: &str = "0s,5s,5m,30m,2h,5h,10h,10h";
+pub const DEFAULT_API_KEY: &str = "herald-dev-key";
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {name}: {message}")]
+pub struct ConfigError {
+    pub name: &'static str,
+    pub message: String,
+}
+
+impl Config {
+    pub fn from_env(mode: Mode) -> Result<Self, ConfigError> {
+        Self::from_lookup(mode, |name| std::env::var(name).ok())
+    }
+
+    /// Reads settings through `lookup` so tests need not touch the process environment.
+    pub fn from_lookup(
+        mode: Mode,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let target_policy = match get("HERALD_TARGET_POLICY").as_deref() {
+            None => match mode {
+                Mode::Lambda => TargetPolicy::Public,
+                Mode::Local => TargetPolicy::Private,
+            },
+            Some("public") => TargetPolicy::Public,
+            Some("private") => TargetPolicy::Private,
+            Some(other) => {
+                return Err(ConfigError {
+                    name: "HERALD_TARGET_POLICY",
+                    message: format!("expected `public` or `private`, got `{other}`"),
+                })
+            }
+        };
+        let require_https = match get("HERALD_REQUIRE_HTTPS").as_deref() {
+            None | Some("false") | Some("0") => false,
+            Some("true") | Some("1") => true,
+            Some(other) => {
+                return Err(ConfigError {
+                    name: "HERALD_REQUIRE_HTTPS",
+                    message: format!("expected `true` or `false`, got `{other}`"),
+                })
+            }
+        };
+        let retry_schedule = parse_schedule(
+            get("HERALD_RETRY_SCHEDULE")
+                .as_deref()
+                .unwrap_or(DEFAULT_RETRY_SCHEDULE),
+        )
+        .map_err(|message| ConfigError {
+            name: "HERALD_RETRY_SCHEDULE",
+            message,
+        })?;
+        let dispatch_concurrency = match get("HERALD_DISPATCH_CONCURRENCY") {
+            None => 64,
+            Some(v) => match v.parse::<usize>() {
+                Ok(n) if (1..=1024).contains(&n) => n,
+                _ => {
+                    return Err(ConfigError {
+                        name: "HERALD_DISPATCH_CONCURRENCY",
+                        message: format!("expected a whole number from 1 to 1024, got `{v}`"),
+                    })
+                }
+            },
+        };
+        let delivery_timeout = match get("HERALD_DELIVERY_TIMEOUT") {
+            None => Duration::from_secs(10),
+            Some(v) => humantime::parse_duration(&v)
+                .ok()
+                .filter(|d| !d.is_zero() && *d <= Duration::from_secs(60))
+                .ok_or_else(|| ConfigError {
+                    name: "HERALD_DELIVERY_TIMEOUT",
+                    message: format!("expected a duration up to 60s such as `10s`, got `{v}`"),
+                })?,
+        };
+        Ok(Config {
+            api_key: Secret::new(get("HERALD_API_KEY").unwrap_or_else(|| DEFAULT_API_KEY.into())),
+            admin_key: get("HERALD_ADMIN_KEY").map(Secret::new),
+            target_policy,
+            require_https,
+            retry_schedule,
+            table_name: get("HERALD_TABLE_NAME").unwrap_or_else(|| "herald".into()),
+            queue_url: get("HERALD_QUEUE_URL"),
+            queue_name: get("HERALD_QUEUE_NAME").unwrap_or_else(|| "herald-events".into()),
+            dispatch_concurrency,
+            delivery_timeout,
+        })
+    }
+}
+
+/// Parses `0s,5s,5m,30m,2h` into delays; at least one attempt, each at most a day.
+pub fn parse_schedule(text: &str) -> Result<Vec<Duration>, String> {
+    let delays = text
+        .split(',')
+        .map(|part| {
+            let part = part.trim();
+            humantime::parse_duration(part)
+                .map_err(|e| format!("`{part}` is not a duration ({e}); use forms like 0s, 5m, 2h"))
+                .and_then(|d| {
+                    if d > Duration::from_secs(86_400) {
+                        Err(format!("`{part}` is longer than 24h"))
+                    } else {
+                        Ok(d)
+                    }
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if delays.len() > 20 {
+        return Err("at most 20 attempts".into());
+    }
+    Ok(delays)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(mode: Mode, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(mode, |k| vars.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_depend_on_mode() {
+        let lambda = config(Mode::Lambda, &[]).unwrap();
+        assert_eq!(lambda.target_policy, TargetPolicy::Public);
+        let local = config(Mode::Local, &[]).unwrap();
+        assert_eq!(local.target_policy, TargetPolicy::Private);
+        assert_eq!(local.api_key.expose(), "herald-dev-key");
+        assert!(local.admin_key.is_none());
+        assert_eq!(local.retry_schedule.len(), 8);
+        assert_eq!(local.retry_schedule[2], Duration::from_secs(300));
+        assert_eq!(local.delivery_timeout, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn schedule_parses_and_rejects() {
+        assert_eq!(
+            parse_schedule("0s, 1s,2m").unwrap(),
+            vec![
+                Duration::ZERO,
+                Duration::from_secs(1),
+                Duration::from_secs(120)
+            ]
+        );
+        assert!(parse_schedule("5 parsecs").is_err());
+        assert!(parse_schedule("").is_err());
+        assert!(parse_schedule("48h").is_err());
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let err = config(Mode::Lambda, &[("HERALD_TARGET_POLICY", "open")]).unwrap_err();
+        assert_eq!(err.name, "HERALD_TARGET_POLICY");
+        let err = config(Mode::Lambda, &[("HERALD_DISPATCH_CONCURRENCY", "0")]).unwrap_err();
+        assert_eq!(err.name, "HERALD_DISPATCH_CONCURRENCY");
+        let err = config(Mode::Lambda, &[("HERALD_RETRY_SCHEDULE", "soon")]).unwrap_err();
+        assert_eq!(err.name, "HERALD_RETRY_SCHEDULE");
+    }
+}

@@ -1,0 +1,531 @@
+//! Events as platforms post them (SPEC §2): parsing with field-level errors, defaults, and the
+//! envelope that travels on the queue.
+
+use crate::catalog::{self, EventType, REQUEST_OBJECT_KINDS};
+use crate::error::{Error, FieldError};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+use ulid::Ulid;
+
+/// A `result` larger than this is never sent (UbiOps' 16 kB rule), so ingest does not carry it.
+pub const MAX_RESULT_BYTES: usize = 16 * 1024;
+const MAX_ID_LEN: usize = 128;
+const MAX_NAME_LEN: usize = 256;
+const MAX_TEXT_LEN: usize = 4096;
+const FIELDS: [&str; 9] = [
+    "id",
+    "type",
+    "occurred_at",
+    "project",
+    "environment_type",
+    "object",
+    "data",
+    "result",
+    "text",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum EnvironmentType {
+    Production,
+    Development,
+    Staging,
+    Preview,
+}
+
+impl EnvironmentType {
+    pub const ALL: [EnvironmentType; 4] = [
+        EnvironmentType::Production,
+        EnvironmentType::Development,
+        EnvironmentType::Staging,
+        EnvironmentType::Preview,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EnvironmentType::Production => "PRODUCTION",
+            EnvironmentType::Development => "DEVELOPMENT",
+            EnvironmentType::Staging => "STAGING",
+            EnvironmentType::Preview => "PREVIEW",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|e| e.as_str() == s)
+    }
+
+    pub fn names() -> Vec<String> {
+        Self::ALL.iter().map(|e| e.as_str().to_string()).collect()
+    }
+}
+
+/// What the event is about: a deployment version, a pipeline, an experiment, an environment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectRef {
+    pub kind: String,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+}
+
+/// A validated event. `type` is always a catalog type and `text` is always set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub occurred_at: OffsetDateTime,
+    #[serde(default)]
+    pub project: Option<String>,
+    #[serde(default)]
+    pub environment_type: Option<EnvironmentType>,
+    #[serde(default)]
+    pub object: Option<ObjectRef>,
+    #[serde(default)]
+    pub data: Map<String, Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<Value>,
+    pub text: String,
+    /// Set on test deliveries only.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub test: bool,
+}
+
+/// What the queue carries: one accepted event of one tenant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventEnvelope {
+    pub tenant_id: String,
+    /// Unique per acceptance, so a delivery id derived from it never collides with an earlier
+    /// acceptance of the same event id (after the dedupe window).
+    pub envelope_id: Ulid,
+    pub event: Event,
+}
+
+impl Event {
+    pub fn catalog_type(&self) -> Option<&'static EventType> {
+        catalog::find(&self.event_type)
+    }
+
+    /// Validates a posted body. Collects every invalid field rather than stopping at the first.
+    pub fn parse(body: &Value, now: OffsetDateTime) -> Result<Event, Error> {
+        let Some(obj) = body.as_object() else {
+            return Err(Error::BadRequest("the event must be a JSON object".into()));
+        };
+        let mut errors = Vec::new();
+        for key in obj.keys() {
+            if !FIELDS.contains(&key.as_str()) {
+                errors.push(
+                    FieldError::new(key.clone(), "unknown field")
+                        .with_valid(FIELDS.iter().map(|f| f.to_string()).collect()),
+                );
+            }
+        }
+
+        let id = match obj.get("id") {
+            None | Some(Value::Null) => crate::ids::prefixed("evt"),
+            Some(Value::String(s)) if valid_event_id(s) => s.clone(),
+            Some(_) => {
+                errors.push(FieldError::new(
+                    "id",
+                    "must be 1-128 characters of A-Z, a-z, 0-9, '_', ':' or '-'",
+                ));
+                String::new()
+            }
+        };
+
+        let event_type = match obj.get("type") {
+            Some(Value::String(s)) => match catalog::find(s) {
+                Some(t) => Some(t),
+                None => {
+                    errors.push(
+                        FieldError::new("type", format!("unknown event type `{s}`"))
+                            .with_valid(catalog::type_names()),
+                    );
+                    None
+                }
+            },
+            None | Some(Value::Null) => {
+                errors
+                    .push(FieldError::new("type", "is required").with_valid(catalog::type_names()));
+                None
+            }
+            Some(_) => {
+                errors.push(FieldError::new("type", "must be a string"));
+                None
+            }
+        };
+
+        let occurred_at = match obj.get("occurred_at") {
+            None | Some(Value::Null) => now,
+            Some(Value::String(s)) => OffsetDateTime::parse(s, &Rfc3339).unwrap_or_else(|_| {
+                errors.push(FieldError::new(
+                    "occurred_at",
+                    "must be an RFC 3339 timestamp such as 2026-11-22T10:00:00Z",
+                ));
+                now
+            }),
+            Some(_) => {
+                errors.push(FieldError::new("occurred_at", "must be a string"));
+                now
+            }
+        };
+
+        let project = optional_string(obj, "project", MAX_NAME_LEN, &mut errors);
+
+        let environment_type = match obj.get("environment_type") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => EnvironmentType::parse(s).or_else(|| {
+                errors.push(
+                    FieldError::new(
+                        "environment_type",
+                        format!("unknown environment type `{s}`"),
+                    )
+                    .with_valid(EnvironmentType::names()),
+                );
+                None
+            }),
+            Some(_) => {
+                errors.push(
+                    FieldError::new("environment_type", "must be a string")
+                        .with_valid(EnvironmentType::names()),
+                );
+                None
+            }
+        };
+
+        let object = match obj.get("object") {
+            None | Some(Value::Null) => None,
+            Some(Value::Object(o)) => parse_object(o, &mut errors),
+            Some(_) => {
+                errors.push(FieldError::new(
+                    "object",
+                    "must be an object with kind and name",
+                ));
+                None
+            }
+        };
+        if let Some(t) = event_type {
+            if t.resource == "requests" {
+                match &object {
+                    None if !errors.iter().any(|e| e.field.starts_with("object")) => {
+                        errors.push(
+                            FieldError::new(
+                                "object",
+                                "is required for requests events: name the deployment, pipeline or experiment",
+                            ),
+                        );
+                    }
+                    Some(o) if !REQUEST_OBJECT_KINDS.contains(&o.kind.as_str()) => {
+                        errors.push(
+                            FieldError::new(
+                                "object.kind",
+                                format!("`{}` cannot receive requests", o.kind),
+                            )
+                            .with_valid(
+                                REQUEST_OBJECT_KINDS.iter().map(|k| k.to_string()).collect(),
+                            ),
+                        );
+                    }
+                    _ => {}
+                }
+            }
+        }
+
+        let data = match obj.get("data") {
+            None | Some(Value::Null) => Map::new(),
+            Some(Value::Object(d)) => d.clone(),
+            Some(_) => {
+                errors.push(FieldError::new("data", "must be a JSON object"));
+                Map::new()
+            }
+        };
+
+        let result = match obj.get("result") {
+            None | Some(Value::Null) => None,
+            Some(r) => {
+                // Never sent above the limit, so never carried: keeps queue messages small.
+                let size = serde_json::to_vec(r).map(|v| v.len()).unwrap_or(usize::MAX);
+                (size <= MAX_RESULT_BYTES).then(|| r.clone())
+            }
+        };
+
+        let text = optional_string(obj, "text", MAX_TEXT_LEN, &mut errors);
+
+        if !errors.is_empty() {
+            return Err(Error::Validation(errors));
+        }
+        let event_type = event_type.expect("a missing type is a validation error");
+        let text =
+            text.unwrap_or_else(|| describe(event_type, object.as_ref(), project.as_deref()));
+        Ok(Event {
+            id,
+            event_type: event_type.name.to_string(),
+            occurred_at,
+            project,
+            environment_type,
+            object,
+            data,
+            result,
+            text,
+            test: false,
+        })
+    }
+
+    /// A test event: the catalog sample of `event_type`, marked `test`.
+    pub fn sample(event_type: &EventType, now: OffsetDateTime) -> Event {
+        let mut event = Event::parse(&catalog::sample(event_type), now)
+            .expect("catalog samples are valid events");
+        event.test = true;
+        event
+    }
+}
+
+pub fn valid_event_id(s: &str) -> bool {
+    (1..=MAX_ID_LEN).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b':' | b'-'))
+}
+
+fn optional_string(
+    obj: &Map<String, Value>,
+    field: &str,
+    max: usize,
+    errors: &mut Vec<FieldError>,
+) -> Option<String> {
+    match obj.get(field) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s.chars().count() <= max && !s.trim().is_empty() => {
+            Some(s.clone())
+        }
+        Some(Value::String(s)) if s.trim().is_empty() => {
+            errors.push(FieldError::new(field, "must not be empty"));
+            None
+        }
+        Some(Value::String(_)) => {
+            errors.push(FieldError::new(
+                field,
+                format!("must be at most {max} characters"),
+            ));
+            None
+        }
+        Some(_) => {
+            errors.push(FieldError::new(field, "must be a string"));
+            None
+        }
+    }
+}
+
+fn parse_object(o: &Map<String, Value>, errors: &mut Vec<FieldError>) -> Option<ObjectRef> {
+    let before = errors.len();
+    for key in o.keys() {
+        if !["kind", "name", "version", "id"].contains(&key.as_str()) {
+            errors.push(FieldError::new(format!("object.{key}"), "unknown field"));
+        }
+    }
+    let mut required = |field: &str| {
+        let s = optional_string(o, field, MAX_NAME_LEN, errors);
+        if s.is_none() && matches!(o.get(field), None | Some(Value::Null)) {
+            errors.push(FieldError::new(format!("object.{field}"), "is required"));
+        }
+        s
+    };
+    let kind = required("kind");
+    let name = required("name");
+    let version = optional_string(o, "version", MAX_NAME_LEN, errors);
+    let id = optional_string(o, "id", MAX_NAME_LEN, errors);
+    for e in &mut errors[before..] {
+        if !e.field.starts_with("object.") {
+            e.field = format!("object.{}", e.field);
+        }
+    }
+    Some(ObjectRef {
+        kind: kind?,
+        name: name?,
+        version,
+        id,
+    })
+}
+
+/// The human line used when the platform sends no `text`, e.g.
+/// "Deployment model-a v1: request completed in project fraud-detection".
+pub fn describe(t: &EventType, object: Option<&ObjectRef>, project: Option<&str>) -> String {
+    let mut text = String::with_capacity(64);
+    match object {
+        Some(o) => {
+            text.push_str(&capitalize(&o.kind));
+            text.push(' ');
+            text.push_str(&o.name);
+            if let Some(v) = &o.version {
+                text.push(' ');
+                text.push_str(v);
+            }
+        }
+        None => text.push_str(&capitalize(t.resource.trim_end_matches('s'))),
+    }
+    if t.resource == "requests" {
+        text.push_str(": request ");
+    } else {
+        text.push(' ');
+    }
+    text.push_str(t.status);
+    if let Some(p) = project {
+        text.push_str(" in project ");
+        text.push_str(p);
+    }
+    text
+}
+
+fn capitalize(s: &str) -> String {
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(c) => c.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+    use time::macros::datetime;
+
+    const NOW: OffsetDateTime = datetime!(2026-11-22 10:00 UTC);
+
+    fn fields(err: Error) -> Vec<String> {
+        match err {
+            Error::Validation(errors) => errors.into_iter().map(|e| e.field).collect(),
+            other => panic!("expected a validation error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn minimal_event_gets_defaults() {
+        let e = Event::parse(&json!({"type": "experiments.failed"}), NOW).unwrap();
+        assert!(
+            e.id.starts_with("evt_") && e.id.len() == 30,
+            "a ULID is generated"
+        );
+        assert_eq!(e.occurred_at, NOW);
+        assert_eq!(e.text, "Experiment failed");
+        assert!(e.data.is_empty());
+    }
+
+    #[test]
+    fn full_event_round_trips() {
+        let body = json!({
+            "id": "evt_1:a-b", "type": "requests.completed", "occurred_at": "2026-11-22T09:00:00+01:00",
+            "project": "fraud", "environment_type": "STAGING",
+            "object": {"kind": "pipeline", "name": "pipeline-1", "version": "v1"},
+            "data": {"request_id": "r1"}, "result": {"score": 1}
+        });
+        let e = Event::parse(&body, NOW).unwrap();
+        assert_eq!(e.id, "evt_1:a-b");
+        assert_eq!(e.occurred_at, datetime!(2026-11-22 08:00 UTC));
+        assert_eq!(e.environment_type, Some(EnvironmentType::Staging));
+        assert_eq!(
+            e.text,
+            "Pipeline pipeline-1 v1: request completed in project fraud"
+        );
+        assert_eq!(e.result, Some(json!({"score": 1})));
+        let back: Event = serde_json::from_str(&serde_json::to_string(&e).unwrap()).unwrap();
+        assert_eq!(back, e);
+    }
+
+    #[test]
+    fn unknown_type_lists_valid_types() {
+        let err = Event::parse(&json!({"type": "experiments.exploded"}), NOW).unwrap_err();
+        let Error::Validation(errors) = err else {
+            panic!()
+        };
+        assert_eq!(errors[0].field, "type");
+        assert!(errors[0]
+            .valid
+            .as_ref()
+            .unwrap()
+            .contains(&"experiments.failed".to_string()));
+    }
+
+    #[test]
+    fn every_bad_field_is_named() {
+        let body = json!({
+            "id": "has.dot", "type": 3, "occurred_at": "yesterday", "project": "",
+            "environment_type": "prod", "object": {"kind": "x"}, "data": [1], "text": 5, "colour": "red"
+        });
+        let mut got = fields(Event::parse(&body, NOW).unwrap_err());
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                "colour",
+                "data",
+                "environment_type",
+                "id",
+                "object.name",
+                "occurred_at",
+                "project",
+                "text",
+                "type"
+            ]
+        );
+    }
+
+    #[test]
+    fn requests_need_a_request_capable_object() {
+        assert_eq!(
+            fields(Event::parse(&json!({"type": "requests.failed"}), NOW).unwrap_err()),
+            ["object"]
+        );
+        let body =
+            json!({"type": "requests.failed", "object": {"kind": "environment", "name": "prod"}});
+        assert_eq!(
+            fields(Event::parse(&body, NOW).unwrap_err()),
+            ["object.kind"]
+        );
+    }
+
+    #[test]
+    fn oversized_result_is_not_carried() {
+        let big = "x".repeat(MAX_RESULT_BYTES + 1);
+        let e = Event::parse(&json!({"type": "jobs.succeeded", "result": big}), NOW).unwrap();
+        assert_eq!(e.result, None);
+    }
+
+    #[test]
+    fn non_object_body_is_a_bad_request() {
+        assert!(matches!(
+            Event::parse(&json!([1]), NOW),
+            Err(Error::BadRequest(_))
+        ));
+    }
+
+    #[test]
+    fn every_catalog_sample_is_a_valid_test_event() {
+        for t in catalog::EVENT_TYPES {
+            let e = Event::sample(t, NOW);
+            assert!(e.test);
+            assert_eq!(e.event_type, t.name);
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn ids_accepted_iff_charset_and_length(id in "[A-Za-z0-9_:.\\- ]{0,140}") {
+            let ok = !id.is_empty() && id.len() <= 128 && id.chars().all(|c| c.is_ascii_alphanumeric() || "_:-".contains(c));
+            let parsed = Event::parse(&json!({"type": "jobs.failed", "id": id}), NOW);
+            prop_assert_eq!(parsed.is_ok(), ok);
+        }
+
+        #[test]
+        fn parse_never_panics(body in any::<String>()) {
+            if let Ok(v) = serde_json::from_str::<Value>(&body) {
+                let _ = Event::parse(&v, NOW);
+            }
+        }
+    }
+}

@@ -1,0 +1,30 @@
+//! Payload formats: one [`Formatter`] per webhook kind.
+
+mod slack;
+mod standard;
+
+pub use slack::Slack;
+pub use standard::Standard;
+
+use crate::event::Event;
+use crate::webhook::Kind;
+
+/// Turns an event into the body one kind of receiver expects. Formatters write into a caller's
+/// buffer so the dispatch hot path can reuse allocations.
+pub trait Formatter: Send + Sync {
+    fn format(&self, event: &Event, include_result: bool, out: &mut Vec<u8>);
+}
+
+pub fn formatter(kind: Kind) -> &'static dyn Formatter {
+    match kind {
+        Kind::Standard => &Standard,
+        Kind::Slack => &Slack,
+    }
+}
+
+/// Formats into a fresh buffer.
+pub fn render(kind: Kind, event: &Event, include_result: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(512);
+    formatter(kind).format(event, include_result, &mut out);
+    out
+}

@@ -1,0 +1,159 @@
+//! The delivery client: one reqwest client (rustls, pooled) per container, no redirects, the
+//! guarded resolver, a hard timeout, and at most 1 KiB of each answer kept.
+
+use super::guard::{self, BlockedHost, GuardedResolver, TargetPolicy};
+use crate::delivery::RESPONSE_SNIPPET_BYTES;
+use bytes::Bytes;
+use http::HeaderMap;
+use std::error::Error as _;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub const USER_AGENT: &str = concat!("Herald/", env!("CARGO_PKG_VERSION"));
+
+/// Why a request got no HTTP answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeliveryError {
+    #[error("blocked: {0}")]
+    Blocked(String),
+    #[error("timeout: no answer within {0:?}")]
+    Timeout(Duration),
+    #[error("dns: {0}")]
+    Dns(String),
+    #[error("connect: {0}")]
+    Connect(String),
+    #[error("request: {0}")]
+    Request(String),
+}
+
+/// What one POST did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostOutcome {
+    pub status_code: Option<u16>,
+    pub response_body: Option<String>,
+    pub duration: Duration,
+    pub error: Option<DeliveryError>,
+}
+
+#[derive(Clone)]
+pub struct Outbound {
+    client: reqwest::Client,
+    policy: TargetPolicy,
+    require_https: bool,
+    timeout: Duration,
+}
+
+impl Outbound {
+    pub fn new(policy: TargetPolicy, require_https: bool, timeout: Duration) -> Self {
+        let client = reqwest::Client::builder()
+            .user_agent(USER_AGENT)
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(5)))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .tcp_nodelay(true)
+            .no_proxy()
+            .dns_resolver(Arc::new(GuardedResolver { policy }))
+            .build()
+            .expect("a client with a fixed configuration builds");
+        Outbound {
+            client,
+            policy,
+            require_https,
+            timeout,
+        }
+    }
+
+    pub fn policy(&self) -> TargetPolicy {
+        self.policy
+    }
+
+    /// POSTs `body` to `url`. Never fails: every outcome is data for the delivery log.
+    pub async fn post(&self, url: &str, headers: HeaderMap, body: Bytes) -> PostOutcome {
+        let started = Instant::now();
+        // Literal addresses bypass the resolver, so the URL is checked on every request too.
+        if let Err(e) = guard::check_url(url, self.policy, self.require_https) {
+            return PostOutcome {
+                status_code: None,
+                response_body: None,
+                duration: started.elapsed(),
+                error: Some(DeliveryError::Blocked(format!("url {e}"))),
+            };
+        }
+        let result = self
+            .client
+            .post(url)
+            .headers(headers)
+            .body(body)
+            .send()
+            .await;
+        let mut response = match result {
+            Ok(r) => r,
+            Err(e) => {
+                return PostOutcome {
+                    status_code: None,
+                    response_body: None,
+                    duration: started.elapsed(),
+                    error: Some(self.classify(&e)),
+                }
+            }
+        };
+        let status = response.status().as_u16();
+        let mut snippet = Vec::new();
+        while snippet.len() < RESPONSE_SNIPPET_BYTES {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    let room = RESPONSE_SNIPPET_BYTES - snippet.len();
+                    snippet.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                }
+                // The status is what counts; a body cut short is still logged as far as it came.
+                Ok(None) | Err(_) => break,
+            }
+        }
+        PostOutcome {
+            status_code: Some(status),
+            response_body: (!snippet.is_empty())
+                .then(|| String::from_utf8_lossy(&snippet).into_owned()),
+            duration: started.elapsed(),
+            error: None,
+        }
+    }
+
+    fn classify(&self, e: &reqwest::Error) -> DeliveryError {
+        let mut source = e.source();
+        while let Some(s) = source {
+            if let Some(blocked) = s.downcast_ref::<BlockedHost>() {
+                return DeliveryError::Blocked(blocked.to_string());
+            }
+            if let Some(io) = s.downcast_ref::<std::io::Error>() {
+                if e.is_connect() && io.kind() == std::io::ErrorKind::ConnectionRefused {
+                    return DeliveryError::Connect("connection refused".into());
+                }
+            }
+            source = s.source();
+        }
+        if e.is_timeout() {
+            return DeliveryError::Timeout(self.timeout);
+        }
+        let detail = root_cause(e);
+        if e.is_connect() {
+            if detail.contains("failed to lookup")
+                || detail.contains("Name or service not known")
+                || detail.contains("No address associated")
+                || detail.contains("nodename nor servname")
+            {
+                return DeliveryError::Dns(detail);
+            }
+            return DeliveryError::Connect(detail);
+        }
+        DeliveryError::Request(detail)
+    }
+}
+
+fn root_cause(e: &reqwest::Error) -> String {
+    let mut last: &dyn std::error::Error = e;
+    while let Some(s) = last.source() {
+        last = s;
+    }
+    last.to_string()
+}

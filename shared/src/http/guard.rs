@@ -1,0 +1,299 @@
+//! The SSRF guard: which URLs and addresses Herald may send to (SPEC §4).
+//!
+//! URLs are checked when a webhook is saved and again before every request; host names are
+//! resolved by [`GuardedResolver`], which hands the client only addresses it checked, so the
+//! connection goes to a vetted address and a second (rebinding) lookup never happens.
+
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use url::{Host, Url};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetPolicy {
+    /// Only public addresses (the Lambda default).
+    Public,
+    /// Also loopback and private ranges (the local stack's default).
+    Private,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UrlError {
+    #[error("is not a valid absolute URL")]
+    Invalid,
+    #[error("must be at most {0} characters")]
+    TooLong(usize),
+    #[error("must use https (or http unless HERALD_REQUIRE_HTTPS is set)")]
+    Scheme,
+    #[error("must not carry credentials (user:pass@); put secrets in a protected header")]
+    Credentials,
+    #[error("must name a host")]
+    NoHost,
+    #[error("points to {0}, a non-public address that webhooks may not target")]
+    Blocked(IpAddr),
+}
+
+/// A host whose resolved addresses include one the policy refuses.
+#[derive(Debug, thiserror::Error)]
+#[error("{host} resolves to {ip}, a non-public address that webhooks may not target")]
+pub struct BlockedHost {
+    pub host: String,
+    pub ip: IpAddr,
+}
+
+pub fn check_url(text: &str, policy: TargetPolicy, require_https: bool) -> Result<Url, UrlError> {
+    if text.len() > crate::webhook::MAX_URL_LEN {
+        return Err(UrlError::TooLong(crate::webhook::MAX_URL_LEN));
+    }
+    let url = Url::parse(text).map_err(|_| UrlError::Invalid)?;
+    match url.scheme() {
+        "https" => {}
+        "http" if !require_https => {}
+        _ => return Err(UrlError::Scheme),
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(UrlError::Credentials);
+    }
+    // The WHATWG parser has already turned `2130706433`, `0x7f.1` and `127.1` into 127.0.0.1.
+    let ip = match url.host() {
+        None => return Err(UrlError::NoHost),
+        Some(Host::Domain("")) => return Err(UrlError::NoHost),
+        Some(Host::Domain(_)) => None,
+        Some(Host::Ipv4(v4)) => Some(IpAddr::V4(v4)),
+        Some(Host::Ipv6(v6)) => Some(IpAddr::V6(v6)),
+    };
+    if let Some(ip) = ip {
+        if !ip_allowed(ip, policy) {
+            return Err(UrlError::Blocked(ip));
+        }
+    }
+    Ok(url)
+}
+
+/// May a request go to `ip` under `policy`?
+pub fn ip_allowed(ip: IpAddr, policy: TargetPolicy) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4_allowed(v4, policy),
+        IpAddr::V6(v6) => {
+            // Forms that embed an IPv4 address are judged by that address.
+            if let Some(v4) = embedded_v4(v6) {
+                return v4_allowed(v4, policy);
+            }
+            v6_allowed(v6, policy)
+        }
+    }
+}
+
+fn v4_allowed(ip: Ipv4Addr, policy: TargetPolicy) -> bool {
+    let [a, b, c, _] = ip.octets();
+    let never = ip.is_link_local() // 169.254/16: cloud metadata lives here
+        || ip.is_unspecified()
+        || ip.is_multicast()
+        || ip.is_broadcast()
+        || a == 0
+        || a >= 240;
+    if never {
+        return false;
+    }
+    let private = ip.is_loopback() || ip.is_private() || (a == 100 && (64..128).contains(&b)); // CGNAT 100.64/10
+    if private {
+        return policy == TargetPolicy::Private;
+    }
+    let special = (a == 192 && b == 0 && c == 0) // IETF protocol assignments
+        || (a == 192 && b == 0 && c == 2) // TEST-NET-1
+        || (a == 198 && b == 51 && c == 100) // TEST-NET-2
+        || (a == 203 && b == 0 && c == 113) // TEST-NET-3
+        || (a == 198 && (b == 18 || b == 19)) // benchmarking
+        || (a == 192 && b == 88 && c == 99); // 6to4 relay anycast
+    !special
+}
+
+fn v6_allowed(ip: Ipv6Addr, policy: TargetPolicy) -> bool {
+    let seg = ip.segments();
+    let never = ip.is_unspecified()
+        || ip.is_multicast()
+        || (seg[0] & 0xffc0) == 0xfe80 // link-local
+        || (seg[0] == 0xfd00 && seg[1] == 0x0ec2); // fd00:ec2::/32, EC2 metadata
+    if never {
+        return false;
+    }
+    let private = ip.is_loopback() || (seg[0] & 0xfe00) == 0xfc00; // ULA fc00::/7
+    if private {
+        return policy == TargetPolicy::Private;
+    }
+    let special = (seg[0] == 0x2001 && seg[1] == 0x0db8) // documentation
+        || (seg[0] == 0x2001 && seg[1] == 0) // Teredo: tunnels to arbitrary IPv4
+        || (seg[0] == 0x0100 && seg[1..4] == [0, 0, 0]) // discard-only
+        || (seg[0] & 0xffc0) == 0xfec0; // deprecated site-local
+    !special
+}
+
+/// IPv4-mapped (`::ffff:a.b.c.d`), IPv4-compatible (`::a.b.c.d`), NAT64 (`64:ff9b::/96`) and
+/// 6to4 (`2002:AABB:CCDD::/48`) addresses all reach an IPv4 host.
+fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
+    let seg = ip.segments();
+    let o = ip.octets();
+    if let Some(v4) = ip.to_ipv4_mapped() {
+        return Some(v4);
+    }
+    if seg[..6] == [0, 0, 0, 0, 0, 0] && !ip.is_loopback() && !ip.is_unspecified() {
+        return Some(Ipv4Addr::new(o[12], o[13], o[14], o[15]));
+    }
+    if seg[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+        return Some(Ipv4Addr::new(o[12], o[13], o[14], o[15]));
+    }
+    if seg[0] == 0x2002 {
+        return Some(Ipv4Addr::new(o[2], o[3], o[4], o[5]));
+    }
+    None
+}
+
+/// Resolves host names for the delivery client and refuses hosts with any non-allowed address.
+pub struct GuardedResolver {
+    pub policy: TargetPolicy,
+}
+
+impl Resolve for GuardedResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let policy = self.policy;
+        let host = name.as_str().to_string();
+        Box::pin(async move {
+            let addrs: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            if let Some(bad) = addrs.iter().find(|a| !ip_allowed(a.ip(), policy)) {
+                return Err(Box::new(BlockedHost { host, ip: bad.ip() })
+                    as Box<dyn std::error::Error + Send + Sync>);
+            }
+            Ok(Box::new(addrs.into_iter()) as Addrs)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn blocked(url: &str, policy: TargetPolicy) -> bool {
+        matches!(check_url(url, policy, false), Err(UrlError::Blocked(_)))
+    }
+
+    #[test]
+    fn numeric_tricks_are_normalised_then_blocked() {
+        for url in [
+            "http://2130706433/",
+            "http://0x7f.1/",
+            "http://127.1/",
+            "http://0177.0.0.1/",
+            "http://[::ffff:127.0.0.1]/",
+            "http://[::ffff:7f00:1]/",
+            "http://localhost.:80@127.0.0.1/",
+        ] {
+            let r = check_url(url, TargetPolicy::Public, false);
+            assert!(r.is_err(), "{url} should be refused");
+        }
+    }
+
+    #[test]
+    fn metadata_and_link_local_are_refused_under_both_policies() {
+        for url in [
+            "http://169.254.169.254/latest/meta-data/",
+            "http://[fd00:ec2::254]/",
+            "http://[fe80::1]/",
+            "http://0.0.0.0/",
+            "http://[::]/",
+            "http://224.0.0.1/",
+            "http://255.255.255.255/",
+            "http://[::ffff:169.254.169.254]/",
+            "http://[64:ff9b::a9fe:a9fe]/",
+        ] {
+            assert!(blocked(url, TargetPolicy::Public), "{url}");
+            assert!(blocked(url, TargetPolicy::Private), "{url}");
+        }
+    }
+
+    #[test]
+    fn private_ranges_depend_on_policy() {
+        for url in [
+            "http://127.0.0.1:8080/",
+            "http://10.1.2.3/",
+            "http://172.16.0.1/",
+            "http://192.168.1.1/",
+            "http://100.64.0.1/",
+            "http://[::1]/",
+            "http://[fc00::1]/",
+            "http://[2002:7f00:1::]/",
+        ] {
+            assert!(blocked(url, TargetPolicy::Public), "{url}");
+            assert!(!blocked(url, TargetPolicy::Private), "{url}");
+        }
+    }
+
+    #[test]
+    fn public_hosts_and_schemes() {
+        assert!(check_url(
+            "https://hooks.slack.com/services/T/B/X",
+            TargetPolicy::Public,
+            true
+        )
+        .is_ok());
+        assert!(check_url("http://8.8.8.8/", TargetPolicy::Public, false).is_ok());
+        assert_eq!(
+            check_url("http://a.example/", TargetPolicy::Public, true),
+            Err(UrlError::Scheme)
+        );
+        assert_eq!(
+            check_url("file:///etc/passwd", TargetPolicy::Private, false),
+            Err(UrlError::Scheme)
+        );
+        assert_eq!(
+            check_url("https://u:p@a.example/", TargetPolicy::Public, false),
+            Err(UrlError::Credentials)
+        );
+        assert_eq!(
+            check_url("https://u@a.example/", TargetPolicy::Public, false),
+            Err(UrlError::Credentials)
+        );
+        assert!(blocked("http://192.0.2.1/", TargetPolicy::Public));
+    }
+
+    #[tokio::test]
+    async fn resolver_refuses_names_that_resolve_to_loopback() {
+        let resolver = GuardedResolver {
+            policy: TargetPolicy::Public,
+        };
+        let err = resolver
+            .resolve("localhost".parse().unwrap())
+            .await
+            .err()
+            .expect("blocked");
+        assert!(err.to_string().contains("non-public"), "{err}");
+        let private = GuardedResolver {
+            policy: TargetPolicy::Private,
+        };
+        let addrs: Vec<_> = private
+            .resolve("localhost".parse().unwrap())
+            .await
+            .unwrap()
+            .collect();
+        assert!(addrs.iter().all(|a| a.ip().is_loopback()));
+    }
+
+    proptest! {
+        #[test]
+        fn every_private_v4_is_blocked_publicly(a in 0u8..=255, b in 0u8..=255, c in 0u8..=255, d in 0u8..=255) {
+            let ip = Ipv4Addr::new(a, b, c, d);
+            let non_public = ip.is_loopback() || ip.is_private() || ip.is_link_local() || ip.is_unspecified()
+                || ip.is_multicast() || ip.is_broadcast() || a == 0 || a >= 240 || (a == 100 && (64..128).contains(&b));
+            if non_public {
+                prop_assert!(!ip_allowed(IpAddr::V4(ip), TargetPolicy::Public));
+                let mapped = IpAddr::V6(ip.to_ipv6_mapped());
+                prop_assert!(!ip_allowed(mapped, TargetPolicy::Public));
+            }
+            if ip.is_link_local() {
+                prop_assert!(!ip_allowed(IpAddr::V4(ip), TargetPolicy::Private));
+            }
+            // The mapped form is always judged like the plain address.
+            prop_assert_eq!(ip_allowed(IpAddr::V4(ip), TargetPolicy::Public), ip_allowed(IpAddr::V6(ip.to_ipv6_mapped()), TargetPolicy::Public));
+        }
+    }
+}

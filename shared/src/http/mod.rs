@@ -1,0 +1,7 @@
+//! Outbound HTTP: the one client every delivery uses, behind the SSRF guard.
+
+pub mod client;
+pub mod guard;
+
+pub use client::{DeliveryError, Outbound, PostOutcome};
+pub use guard::TargetPolicy;

@@ -1,0 +1,25 @@
+//! Herald's library crate: the domain (catalog, events, webhooks, matching, formats, signing,
+//! deliveries), the ports (`Store`, `Queue`) with their DynamoDB/SQS and in-memory adapters, the
+//! services that orchestrate them, and the axum router every host serves.
+
+mod aws_error;
+pub mod catalog;
+pub mod config;
+pub mod delivery;
+pub mod error;
+pub mod event;
+pub mod format;
+pub mod http;
+pub mod ids;
+pub mod matching;
+pub mod queue;
+pub mod runtime;
+pub mod secret;
+pub mod service;
+pub mod signing;
+pub mod store;
+pub mod web;
+pub mod webhook;
+
+pub use config::Config;
+pub use error::{Error, FieldError};

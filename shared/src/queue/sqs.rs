@@ -1,0 +1,190 @@
+//! The SQS queue. Batches are cut to SQS's limits (10 entries, 256 KiB) here, not by callers.
+
+use super::{Queue, Received};
+use crate::error::{Error, Result};
+use async_trait::async_trait;
+use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_sqs::types::{
+    MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry,
+};
+use aws_sdk_sqs::Client;
+use std::time::Duration;
+
+const MAX_BATCH_ENTRIES: usize = 10;
+const MAX_BATCH_BYTES: usize = 256 * 1024;
+/// SQS's longest delay; longer waits are chained by the caller.
+pub const MAX_DELAY: Duration = Duration::from_secs(900);
+
+#[derive(Clone)]
+pub struct SqsQueue {
+    client: Client,
+    url: String,
+}
+
+fn queue_err<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
+    e: SdkError<E, R>,
+) -> Error {
+    let detail = crate::aws_error::detail(&e);
+    tracing::warn!(error = %detail, "sqs call failed");
+    Error::Queue(detail)
+}
+
+impl SqsQueue {
+    pub fn new(client: Client, url: impl Into<String>) -> Self {
+        SqsQueue {
+            client,
+            url: url.into(),
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Creates `name` and its dead-letter queue `name-dlq` (after `max_receives`) if absent:
+    /// for the local stack and tests. In AWS the SAM template owns the queues.
+    pub async fn ensure(client: Client, name: &str, max_receives: u32) -> Result<SqsQueue> {
+        let dlq_url = client
+            .create_queue()
+            .queue_name(format!("{name}-dlq"))
+            .send()
+            .await
+            .map_err(queue_err)?
+            .queue_url
+            .ok_or_else(|| Error::Queue("create_queue returned no URL".into()))?;
+        let dlq_arn = client
+            .get_queue_attributes()
+            .queue_url(&dlq_url)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .map_err(queue_err)?
+            .attributes
+            .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
+            .ok_or_else(|| Error::Queue("dead-letter queue has no ARN".into()))?;
+        let redrive = serde_json::json!({
+            "deadLetterTargetArn": dlq_arn,
+            "maxReceiveCount": max_receives.to_string(),
+        })
+        .to_string();
+        let url = client
+            .create_queue()
+            .queue_name(name)
+            .attributes(QueueAttributeName::RedrivePolicy, redrive)
+            .attributes(QueueAttributeName::VisibilityTimeout, "60")
+            .send()
+            .await
+            .map_err(queue_err)?
+            .queue_url
+            .ok_or_else(|| Error::Queue("create_queue returned no URL".into()))?;
+        Ok(SqsQueue::new(client, url))
+    }
+}
+
+#[async_trait]
+impl Queue for SqsQueue {
+    async fn send(&self, body: String, delay: Duration) -> Result<()> {
+        self.client
+            .send_message()
+            .queue_url(&self.url)
+            .message_body(body)
+            .delay_seconds(delay.min(MAX_DELAY).as_secs() as i32)
+            .send()
+            .await
+            .map_err(queue_err)?;
+        Ok(())
+    }
+
+    async fn send_batch(&self, bodies: Vec<String>) -> Result<Vec<Result<(), String>>> {
+        let mut results: Vec<Result<(), String>> = vec![Ok(()); bodies.len()];
+        let mut start = 0;
+        while start < bodies.len() {
+            // Cut the next chunk at 10 entries or 256 KiB, whichever comes first.
+            let mut end = start;
+            let mut bytes = 0;
+            while end < bodies.len()
+                && end - start < MAX_BATCH_ENTRIES
+                && (end == start || bytes + bodies[end].len() <= MAX_BATCH_BYTES)
+            {
+                bytes += bodies[end].len();
+                end += 1;
+            }
+            let entries = (start..end)
+                .map(|i| {
+                    SendMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .message_body(&bodies[i])
+                        .build()
+                        .expect("id and body are set")
+                })
+                .collect();
+            match self
+                .client
+                .send_message_batch()
+                .queue_url(&self.url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+            {
+                Ok(out) => {
+                    for failed in out.failed {
+                        if let Ok(i) = failed.id.parse::<usize>() {
+                            results[i] = Err(failed.message.unwrap_or_else(|| failed.code.clone()));
+                        }
+                    }
+                }
+                Err(e) => {
+                    let err = queue_err(e).to_string();
+                    for r in &mut results[start..end] {
+                        *r = Err(err.clone());
+                    }
+                }
+            }
+            start = end;
+        }
+        Ok(results)
+    }
+
+    async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<Received>> {
+        let out = self
+            .client
+            .receive_message()
+            .queue_url(&self.url)
+            .max_number_of_messages(max.clamp(1, 10) as i32)
+            .wait_time_seconds(wait.as_secs().min(20) as i32)
+            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .send()
+            .await
+            .map_err(queue_err)?;
+        Ok(out
+            .messages
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|m| {
+                let receive_count = m
+                    .attributes
+                    .as_ref()
+                    .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(1);
+                Some(Received {
+                    message_id: m.message_id?,
+                    receipt: m.receipt_handle?,
+                    body: m.body.unwrap_or_default(),
+                    receive_count,
+                })
+            })
+            .collect())
+    }
+
+    async fn delete(&self, receipt: &str) -> Result<()> {
+        self.client
+            .delete_message()
+            .queue_url(&self.url)
+            .receipt_handle(receipt)
+            .send()
+            .await
+            .map_err(queue_err)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,70 @@
+//! Wiring shared by every host (the three Lambdas and `herald dev`): logging, AWS clients,
+//! and the services built once per process from the configuration.
+
+use crate::config::Config;
+use crate::error::Result;
+use crate::http::Outbound;
+use crate::queue::{Queue, SqsQueue};
+use crate::service::{Api, Dispatcher, Ingest};
+use crate::store::{DynamoStore, Store};
+use crate::web::AppState;
+use crate::webhook::UrlRules;
+use std::sync::Arc;
+
+/// Logs as JSON lines (CloudWatch) or human text (terminal), filtered by `RUST_LOG`.
+pub fn init_tracing(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let _ = if json {
+        builder.json().with_ansi(false).without_time().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+/// The AWS SDK configuration from the environment (credentials, region, `AWS_ENDPOINT_URL`).
+pub async fn aws_sdk_config() -> aws_config::SdkConfig {
+    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+}
+
+pub fn dynamo_store(sdk: &aws_config::SdkConfig, config: &Config) -> DynamoStore {
+    DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), &config.table_name)
+}
+
+/// The events queue: `HERALD_QUEUE_URL` when set (Lambda), else `HERALD_QUEUE_NAME` created
+/// with its DLQ when absent (local stack against an emulator or a sandbox account).
+pub async fn sqs_queue(sdk: &aws_config::SdkConfig, config: &Config) -> Result<SqsQueue> {
+    let client = aws_sdk_sqs::Client::new(sdk);
+    match &config.queue_url {
+        Some(url) => Ok(SqsQueue::new(client, url)),
+        None => SqsQueue::ensure(client, &config.queue_name, 5).await,
+    }
+}
+
+pub fn url_rules(config: &Config) -> UrlRules {
+    UrlRules {
+        policy: config.target_policy,
+        require_https: config.require_https,
+    }
+}
+
+pub fn app_state(config: &Config, store: Arc<dyn Store>, queue: Arc<dyn Queue>) -> AppState {
+    AppState {
+        ingest: Arc::new(Ingest::new(store.clone(), queue)),
+        api: Arc::new(Api::new(store.clone(), url_rules(config))),
+        store,
+    }
+}
+
+pub fn dispatcher(config: &Config, store: Arc<dyn Store>) -> Dispatcher {
+    Dispatcher::new(
+        store,
+        Outbound::new(
+            config.target_policy,
+            config.require_https,
+            config.delivery_timeout,
+        ),
+        config.dispatch_concurrency,
+    )
+}

@@ -1,0 +1,10 @@
+//! Handlers as pure orchestration over the ports: no HTTP, no AWS types.
+
+pub mod api;
+pub mod dispatch;
+pub mod ingest;
+pub mod tenants;
+
+pub use api::Api;
+pub use dispatch::{Dispatcher, Record};
+pub use ingest::Ingest;

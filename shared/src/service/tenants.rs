@@ -1,0 +1,56 @@
+//! Tenants and API keys. Keys are random, shown once, and stored as SHA-256 hashes.
+
+use crate::error::Result;
+use crate::store::{ApiKey, Store, Tenant};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+
+/// The hex SHA-256 of a presented key: what the store indexes keys by.
+pub fn hash_key(key: &str) -> String {
+    let digest = Sha256::digest(key.as_bytes());
+    let mut out = String::with_capacity(64);
+    for b in digest {
+        out.push(char::from_digit((b >> 4) as u32, 16).expect("nibble"));
+        out.push(char::from_digit((b & 0xf) as u32, 16).expect("nibble"));
+    }
+    out
+}
+
+/// Makes sure `tenant_id` exists and accepts `key`: how the local stack and tests set up the
+/// tenant behind `HERALD_API_KEY`. Idempotent.
+pub async fn ensure_tenant_with_key(
+    store: &dyn Store,
+    tenant_id: &str,
+    name: &str,
+    key: &str,
+) -> Result<()> {
+    let now = OffsetDateTime::now_utc();
+    store
+        .put_tenant(&Tenant {
+            id: tenant_id.to_string(),
+            name: name.to_string(),
+            created_at: now,
+        })
+        .await?;
+    store
+        .put_api_key(&ApiKey {
+            id: crate::ids::prefixed("key"),
+            tenant_id: tenant_id.to_string(),
+            hash: hash_key(key),
+            created_at: now,
+        })
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_is_hex_sha256() {
+        assert_eq!(
+            hash_key("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}

@@ -1,0 +1,179 @@
+//! The in-memory store: the local stack's default and the unit tests' store. A real
+//! implementation with the same semantics as DynamoDB, not a mock.
+
+use super::{ApiKey, Page, Store, Tenant};
+use crate::delivery::Delivery;
+use crate::error::{Error, Result};
+use crate::webhook::Webhook;
+use async_trait::async_trait;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::RwLock;
+use time::OffsetDateTime;
+
+#[derive(Default)]
+struct State {
+    tenants: HashMap<String, Tenant>,
+    keys: HashMap<String, ApiKey>,
+    /// (tenant, webhook id) in id order, which is creation order for ULIDs.
+    webhooks: BTreeMap<(String, String), Webhook>,
+    deliveries: BTreeMap<String, Delivery>,
+    claims: HashMap<(String, String), OffsetDateTime>,
+}
+
+#[derive(Default)]
+pub struct MemoryStore {
+    state: RwLock<State>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn put_tenant(&self, tenant: &Tenant) -> Result<()> {
+        self.write()
+            .tenants
+            .insert(tenant.id.clone(), tenant.clone());
+        Ok(())
+    }
+
+    async fn put_api_key(&self, key: &ApiKey) -> Result<()> {
+        self.write().keys.insert(key.hash.clone(), key.clone());
+        Ok(())
+    }
+
+    async fn tenant_for_key(&self, key_hash: &str) -> Result<Option<String>> {
+        Ok(self.read().keys.get(key_hash).map(|k| k.tenant_id.clone()))
+    }
+
+    async fn create_webhook(&self, webhook: &Webhook) -> Result<()> {
+        let mut state = self.write();
+        let key = (webhook.tenant_id.clone(), webhook.id.clone());
+        if state.webhooks.contains_key(&key) {
+            return Err(Error::Conflict(format!("webhook {} exists", webhook.id)));
+        }
+        state.webhooks.insert(key, webhook.clone());
+        Ok(())
+    }
+
+    async fn get_webhook(&self, tenant_id: &str, id: &str) -> Result<Option<Webhook>> {
+        Ok(self
+            .read()
+            .webhooks
+            .get(&(tenant_id.to_string(), id.to_string()))
+            .cloned())
+    }
+
+    async fn list_webhooks(
+        &self,
+        tenant_id: &str,
+        limit: usize,
+        after: Option<&str>,
+    ) -> Result<Page<Webhook>> {
+        let state = self.read();
+        let mut items: Vec<Webhook> = state
+            .webhooks
+            .range((tenant_id.to_string(), after.unwrap_or("").to_string())..)
+            .take_while(|((t, _), _)| t == tenant_id)
+            .filter(|((_, id), _)| after.is_none_or(|a| id.as_str() > a))
+            .take(limit + 1)
+            .map(|(_, w)| w.clone())
+            .collect();
+        let more = items.len() > limit;
+        items.truncate(limit);
+        Ok(Page { items, more })
+    }
+
+    async fn enabled_webhooks(&self, tenant_id: &str) -> Result<Vec<Webhook>> {
+        Ok(self
+            .read()
+            .webhooks
+            .range((tenant_id.to_string(), String::new())..)
+            .take_while(|((t, _), _)| t == tenant_id)
+            .filter(|(_, w)| w.enabled)
+            .map(|(_, w)| w.clone())
+            .collect())
+    }
+
+    async fn delete_webhook(&self, tenant_id: &str, id: &str) -> Result<bool> {
+        Ok(self
+            .write()
+            .webhooks
+            .remove(&(tenant_id.to_string(), id.to_string()))
+            .is_some())
+    }
+
+    async fn put_delivery(&self, delivery: &Delivery) -> Result<()> {
+        self.write()
+            .deliveries
+            .insert(delivery.id.clone(), delivery.clone());
+        Ok(())
+    }
+
+    async fn get_delivery(&self, tenant_id: &str, id: &str) -> Result<Option<Delivery>> {
+        Ok(self
+            .read()
+            .deliveries
+            .get(id)
+            .filter(|d| d.tenant_id == tenant_id)
+            .cloned())
+    }
+
+    async fn list_deliveries(
+        &self,
+        tenant_id: &str,
+        webhook_id: &str,
+        limit: usize,
+        before: Option<&str>,
+    ) -> Result<Page<Delivery>> {
+        let state = self.read();
+        let mut items: Vec<Delivery> = state
+            .deliveries
+            .values()
+            .rev()
+            .filter(|d| before.is_none_or(|b| d.id.as_str() < b))
+            .filter(|d| d.tenant_id == tenant_id && d.webhook_id == webhook_id)
+            .take(limit + 1)
+            .cloned()
+            .collect();
+        let more = items.len() > limit;
+        items.truncate(limit);
+        Ok(Page { items, more })
+    }
+
+    async fn claim_event_id(
+        &self,
+        tenant_id: &str,
+        event_id: &str,
+        until: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<bool> {
+        let mut state = self.write();
+        let key = (tenant_id.to_string(), event_id.to_string());
+        match state.claims.get(&key) {
+            Some(expires) if *expires > now => Ok(false),
+            _ => {
+                state.claims.insert(key, until);
+                Ok(true)
+            }
+        }
+    }
+
+    async fn release_event_id(&self, tenant_id: &str, event_id: &str) -> Result<()> {
+        self.write()
+            .claims
+            .remove(&(tenant_id.to_string(), event_id.to_string()));
+        Ok(())
+    }
+}
