@@ -162,13 +162,16 @@ impl Event {
 
         let occurred_at = match obj.get("occurred_at") {
             None | Some(Value::Null) => now,
-            Some(Value::String(s)) => OffsetDateTime::parse(s, &Rfc3339).unwrap_or_else(|_| {
-                errors.push(FieldError::new(
-                    "occurred_at",
-                    "must be an RFC 3339 timestamp such as 2026-11-22T10:00:00Z",
-                ));
-                now
-            }),
+            // Normalised to UTC so every payload's timestamp reads the same way.
+            Some(Value::String(s)) => OffsetDateTime::parse(s, &Rfc3339)
+                .map(|t| t.to_offset(time::UtcOffset::UTC))
+                .unwrap_or_else(|_| {
+                    errors.push(FieldError::new(
+                        "occurred_at",
+                        "must be an RFC 3339 timestamp such as 2026-11-22T10:00:00Z",
+                    ));
+                    now
+                }),
             Some(_) => {
                 errors.push(FieldError::new("occurred_at", "must be a string"));
                 now
@@ -427,6 +430,11 @@ mod tests {
         let e = Event::parse(&body, NOW).unwrap();
         assert_eq!(e.id, "evt_1:a-b");
         assert_eq!(e.occurred_at, datetime!(2026-11-22 08:00 UTC));
+        assert_eq!(
+            e.occurred_at.offset(),
+            time::UtcOffset::UTC,
+            "normalised to UTC"
+        );
         assert_eq!(e.environment_type, Some(EnvironmentType::Staging));
         assert_eq!(
             e.text,

@@ -6,10 +6,12 @@ use std::sync::Arc;
 
 /// Builds the management router over DynamoDB. The queue is wired for the routes that enqueue
 /// (redelivery), so the api function reads the same `HERALD_QUEUE_URL` as ingest.
-pub async fn app(config: &Config) -> Result<axum::Router, herald_shared::Error> {
-    let sdk = runtime::aws_sdk_config().await;
-    let store = Arc::new(runtime::dynamo_store(&sdk, config));
-    let queue = Arc::new(runtime::sqs_queue(&sdk, config).await?);
+pub async fn app(
+    sdk: &aws_config::SdkConfig,
+    config: &Config,
+) -> Result<axum::Router, herald_shared::Error> {
+    let store = Arc::new(runtime::dynamo_store(sdk, config));
+    let queue = Arc::new(runtime::sqs_queue(sdk, config).await?);
     Ok(herald_shared::web::api_router(runtime::app_state(
         config, store, queue,
     )))

@@ -29,9 +29,8 @@ pub async fn handle(dispatcher: &Dispatcher, event: SqsEvent) -> SqsBatchRespons
 }
 
 /// The dispatcher over DynamoDB with the shared delivery client, built once per container.
-pub async fn dispatcher(config: &Config) -> Dispatcher {
-    let sdk = runtime::aws_sdk_config().await;
-    runtime::dispatcher(config, Arc::new(runtime::dynamo_store(&sdk, config)))
+pub fn dispatcher(sdk: &aws_config::SdkConfig, config: &Config) -> Dispatcher {
+    runtime::dispatcher(config, Arc::new(runtime::dynamo_store(sdk, config)))
 }
 
 pub fn config() -> Result<Config, herald_shared::config::ConfigError> {

@@ -5,7 +5,8 @@ use lambda_runtime::{service_fn, Error, LambdaEvent};
 async fn main() -> Result<(), Error> {
     herald_shared::runtime::init_tracing(true);
     let config = herald_dispatch::config()?;
-    let dispatcher = herald_dispatch::dispatcher(&config).await;
+    let sdk = herald_shared::runtime::aws_sdk_config().await;
+    let dispatcher = herald_dispatch::dispatcher(&sdk, &config);
     let dispatcher = &dispatcher;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         Ok::<SqsBatchResponse, Error>(herald_dispatch::handle(dispatcher, event.payload).await)

@@ -5,10 +5,12 @@ use herald_shared::runtime;
 use std::sync::Arc;
 
 /// Builds the ingest router over DynamoDB (dedupe claims, keys) and SQS.
-pub async fn app(config: &Config) -> Result<axum::Router, herald_shared::Error> {
-    let sdk = runtime::aws_sdk_config().await;
-    let store = Arc::new(runtime::dynamo_store(&sdk, config));
-    let queue = Arc::new(runtime::sqs_queue(&sdk, config).await?);
+pub async fn app(
+    sdk: &aws_config::SdkConfig,
+    config: &Config,
+) -> Result<axum::Router, herald_shared::Error> {
+    let store = Arc::new(runtime::dynamo_store(sdk, config));
+    let queue = Arc::new(runtime::sqs_queue(sdk, config).await?);
     Ok(herald_shared::web::ingest_router(runtime::app_state(
         config, store, queue,
     )))

@@ -60,8 +60,13 @@ impl Formatter for Slack {
             .unwrap_or((&event.event_type, ""));
         let emoji = status_emoji(status);
         let test = if event.test { "[TEST] " } else { "" };
+        let request = if resource == "requests" {
+            " request"
+        } else {
+            ""
+        };
         let subject = match &event.object {
-            Some(o) => format!("{} {}", o.kind, o.name),
+            Some(o) => format!("{} {}{request}", o.kind, o.name),
             None => resource.trim_end_matches('s').to_string(),
         };
         let header = truncate(&format!("{emoji} {test}{subject} {status}"), HEADER_MAX);

@@ -98,12 +98,15 @@ fn v4_allowed(ip: Ipv4Addr, policy: TargetPolicy) -> bool {
     if private {
         return policy == TargetPolicy::Private;
     }
-    let special = (a == 192 && b == 0 && c == 0) // IETF protocol assignments
-        || (a == 192 && b == 0 && c == 2) // TEST-NET-1
-        || (a == 198 && b == 51 && c == 100) // TEST-NET-2
-        || (a == 203 && b == 0 && c == 113) // TEST-NET-3
-        || (a == 198 && (b == 18 || b == 19)) // benchmarking
-        || (a == 192 && b == 88 && c == 99); // 6to4 relay anycast
+    let special = matches!(
+        (a, b, c),
+        (192, 0, 0) // IETF protocol assignments
+            | (192, 0, 2) // TEST-NET-1
+            | (198, 51, 100) // TEST-NET-2
+            | (203, 0, 113) // TEST-NET-3
+            | (198, 18..=19, _) // benchmarking
+            | (192, 88, 99) // 6to4 relay anycast
+    );
     !special
 }
 
@@ -120,9 +123,11 @@ fn v6_allowed(ip: Ipv6Addr, policy: TargetPolicy) -> bool {
     if private {
         return policy == TargetPolicy::Private;
     }
-    let special = (seg[0] == 0x2001 && seg[1] == 0x0db8) // documentation
-        || (seg[0] == 0x2001 && seg[1] == 0) // Teredo: tunnels to arbitrary IPv4
-        || (seg[0] == 0x0100 && seg[1..4] == [0, 0, 0]) // discard-only
+    let special = matches!(
+        (seg[0], seg[1]),
+        (0x2001, 0x0db8) // documentation
+            | (0x2001, 0) // Teredo: tunnels to arbitrary IPv4
+    ) || (seg[0] == 0x0100 && seg[1..4] == [0, 0, 0]) // discard-only
         || (seg[0] & 0xffc0) == 0xfec0; // deprecated site-local
     !special
 }

@@ -77,6 +77,10 @@ impl DynamoStore {
         }
     }
 
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
     /// Creates the table (with GSI1 and TTL) when it does not exist: for the local stack and
     /// tests. In AWS the SAM template owns the table.
     pub async fn ensure_table(&self) -> Result<()> {

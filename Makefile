@@ -1,0 +1,39 @@
+# Herald: `make dev` runs the local stack, `make test` installs test tools and runs every test.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV    ?= .venv
+PYTHON  ?= python3
+CARGO   ?= cargo
+PORT    ?= 3000
+
+.PHONY: help dev test venv lint unit clean
+
+help:
+	@echo "make dev    build and run the whole pipeline on 127.0.0.1:$(PORT) (in memory)"
+	@echo "make test   install test tools into $(VENV) and run fmt, clippy and every test"
+
+## The local stack: api + ingest + dispatch in one process.
+dev:
+	$(CARGO) run -p herald-cli -- dev --port $(PORT)
+
+## Python test tools (moto server, standardwebhooks) in a project-local venv.
+$(VENV)/.installed: requirements-test.txt
+	@$(PYTHON) -m venv --help >/dev/null 2>&1 || { \
+	  echo "python3 venv module missing: installing python3-venv"; \
+	  apt-get update -qq && apt-get install -y -qq python3-venv; }
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-test.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+test: venv lint
+	$(CARGO) test --workspace
+
+clean:
+	rm -rf $(VENV) target

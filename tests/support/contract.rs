@@ -1,0 +1,303 @@
+//! Behaviour every `Store` and `Queue` implementation must have, run against the in-memory
+//! ones and against DynamoDB/SQS on moto alike.
+
+use herald_shared::delivery::{Attempt, Delivery, DeliveryStatus};
+use herald_shared::queue::Queue;
+use herald_shared::secret::Secret;
+use herald_shared::store::{ApiKey, Store, Tenant};
+use herald_shared::webhook::{Filters, Kind, SigningSecret, Webhook};
+use herald_shared::Error;
+use std::time::Duration;
+use time::OffsetDateTime;
+
+pub fn webhook(tenant: &str, id: &str, enabled: bool) -> Webhook {
+    let now = OffsetDateTime::now_utc();
+    Webhook {
+        id: id.to_string(),
+        tenant_id: tenant.to_string(),
+        name: format!("name-{id}"),
+        description: String::new(),
+        url: "https://hooks.example.com/x".into(),
+        kind: Kind::Standard,
+        events: vec!["experiments.done".into()],
+        filters: Filters::default(),
+        headers: vec![],
+        include_result: false,
+        enabled,
+        disabled_reason: None,
+        secrets: vec![SigningSecret {
+            secret: Secret::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+            expires_at: None,
+        }],
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+pub async fn store_contract(store: &dyn Store) {
+    let now = OffsetDateTime::now_utc();
+
+    // Tenants and keys: keys resolve by hash only.
+    store
+        .put_tenant(&Tenant {
+            id: "tn_a".into(),
+            name: "a".into(),
+            created_at: now,
+        })
+        .await
+        .unwrap();
+    store
+        .put_api_key(&ApiKey {
+            id: "key_1".into(),
+            tenant_id: "tn_a".into(),
+            hash: "h1".into(),
+            created_at: now,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        store.tenant_for_key("h1").await.unwrap().as_deref(),
+        Some("tn_a")
+    );
+    assert_eq!(store.tenant_for_key("h2").await.unwrap(), None);
+
+    // Webhooks: create, conflict, get, scoping, listing, enabled filter, delete.
+    let ids: Vec<String> = (0..5).map(|i| format!("wh_0{i}")).collect();
+    for (i, id) in ids.iter().enumerate() {
+        store
+            .create_webhook(&webhook("tn_a", id, i != 2))
+            .await
+            .unwrap();
+    }
+    store
+        .create_webhook(&webhook("tn_b", "wh_09", true))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.create_webhook(&webhook("tn_a", "wh_00", true)).await,
+        Err(Error::Conflict(_))
+    ));
+    let got = store
+        .get_webhook("tn_a", "wh_01")
+        .await
+        .unwrap()
+        .expect("stored");
+    assert_eq!(
+        got,
+        webhook("tn_a", "wh_01", true).with_times(got.created_at, got.updated_at)
+    );
+    assert_eq!(
+        got.secrets[0].secret.expose(),
+        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    );
+    assert!(
+        store.get_webhook("tn_b", "wh_01").await.unwrap().is_none(),
+        "other tenant sees nothing"
+    );
+
+    let first = store.list_webhooks("tn_a", 2, None).await.unwrap();
+    assert_eq!(
+        first
+            .items
+            .iter()
+            .map(|w| w.id.as_str())
+            .collect::<Vec<_>>(),
+        ["wh_00", "wh_01"]
+    );
+    assert!(first.more);
+    let second = store.list_webhooks("tn_a", 2, Some("wh_01")).await.unwrap();
+    assert_eq!(
+        second
+            .items
+            .iter()
+            .map(|w| w.id.as_str())
+            .collect::<Vec<_>>(),
+        ["wh_02", "wh_03"]
+    );
+    assert!(second.more);
+    let last = store.list_webhooks("tn_a", 2, Some("wh_03")).await.unwrap();
+    assert_eq!(
+        last.items.iter().map(|w| w.id.as_str()).collect::<Vec<_>>(),
+        ["wh_04"]
+    );
+    assert!(!last.more);
+    let exact = store.list_webhooks("tn_a", 5, None).await.unwrap();
+    assert_eq!(exact.items.len(), 5);
+    assert!(!exact.more, "a full last page says there is no more");
+
+    let mut enabled: Vec<String> = store
+        .enabled_webhooks("tn_a")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|w| w.id)
+        .collect();
+    enabled.sort();
+    assert_eq!(enabled, ["wh_00", "wh_01", "wh_03", "wh_04"]);
+
+    assert!(
+        !store.delete_webhook("tn_b", "wh_00").await.unwrap(),
+        "other tenant cannot delete"
+    );
+    assert!(store.delete_webhook("tn_a", "wh_00").await.unwrap());
+    assert!(!store.delete_webhook("tn_a", "wh_00").await.unwrap());
+    assert!(store.get_webhook("tn_a", "wh_00").await.unwrap().is_none());
+
+    // Deliveries: put, replace, get with scoping, newest-first listing per webhook.
+    for i in 0..3 {
+        let mut d = Delivery::new(
+            format!("dl_0{i}"),
+            "tn_a",
+            &format!("evt_{i}"),
+            "jobs.failed",
+            "wh_01",
+            now,
+        );
+        d.record(
+            Attempt {
+                at: now,
+                status_code: Some(500),
+                duration_ms: 3,
+                error: None,
+                response_body: Some("oops".into()),
+            },
+            None,
+        );
+        store.put_delivery(&d).await.unwrap();
+    }
+    store
+        .put_delivery(&Delivery::new(
+            "dl_99".into(),
+            "tn_a",
+            "evt_x",
+            "jobs.failed",
+            "wh_03",
+            now,
+        ))
+        .await
+        .unwrap();
+    let d = store
+        .get_delivery("tn_a", "dl_01")
+        .await
+        .unwrap()
+        .expect("stored");
+    assert_eq!(d.status, DeliveryStatus::Failed);
+    assert_eq!(d.attempts[0].status_code, Some(500));
+    assert_eq!(d.attempts[0].response_body.as_deref(), Some("oops"));
+    assert!(store.get_delivery("tn_b", "dl_01").await.unwrap().is_none());
+    let mut replaced = d.clone();
+    replaced.status = DeliveryStatus::Succeeded;
+    store.put_delivery(&replaced).await.unwrap();
+    assert_eq!(
+        store
+            .get_delivery("tn_a", "dl_01")
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        DeliveryStatus::Succeeded
+    );
+
+    let page = store
+        .list_deliveries("tn_a", "wh_01", 2, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        page.items.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(),
+        ["dl_02", "dl_01"]
+    );
+    assert!(page.more);
+    let rest = store
+        .list_deliveries("tn_a", "wh_01", 2, Some("dl_01"))
+        .await
+        .unwrap();
+    assert_eq!(
+        rest.items.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(),
+        ["dl_00"]
+    );
+    assert!(!rest.more);
+    assert!(store
+        .list_deliveries("tn_b", "wh_01", 10, None)
+        .await
+        .unwrap()
+        .items
+        .is_empty());
+
+    // Event id claims: one winner, expiry by value, release.
+    let until = now + time::Duration::hours(24);
+    assert!(store
+        .claim_event_id("tn_a", "e1", until, now)
+        .await
+        .unwrap());
+    assert!(!store
+        .claim_event_id("tn_a", "e1", until, now)
+        .await
+        .unwrap());
+    assert!(
+        store
+            .claim_event_id("tn_b", "e1", until, now)
+            .await
+            .unwrap(),
+        "claims are per tenant"
+    );
+    let later = until + time::Duration::seconds(1);
+    assert!(
+        store
+            .claim_event_id("tn_a", "e1", later + time::Duration::hours(24), later)
+            .await
+            .unwrap(),
+        "an expired claim is free"
+    );
+    store.release_event_id("tn_a", "e1").await.unwrap();
+    assert!(
+        store
+            .claim_event_id("tn_a", "e1", until, now)
+            .await
+            .unwrap(),
+        "a released claim is free"
+    );
+}
+
+trait WithTimes {
+    fn with_times(self, created: OffsetDateTime, updated: OffsetDateTime) -> Self;
+}
+
+impl WithTimes for Webhook {
+    fn with_times(mut self, created: OffsetDateTime, updated: OffsetDateTime) -> Self {
+        self.created_at = created;
+        self.updated_at = updated;
+        self
+    }
+}
+
+/// `wait` is how long a receive may wait (SQS long polling vs. memory).
+pub async fn queue_contract(queue: &dyn Queue, wait: Duration) {
+    queue.send("single".into(), Duration::ZERO).await.unwrap();
+    let bodies: Vec<String> = (0..23).map(|i| format!("{{\"n\":{i}}}")).collect();
+    let results = queue.send_batch(bodies.clone()).await.unwrap();
+    assert_eq!(results.len(), 23);
+    assert!(results.iter().all(Result::is_ok));
+
+    let mut received = Vec::new();
+    for _ in 0..20 {
+        let batch = queue.receive(10, wait).await.unwrap();
+        assert!(batch.len() <= 10);
+        for m in &batch {
+            assert_eq!(m.receive_count, 1);
+            queue.delete(&m.receipt).await.unwrap();
+        }
+        received.extend(batch.into_iter().map(|m| m.body));
+        if received.len() == 24 {
+            break;
+        }
+    }
+    received.sort();
+    let mut expected = bodies;
+    expected.push("single".into());
+    expected.sort();
+    assert_eq!(
+        received, expected,
+        "every message arrives exactly once when deleted"
+    );
+    assert!(queue.receive(10, Duration::ZERO).await.unwrap().is_empty());
+}

@@ -1,0 +1,101 @@
+//! One moto server per test binary, on a free loopback port, killed with the test process.
+
+use std::net::TcpListener;
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+pub struct Moto {
+    pub endpoint: String,
+}
+
+static MOTO: OnceLock<Moto> = OnceLock::new();
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// Starts moto on first use. The child is spawned from a thread that lives as long as the test
+/// process, with PR_SET_PDEATHSIG, so it dies when the tests end, even on a panic.
+pub fn moto() -> &'static Moto {
+    MOTO.get_or_init(|| {
+        let bin = super::venv_bin("moto_server");
+        let port = free_port();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut command = Command::new(bin);
+            command
+                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            // SAFETY: prctl is async-signal-safe and touches only the child.
+            unsafe {
+                use std::os::unix::process::CommandExt;
+                command.pre_exec(|| {
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                    Ok(())
+                });
+            }
+            let child = command.spawn();
+            let ok = child.is_ok();
+            tx.send(child.map(|_| ()).map_err(|e| e.to_string())).ok();
+            if ok {
+                loop {
+                    std::thread::park();
+                }
+            }
+        });
+        rx.recv()
+            .expect("moto thread reports")
+            .unwrap_or_else(|e| panic!("moto_server did not start: {e}"));
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "moto_server did not listen on {port} within 60 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Moto { endpoint }
+    })
+}
+
+impl Moto {
+    pub async fn sdk_config(&self) -> aws_config::SdkConfig {
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(&self.endpoint)
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "test", "test", None, None, "moto",
+            ))
+            .load()
+            .await
+    }
+
+    /// A fresh, empty table for one test.
+    pub async fn store(&self) -> herald_shared::store::DynamoStore {
+        let sdk = self.sdk_config().await;
+        let table = format!("herald-{}", ulid::Ulid::new().to_string().to_lowercase());
+        let store =
+            herald_shared::store::DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), table);
+        store.ensure_table().await.expect("table created");
+        store
+    }
+
+    /// A fresh queue (with its DLQ) for one test.
+    pub async fn queue(&self, max_receives: u32) -> herald_shared::queue::SqsQueue {
+        let sdk = self.sdk_config().await;
+        let name = format!("herald-{}", ulid::Ulid::new().to_string().to_lowercase());
+        herald_shared::queue::SqsQueue::ensure(aws_sdk_sqs::Client::new(&sdk), &name, max_receives)
+            .await
+            .expect("queue created")
+    }
+}

@@ -1,0 +1,146 @@
+//! The pipeline assembled as in `herald dev`, over memory or moto backends, driven through the
+//! real router and the real dispatch Lambda handler.
+
+use axum::body::Body;
+use axum::Router;
+use herald_shared::config::{Config, Mode};
+use herald_shared::queue::{MemoryQueue, Queue};
+use herald_shared::service::{tenants, Dispatcher};
+use herald_shared::store::{MemoryStore, Store};
+use herald_shared::{runtime, web};
+use http::{Request, StatusCode};
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Duration;
+use tower::ServiceExt;
+
+pub const TENANT: &str = "tn_test";
+pub const KEY: &str = "test-key-0123456789";
+
+pub struct Stack {
+    pub router: Router,
+    pub store: Arc<dyn Store>,
+    pub queue: Arc<dyn Queue>,
+    pub dispatcher: Dispatcher,
+    wait: Duration,
+}
+
+pub fn local_config() -> Config {
+    Config::from_lookup(Mode::Local, |_| None).expect("default config")
+}
+
+impl Stack {
+    pub async fn new(store: Arc<dyn Store>, queue: Arc<dyn Queue>, wait: Duration) -> Stack {
+        let config = local_config();
+        tenants::ensure_tenant_with_key(store.as_ref(), TENANT, "test", KEY)
+            .await
+            .expect("tenant created");
+        Stack {
+            router: web::router(runtime::app_state(&config, store.clone(), queue.clone())),
+            dispatcher: runtime::dispatcher(&config, store.clone()),
+            store,
+            queue,
+            wait,
+        }
+    }
+
+    pub async fn memory() -> Stack {
+        Stack::new(
+            Arc::new(MemoryStore::new()),
+            Arc::new(MemoryQueue::default()),
+            Duration::ZERO,
+        )
+        .await
+    }
+
+    pub async fn moto() -> Stack {
+        let moto = super::moto::moto();
+        Stack::new(
+            Arc::new(moto.store().await),
+            Arc::new(moto.queue(5).await),
+            Duration::from_secs(1),
+        )
+        .await
+    }
+
+    /// Sends a request through the router with the tenant key (or `key`).
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        key: Option<&str>,
+    ) -> (StatusCode, http::HeaderMap, Value) {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("authorization", format!("Bearer {}", key.unwrap_or(KEY)));
+        if body.is_some() {
+            req = req.header("content-type", "application/json");
+        }
+        let req = req
+            .body(body.map_or(Body::empty(), |b| Body::from(b.to_string())))
+            .unwrap();
+        let resp = self.router.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).expect("JSON answer")
+        };
+        (status, headers, value)
+    }
+
+    pub async fn create_webhook(&self, body: Value) -> Value {
+        let (status, _, webhook) = self.call("POST", "/v1/webhooks", Some(body), None).await;
+        assert_eq!(status, StatusCode::CREATED, "{webhook}");
+        webhook
+    }
+
+    pub async fn post_event(&self, body: Value) -> Value {
+        let (status, _, answer) = self.call("POST", "/v1/events", Some(body), None).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+        answer
+    }
+
+    /// Feeds everything queued through the dispatch Lambda handler as SQS event source batches
+    /// would, deleting handled messages. Returns the ids reported in `batchItemFailures`.
+    pub async fn drain(&self) -> Vec<String> {
+        let mut failures = Vec::new();
+        loop {
+            let messages = self.queue.receive(10, self.wait).await.expect("receive");
+            if messages.is_empty() {
+                return failures;
+            }
+            let records: Vec<Value> = messages
+                .iter()
+                .map(|m| {
+                    json!({
+                        "messageId": m.message_id, "receiptHandle": m.receipt, "body": m.body,
+                        "attributes": {"ApproximateReceiveCount": m.receive_count.to_string()},
+                        "messageAttributes": {}, "eventSource": "aws:sqs", "awsRegion": "us-east-1"
+                    })
+                })
+                .collect();
+            let event = serde_json::from_value(json!({ "Records": records })).expect("SQS event");
+            let response = herald_dispatch::handle(&self.dispatcher, event).await;
+            let failed: Vec<String> = response
+                .batch_item_failures
+                .into_iter()
+                .map(|f| f.item_identifier)
+                .collect();
+            for m in messages.iter().filter(|m| !failed.contains(&m.message_id)) {
+                self.queue.delete(&m.receipt).await.expect("delete");
+            }
+            if !failed.is_empty() {
+                // Failed records stay invisible for the visibility timeout; report, don't spin.
+                failures.extend(failed);
+                return failures;
+            }
+        }
+    }
+}
