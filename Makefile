@@ -7,7 +7,7 @@ PYTHON  ?= python3
 CARGO   ?= cargo
 PORT    ?= 3000
 
-.PHONY: help dev test venv lint unit clean
+.PHONY: help dev test venv lint openapi clean
 
 help:
 	@echo "make dev    build and run the whole pipeline on 127.0.0.1:$(PORT) (in memory)"
@@ -27,6 +27,10 @@ $(VENV)/.installed: requirements-test.txt
 	touch $@
 
 venv: $(VENV)/.installed
+
+## Regenerate the committed OpenAPI document from the code.
+openapi:
+	$(CARGO) run -q -p herald-cli -- openapi > openapi.json
 
 lint:
 	$(CARGO) fmt --all -- --check

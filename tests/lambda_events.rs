@@ -152,19 +152,19 @@ async fn api_function_serves_sample_requests() {
 
 #[tokio::test]
 async fn dispatch_function_delivers_and_reports_only_the_bad_record() {
-    let (sdk, config, _) = aws_config().await;
+    let (sdk, config, queue) = aws_config().await;
     let receiver = Receiver::start(200).await;
-    let store = herald_shared::runtime::dynamo_store(&sdk, &config);
-    let view = herald_shared::service::Api::new(
-        std::sync::Arc::new(store),
-        herald_shared::runtime::url_rules(&config),
-    )
-    .create_webhook(
-        TENANT,
-        &json!({"url": receiver.url, "events": ["experiments.failed"]}),
-    )
-    .await
-    .unwrap();
+    let (sdk, config, queue) = (sdk, config, std::sync::Arc::new(queue));
+    let store = std::sync::Arc::new(herald_shared::runtime::dynamo_store(&sdk, &config));
+    let dispatcher = std::sync::Arc::new(herald_dispatch::dispatcher(&sdk, &config));
+    let view = herald_shared::runtime::app_state(&config, store, queue, dispatcher)
+        .api
+        .create_webhook(
+            TENANT,
+            &json!({"url": receiver.url, "events": ["experiments.failed"]}),
+        )
+        .await
+        .unwrap();
 
     let event = serde_json::from_str(&event_file("dispatch-sqs-batch.json")).unwrap();
     let dispatcher = herald_dispatch::dispatcher(&sdk, &config);

@@ -2,12 +2,16 @@
 //! queued, dispatched by the Lambda handler, delivered to real local receivers. Each scenario
 //! runs over the in-memory backends and over DynamoDB/SQS on moto.
 
-use herald_shared::delivery::DeliveryStatus;
+use herald_shared::delivery::{Delivery, DeliveryStatus};
+use herald_shared::error::Result;
 use herald_shared::secret::Secret;
 use herald_shared::signing;
+use herald_shared::store::{ApiKey, MemoryStore, Page, Store, Tenant};
+use herald_shared::webhook::Webhook;
 use herald_tests::receiver::Receiver;
 use herald_tests::stack::{Stack, TENANT};
 use serde_json::{json, Value};
+use time::OffsetDateTime;
 
 /// One event of each resource family (SPEC §2), with the standard payload it must produce.
 fn families() -> Vec<(Value, Value)> {
@@ -266,69 +270,49 @@ async fn a_failing_receiver_yields_a_recorded_failed_attempt(stack: Stack) {
 }
 
 /// A store whose delivery writes fail: the record must be reported for retry, not dropped.
-struct FailingDeliveryWrites(herald_shared::store::MemoryStore);
+struct FailingDeliveryWrites(MemoryStore);
 
 #[async_trait::async_trait]
-impl herald_shared::store::Store for FailingDeliveryWrites {
-    async fn put_tenant(
-        &self,
-        t: &herald_shared::store::Tenant,
-    ) -> herald_shared::error::Result<()> {
+impl Store for FailingDeliveryWrites {
+    async fn put_tenant(&self, t: &Tenant) -> Result<()> {
         self.0.put_tenant(t).await
     }
-    async fn put_api_key(
-        &self,
-        k: &herald_shared::store::ApiKey,
-    ) -> herald_shared::error::Result<()> {
+    async fn put_api_key(&self, k: &ApiKey) -> Result<()> {
         self.0.put_api_key(k).await
     }
-    async fn tenant_for_key(&self, h: &str) -> herald_shared::error::Result<Option<String>> {
+    async fn tenant_for_key(&self, h: &str) -> Result<Option<String>> {
         self.0.tenant_for_key(h).await
     }
-    async fn create_webhook(
-        &self,
-        w: &herald_shared::webhook::Webhook,
-    ) -> herald_shared::error::Result<()> {
+    async fn delete_api_key(&self, t: &str, k: &str) -> Result<bool> {
+        self.0.delete_api_key(t, k).await
+    }
+    async fn create_webhook(&self, w: &Webhook) -> Result<()> {
         self.0.create_webhook(w).await
     }
-    async fn get_webhook(
-        &self,
-        t: &str,
-        id: &str,
-    ) -> herald_shared::error::Result<Option<herald_shared::webhook::Webhook>> {
+    async fn get_webhook(&self, t: &str, id: &str) -> Result<Option<Webhook>> {
         self.0.get_webhook(t, id).await
     }
-    async fn list_webhooks(
-        &self,
-        t: &str,
-        l: usize,
-        a: Option<&str>,
-    ) -> herald_shared::error::Result<herald_shared::store::Page<herald_shared::webhook::Webhook>>
-    {
+    async fn update_webhook(&self, w: &Webhook) -> Result<bool> {
+        self.0.update_webhook(w).await
+    }
+    async fn count_webhooks(&self, t: &str) -> Result<usize> {
+        self.0.count_webhooks(t).await
+    }
+    async fn list_webhooks(&self, t: &str, l: usize, a: Option<&str>) -> Result<Page<Webhook>> {
         self.0.list_webhooks(t, l, a).await
     }
-    async fn enabled_webhooks(
-        &self,
-        t: &str,
-    ) -> herald_shared::error::Result<Vec<herald_shared::webhook::Webhook>> {
+    async fn enabled_webhooks(&self, t: &str) -> Result<Vec<Webhook>> {
         self.0.enabled_webhooks(t).await
     }
-    async fn delete_webhook(&self, t: &str, id: &str) -> herald_shared::error::Result<bool> {
+    async fn delete_webhook(&self, t: &str, id: &str) -> Result<bool> {
         self.0.delete_webhook(t, id).await
     }
-    async fn put_delivery(
-        &self,
-        _: &herald_shared::delivery::Delivery,
-    ) -> herald_shared::error::Result<()> {
+    async fn put_delivery(&self, _: &Delivery) -> Result<()> {
         Err(herald_shared::Error::Store(
             "injected: table unavailable".into(),
         ))
     }
-    async fn get_delivery(
-        &self,
-        t: &str,
-        id: &str,
-    ) -> herald_shared::error::Result<Option<herald_shared::delivery::Delivery>> {
+    async fn get_delivery(&self, t: &str, id: &str) -> Result<Option<Delivery>> {
         self.0.get_delivery(t, id).await
     }
     async fn list_deliveries(
@@ -337,20 +321,23 @@ impl herald_shared::store::Store for FailingDeliveryWrites {
         w: &str,
         l: usize,
         b: Option<&str>,
-    ) -> herald_shared::error::Result<herald_shared::store::Page<herald_shared::delivery::Delivery>>
-    {
+    ) -> Result<Page<Delivery>> {
         self.0.list_deliveries(t, w, l, b).await
     }
-    async fn claim_event_id(
+    async fn claim_event(
         &self,
         t: &str,
         e: &str,
-        u: time::OffsetDateTime,
-        n: time::OffsetDateTime,
-    ) -> herald_shared::error::Result<bool> {
-        self.0.claim_event_id(t, e, u, n).await
+        m: &str,
+        u: OffsetDateTime,
+        n: OffsetDateTime,
+    ) -> Result<bool> {
+        self.0.claim_event(t, e, m, u, n).await
     }
-    async fn release_event_id(&self, t: &str, e: &str) -> herald_shared::error::Result<()> {
+    async fn get_event(&self, t: &str, e: &str) -> Result<Option<String>> {
+        self.0.get_event(t, e).await
+    }
+    async fn release_event_id(&self, t: &str, e: &str) -> Result<()> {
         self.0.release_event_id(t, e).await
     }
 }

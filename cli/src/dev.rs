@@ -62,7 +62,7 @@ pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         )));
     }
 
-    let app = web::router(runtime::app_state(&config, store, queue));
+    let app = web::router(runtime::app_state(&config, store, queue, dispatcher));
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await?;
     let base = format!("http://{}", listener.local_addr()?);
     print_welcome(&base, config.api_key.expose(), &backend, &config);
@@ -82,6 +82,7 @@ fn print_welcome(base: &str, key: &str, backend: &str, config: &Config) {
     let policy = match config.target_policy {
         herald_shared::http::TargetPolicy::Private => "loopback and private targets allowed",
         herald_shared::http::TargetPolicy::Public => "public targets only",
+        herald_shared::http::TargetPolicy::Loopback => "loopback targets only",
     };
     println!(
         r#"

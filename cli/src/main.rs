@@ -19,6 +19,8 @@ enum Command {
     Dev(dev::Args),
     /// Run a local receiver that prints (and optionally verifies) every delivery.
     Receive(receive::Args),
+    /// Print the OpenAPI document of the HTTP API.
+    Openapi,
 }
 
 #[tokio::main]
@@ -28,6 +30,10 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Dev(args) => dev::run(args).await,
         Command::Receive(args) => receive::run(args).await,
+        Command::Openapi => {
+            print!("{}", herald_shared::web::openapi::document());
+            Ok(())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

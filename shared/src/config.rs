@@ -33,6 +33,8 @@ pub struct Config {
     pub dispatch_concurrency: usize,
     /// Timeout of one delivery request (`HERALD_DELIVERY_TIMEOUT`).
     pub delivery_timeout: Duration,
+    /// Webhooks one tenant may have (`HERALD_MAX_WEBHOOKS`).
+    pub max_webhooks: usize,
 }
 
 pub const DEFAULT_RETRY_SCHEDULE: &str = "0s,5s,5m,30m,2h,5h,10h,10h";
@@ -63,10 +65,11 @@ impl Config {
             },
             Some("public") => TargetPolicy::Public,
             Some("private") => TargetPolicy::Private,
+            Some("loopback") => TargetPolicy::Loopback,
             Some(other) => {
                 return Err(ConfigError {
                     name: "HERALD_TARGET_POLICY",
-                    message: format!("expected `public` or `private`, got `{other}`"),
+                    message: format!("expected `public`, `private` or `loopback`, got `{other}`"),
                 })
             }
         };
@@ -111,6 +114,18 @@ impl Config {
                     message: format!("expected a duration up to 60s such as `10s`, got `{v}`"),
                 })?,
         };
+        let max_webhooks = match get("HERALD_MAX_WEBHOOKS") {
+            None => 100,
+            Some(v) => match v.parse::<usize>() {
+                Ok(n) if (1..=10_000).contains(&n) => n,
+                _ => {
+                    return Err(ConfigError {
+                        name: "HERALD_MAX_WEBHOOKS",
+                        message: format!("expected a whole number from 1 to 10000, got `{v}`"),
+                    })
+                }
+            },
+        };
         Ok(Config {
             api_key: Secret::new(get("HERALD_API_KEY").unwrap_or_else(|| DEFAULT_API_KEY.into())),
             admin_key: get("HERALD_ADMIN_KEY").map(Secret::new),
@@ -122,6 +137,7 @@ impl Config {
             queue_name: get("HERALD_QUEUE_NAME").unwrap_or_else(|| "herald-events".into()),
             dispatch_concurrency,
             delivery_timeout,
+            max_webhooks,
         })
     }
 }
@@ -173,6 +189,7 @@ mod tests {
         assert_eq!(local.retry_schedule.len(), 8);
         assert_eq!(local.retry_schedule[2], Duration::from_secs(300));
         assert_eq!(local.delivery_timeout, Duration::from_secs(10));
+        assert_eq!(local.max_webhooks, 100);
     }
 
     #[test]
@@ -196,6 +213,8 @@ mod tests {
         assert_eq!(err.name, "HERALD_TARGET_POLICY");
         let err = config(Mode::Lambda, &[("HERALD_DISPATCH_CONCURRENCY", "0")]).unwrap_err();
         assert_eq!(err.name, "HERALD_DISPATCH_CONCURRENCY");
+        let err = config(Mode::Lambda, &[("HERALD_MAX_WEBHOOKS", "-1")]).unwrap_err();
+        assert_eq!(err.name, "HERALD_MAX_WEBHOOKS");
         let err = config(Mode::Lambda, &[("HERALD_RETRY_SCHEDULE", "soon")]).unwrap_err();
         assert_eq!(err.name, "HERALD_RETRY_SCHEDULE");
     }

@@ -8,7 +8,7 @@ use ulid::Ulid;
 /// How much of a receiver's answer is kept in the log.
 pub const RESPONSE_SNIPPET_BYTES: usize = 1024;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum DeliveryStatus {
     Pending,
@@ -28,7 +28,7 @@ impl DeliveryStatus {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Attempt {
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,

@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 /// One invalid field of a request body, named by its JSON path (`object.kind`, `events[2]`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FieldError {
     pub field: String,
     pub message: String,

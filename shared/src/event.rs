@@ -26,7 +26,7 @@ const FIELDS: [&str; 9] = [
     "text",
 ];
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum EnvironmentType {
     Production,
@@ -62,7 +62,7 @@ impl EnvironmentType {
 }
 
 /// What the event is about: a deployment version, a pipeline, an experiment, an environment.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ObjectRef {
     pub kind: String,
     pub name: String,
@@ -104,6 +104,15 @@ pub struct EventEnvelope {
     /// acceptance of the same event id (after the dedupe window).
     pub envelope_id: Ulid,
     pub event: Event,
+    /// Set on redelivery: only this webhook, recorded on this (existing) delivery.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<Target>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Target {
+    pub webhook_id: String,
+    pub delivery_id: String,
 }
 
 impl Event {

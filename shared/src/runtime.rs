@@ -49,10 +49,24 @@ pub fn url_rules(config: &Config) -> UrlRules {
     }
 }
 
-pub fn app_state(config: &Config, store: Arc<dyn Store>, queue: Arc<dyn Queue>) -> AppState {
+/// The routers' state. `dispatcher` sends test events; the local stack shares it with its
+/// queue pollers so the whole process has one HTTP client.
+pub fn app_state(
+    config: &Config,
+    store: Arc<dyn Store>,
+    queue: Arc<dyn Queue>,
+    dispatcher: Arc<Dispatcher>,
+) -> AppState {
     AppState {
-        ingest: Arc::new(Ingest::new(store.clone(), queue)),
-        api: Arc::new(Api::new(store.clone(), url_rules(config))),
+        ingest: Arc::new(Ingest::new(store.clone(), queue.clone())),
+        api: Arc::new(Api::new(
+            store.clone(),
+            queue,
+            dispatcher,
+            url_rules(config),
+            config.max_webhooks,
+        )),
+        admin_key: config.admin_key.clone(),
         store,
     }
 }

@@ -17,7 +17,7 @@ pub const MAX_HEADERS: usize = 20;
 pub const MAX_HEADER_VALUE_LEN: usize = 4096;
 pub const MAX_PROJECT_NAMES: usize = 50;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
     Standard,
@@ -35,7 +35,7 @@ impl Kind {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ObjectFilter {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
@@ -46,7 +46,7 @@ pub struct ObjectFilter {
 }
 
 /// All given filters must match; within a list any entry may.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Filters {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub project_names: Vec<String>,
@@ -110,7 +110,7 @@ impl Webhook {
 }
 
 /// A header as the API shows it: protected values are never returned.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct HeaderView {
     pub key: String,
     pub value: Option<String>,
@@ -118,7 +118,7 @@ pub struct HeaderView {
 }
 
 /// A webhook as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct WebhookView {
     pub id: String,
     pub name: String,

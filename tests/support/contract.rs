@@ -223,39 +223,97 @@ pub async fn store_contract(store: &dyn Store) {
         .items
         .is_empty());
 
-    // Event id claims: one winner, expiry by value, release.
+    // Event claims: one winner, expiry by value, release; the envelope is kept for redelivery.
     let until = now + time::Duration::hours(24);
     assert!(store
-        .claim_event_id("tn_a", "e1", until, now)
+        .claim_event("tn_a", "e1", "first", until, now)
         .await
         .unwrap());
     assert!(!store
-        .claim_event_id("tn_a", "e1", until, now)
+        .claim_event("tn_a", "e1", "again", until, now)
         .await
         .unwrap());
+    assert_eq!(
+        store.get_event("tn_a", "e1").await.unwrap().as_deref(),
+        Some("first"),
+        "a duplicate does not overwrite"
+    );
     assert!(
         store
-            .claim_event_id("tn_b", "e1", until, now)
+            .claim_event("tn_b", "e1", "b", until, now)
             .await
             .unwrap(),
         "claims are per tenant"
     );
+    assert_eq!(store.get_event("tn_c", "e1").await.unwrap(), None);
     let later = until + time::Duration::seconds(1);
     assert!(
         store
-            .claim_event_id("tn_a", "e1", later + time::Duration::hours(24), later)
+            .claim_event(
+                "tn_a",
+                "e1",
+                "later",
+                later + time::Duration::hours(24),
+                later
+            )
             .await
             .unwrap(),
         "an expired claim is free"
     );
+    assert_eq!(
+        store.get_event("tn_a", "e1").await.unwrap().as_deref(),
+        Some("later")
+    );
     store.release_event_id("tn_a", "e1").await.unwrap();
     assert!(
         store
-            .claim_event_id("tn_a", "e1", until, now)
+            .claim_event("tn_a", "e1", "x", until, now)
             .await
             .unwrap(),
         "a released claim is free"
     );
+
+    // Updates replace existing webhooks only; counts are per tenant.
+    let mut changed = store.get_webhook("tn_a", "wh_01").await.unwrap().unwrap();
+    changed.enabled = false;
+    changed.name = "renamed".into();
+    assert!(store.update_webhook(&changed).await.unwrap());
+    let read = store.get_webhook("tn_a", "wh_01").await.unwrap().unwrap();
+    assert_eq!((read.name.as_str(), read.enabled), ("renamed", false));
+    assert!(!store
+        .enabled_webhooks("tn_a")
+        .await
+        .unwrap()
+        .iter()
+        .any(|w| w.id == "wh_01"));
+    assert!(
+        !store
+            .update_webhook(&webhook("tn_a", "wh_77", true))
+            .await
+            .unwrap(),
+        "update does not create"
+    );
+    assert!(store.get_webhook("tn_a", "wh_77").await.unwrap().is_none());
+    assert!(
+        !store
+            .update_webhook(&webhook("tn_b", "wh_01", true))
+            .await
+            .unwrap(),
+        "nor cross tenants"
+    );
+    assert_eq!(store.count_webhooks("tn_a").await.unwrap(), 4);
+    assert_eq!(store.count_webhooks("tn_b").await.unwrap(), 1);
+    assert_eq!(store.count_webhooks("tn_z").await.unwrap(), 0);
+
+    // Keys are revoked by id, by their own tenant only.
+    assert!(!store.delete_api_key("tn_b", "key_1").await.unwrap());
+    assert_eq!(
+        store.tenant_for_key("h1").await.unwrap().as_deref(),
+        Some("tn_a")
+    );
+    assert!(store.delete_api_key("tn_a", "key_1").await.unwrap());
+    assert_eq!(store.tenant_for_key("h1").await.unwrap(), None);
+    assert!(!store.delete_api_key("tn_a", "key_1").await.unwrap());
 }
 
 trait WithTimes {

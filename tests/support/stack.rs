@@ -21,7 +21,7 @@ pub struct Stack {
     pub router: Router,
     pub store: Arc<dyn Store>,
     pub queue: Arc<dyn Queue>,
-    pub dispatcher: Dispatcher,
+    pub dispatcher: Arc<Dispatcher>,
     wait: Duration,
 }
 
@@ -35,9 +35,15 @@ impl Stack {
         tenants::ensure_tenant_with_key(store.as_ref(), TENANT, "test", KEY)
             .await
             .expect("tenant created");
+        let dispatcher = Arc::new(runtime::dispatcher(&config, store.clone()));
         Stack {
-            router: web::router(runtime::app_state(&config, store.clone(), queue.clone())),
-            dispatcher: runtime::dispatcher(&config, store.clone()),
+            router: web::router(runtime::app_state(
+                &config,
+                store.clone(),
+                queue.clone(),
+                dispatcher.clone(),
+            )),
+            dispatcher,
             store,
             queue,
             wait,

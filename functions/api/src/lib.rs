@@ -12,8 +12,9 @@ pub async fn app(
 ) -> Result<axum::Router, herald_shared::Error> {
     let store = Arc::new(runtime::dynamo_store(sdk, config));
     let queue = Arc::new(runtime::sqs_queue(sdk, config).await?);
+    let dispatcher = Arc::new(runtime::dispatcher(config, store.clone()));
     Ok(herald_shared::web::api_router(runtime::app_state(
-        config, store, queue,
+        config, store, queue, dispatcher,
     )))
 }
 

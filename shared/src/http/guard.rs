@@ -14,6 +14,9 @@ pub enum TargetPolicy {
     Public,
     /// Also loopback and private ranges (the local stack's default).
     Private,
+    /// Loopback only, and no DNS lookups but `localhost`: for tests and sandboxes where nothing
+    /// may leave the machine.
+    Loopback,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -30,6 +33,13 @@ pub enum UrlError {
     NoHost,
     #[error("points to {0}, a non-public address that webhooks may not target")]
     Blocked(IpAddr),
+    #[error("must point to localhost or a loopback address (HERALD_TARGET_POLICY=loopback)")]
+    NotLoopback,
+}
+
+fn is_localhost(host: &str) -> bool {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    host == "localhost" || host.ends_with(".localhost")
 }
 
 /// A host whose resolved addresses include one the policy refuses.
@@ -65,12 +75,18 @@ pub fn check_url(text: &str, policy: TargetPolicy, require_https: bool) -> Resul
         if !ip_allowed(ip, policy) {
             return Err(UrlError::Blocked(ip));
         }
+    } else if policy == TargetPolicy::Loopback && !is_localhost(url.host_str().unwrap_or("")) {
+        return Err(UrlError::NotLoopback);
     }
     Ok(url)
 }
 
 /// May a request go to `ip` under `policy`?
 pub fn ip_allowed(ip: IpAddr, policy: TargetPolicy) -> bool {
+    if policy == TargetPolicy::Loopback {
+        return ip.is_loopback()
+            || matches!(ip, IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()));
+    }
     match ip {
         IpAddr::V4(v4) => v4_allowed(v4, policy),
         IpAddr::V6(v6) => {
@@ -162,6 +178,13 @@ impl Resolve for GuardedResolver {
         let policy = self.policy;
         let host = name.as_str().to_string();
         Box::pin(async move {
+            if policy == TargetPolicy::Loopback && !is_localhost(&host) {
+                return Err(Box::new(BlockedHost {
+                    host,
+                    ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                })
+                    as Box<dyn std::error::Error + Send + Sync>);
+            }
             let addrs: Vec<SocketAddr> =
                 tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             if let Some(bad) = addrs.iter().find(|a| !ip_allowed(a.ip(), policy)) {
@@ -281,6 +304,32 @@ mod tests {
             .unwrap()
             .collect();
         assert!(addrs.iter().all(|a| a.ip().is_loopback()));
+    }
+
+    #[tokio::test]
+    async fn loopback_policy_never_looks_names_up() {
+        let p = TargetPolicy::Loopback;
+        assert!(check_url("http://127.0.0.1:9000/x", p, false).is_ok());
+        assert!(check_url("http://localhost:9000/x", p, false).is_ok());
+        assert!(check_url("http://[::1]/", p, false).is_ok());
+        assert_eq!(
+            check_url("http://example.com/", p, false),
+            Err(UrlError::NotLoopback)
+        );
+        assert!(matches!(
+            check_url("http://10.0.0.1/", p, false),
+            Err(UrlError::Blocked(_))
+        ));
+        assert!(matches!(
+            check_url("http://8.8.8.8/", p, false),
+            Err(UrlError::Blocked(_))
+        ));
+        let resolver = GuardedResolver { policy: p };
+        assert!(resolver
+            .resolve("example.com".parse().unwrap())
+            .await
+            .is_err());
+        assert!(resolver.resolve("localhost".parse().unwrap()).await.is_ok());
     }
 
     proptest! {

@@ -1,19 +1,32 @@
-//! The management API's operations (SPEC §3), scoped to the caller's tenant.
+//! The management API's operations (SPEC §3), each scoped to the caller's tenant: another
+//! tenant's ids are simply not found.
 
 use crate::catalog;
-use crate::error::{Error, Result};
+use crate::delivery::{Delivery, DeliveryStatus};
+use crate::error::{Error, FieldError, Result};
+use crate::event::{Event, EventEnvelope, Target};
+use crate::format;
+use crate::matching::pattern_matches;
+use crate::queue::Queue;
+use crate::secret::Secret;
+use crate::service::dispatch::Dispatcher;
+use crate::service::tenants::{generate_key, hash_key};
 use crate::signing;
-use crate::store::{Page, Store};
+use crate::store::{ApiKey, Page, Store, Tenant};
 use crate::webhook::{SigningSecret, UrlRules, Webhook, WebhookSpec, WebhookView};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use bytes::Bytes;
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use std::sync::Arc;
+use std::time::Duration;
 use time::OffsetDateTime;
 
 pub const DEFAULT_PAGE: usize = 20;
 pub const MAX_PAGE: usize = 100;
+/// How long a rotated-out secret keeps signing beside the new one.
+pub const ROTATION_OVERLAP: time::Duration = time::Duration::hours(24);
 
 /// A page as the API answers it.
 #[derive(Debug, Serialize)]
@@ -22,9 +35,69 @@ pub struct Listing<T> {
     pub next_cursor: Option<String>,
 }
 
+/// What a test send did (SPEC §3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct TestResult {
+    pub delivered: bool,
+    pub event_type: String,
+    pub status_code: Option<u16>,
+    pub duration_ms: u64,
+    pub response_body: Option<String>,
+    pub error: Option<String>,
+}
+
+/// A delivery as the API shows it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct DeliveryView {
+    pub id: String,
+    pub event_id: String,
+    pub event_type: String,
+    pub webhook_id: String,
+    pub status: DeliveryStatus,
+    pub attempts: Vec<crate::delivery::Attempt>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub next_attempt_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+impl From<&Delivery> for DeliveryView {
+    fn from(d: &Delivery) -> Self {
+        DeliveryView {
+            id: d.id.clone(),
+            event_id: d.event_id.clone(),
+            event_type: d.event_type.clone(),
+            webhook_id: d.webhook_id.clone(),
+            status: d.status,
+            attempts: d.attempts.clone(),
+            next_attempt_at: d.next_attempt_at,
+            created_at: d.created_at,
+        }
+    }
+}
+
+/// A key as shown once on creation.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct NewKey {
+    pub id: String,
+    pub key: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct NewTenant {
+    pub id: String,
+    pub name: String,
+    pub key: String,
+}
+
 pub struct Api {
     store: Arc<dyn Store>,
+    queue: Arc<dyn Queue>,
+    dispatcher: Arc<Dispatcher>,
     rules: UrlRules,
+    max_webhooks: usize,
 }
 
 /// Cursors are opaque to clients: the last id seen, base64url-encoded.
@@ -55,7 +128,7 @@ pub fn page_limit(limit: Option<&str>) -> Result<usize> {
 }
 
 impl<T> Listing<T> {
-    fn from_page<S>(page: Page<S>, id: impl Fn(&S) -> &str, view: impl Fn(&S) -> T) -> Self {
+    fn from_page<S>(page: &Page<S>, id: impl Fn(&S) -> &str, view: impl Fn(&S) -> T) -> Self {
         let next_cursor = if page.more {
             page.items.last().map(|last| encode_cursor(id(last)))
         } else {
@@ -68,13 +141,118 @@ impl<T> Listing<T> {
     }
 }
 
+/// RFC 7396 JSON merge patch: objects merge, `null` removes, anything else replaces.
+pub fn merge_patch(target: &mut Value, patch: &Value) {
+    let Value::Object(patch) = patch else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = Value::Object(Map::new());
+    }
+    let target = target.as_object_mut().expect("made an object above");
+    for (key, value) in patch {
+        if value.is_null() {
+            target.remove(key);
+        } else {
+            merge_patch(target.entry(key.clone()).or_insert(Value::Null), value);
+        }
+    }
+}
+
+/// The user-settable fields of a stored webhook as JSON, with real header values: the base a
+/// PATCH merges into.
+fn spec_json(w: &Webhook) -> Value {
+    json!({
+        "name": w.name, "description": w.description, "url": w.url, "kind": w.kind,
+        "events": w.events, "filters": w.filters,
+        "headers": w.headers.iter().map(|h| json!({"key": h.key, "value": h.value.expose(), "protected": h.protected})).collect::<Vec<_>>(),
+        "include_result": w.include_result, "enabled": w.enabled,
+    })
+}
+
+/// Protected values are write-only, so a client cannot resend them: a header that names an
+/// existing protected header without a value keeps the stored value.
+fn keep_protected_values(body: &mut Value, existing: &Webhook) {
+    let Some(headers) = body.get_mut("headers").and_then(Value::as_array_mut) else {
+        return;
+    };
+    for header in headers.iter_mut().filter_map(Value::as_object_mut) {
+        if !matches!(header.get("value"), None | Some(Value::Null)) {
+            continue;
+        }
+        let Some(key) = header.get("key").and_then(Value::as_str) else {
+            continue;
+        };
+        if let Some(stored) = existing
+            .headers
+            .iter()
+            .find(|h| h.protected && h.key.eq_ignore_ascii_case(key))
+        {
+            header.insert(
+                "value".into(),
+                Value::String(stored.value.expose().to_string()),
+            );
+        }
+    }
+}
+
+fn event_type_for(
+    requested: Option<&Value>,
+    webhook_events: &[String],
+) -> Result<&'static catalog::EventType> {
+    match requested {
+        None | Some(Value::Null) => webhook_events
+            .first()
+            .and_then(|p| {
+                catalog::EVENT_TYPES
+                    .iter()
+                    .find(|t| pattern_matches(p, t.name))
+            })
+            .ok_or_else(|| Error::field("event_type", "the webhook subscribes to no event type")),
+        Some(Value::String(name)) => catalog::find(name).ok_or_else(|| {
+            Error::Validation(vec![FieldError::new(
+                "event_type",
+                format!("unknown event type `{name}`"),
+            )
+            .with_valid(catalog::type_names())])
+        }),
+        Some(_) => Err(Error::field("event_type", "must be a string")),
+    }
+}
+
 impl Api {
-    pub fn new(store: Arc<dyn Store>, rules: UrlRules) -> Self {
-        Api { store, rules }
+    pub fn new(
+        store: Arc<dyn Store>,
+        queue: Arc<dyn Queue>,
+        dispatcher: Arc<Dispatcher>,
+        rules: UrlRules,
+        max_webhooks: usize,
+    ) -> Self {
+        Api {
+            store,
+            queue,
+            dispatcher,
+            rules,
+            max_webhooks,
+        }
+    }
+
+    async fn webhook(&self, tenant_id: &str, id: &str) -> Result<Webhook> {
+        self.store
+            .get_webhook(tenant_id, id)
+            .await?
+            .ok_or(Error::NotFound("webhook"))
     }
 
     pub async fn create_webhook(&self, tenant_id: &str, body: &Value) -> Result<WebhookView> {
         let spec = WebhookSpec::parse(body, self.rules)?;
+        if self.store.count_webhooks(tenant_id).await? >= self.max_webhooks {
+            return Err(Error::Conflict(format!(
+                "the tenant has reached its limit of {} webhooks; delete one first",
+                self.max_webhooks
+            )));
+        }
         let now = OffsetDateTime::now_utc();
         let secret = signing::generate_secret();
         let webhook = Webhook {
@@ -117,18 +295,76 @@ impl Api {
             .list_webhooks(tenant_id, limit, after.as_deref())
             .await?;
         Ok(Listing::from_page(
-            page,
+            &page,
             |w| &w.id,
             |w| WebhookView::from(w),
         ))
     }
 
     pub async fn get_webhook(&self, tenant_id: &str, id: &str) -> Result<WebhookView> {
-        self.store
-            .get_webhook(tenant_id, id)
-            .await?
-            .map(|w| WebhookView::from(&w))
-            .ok_or(Error::NotFound("webhook"))
+        Ok(WebhookView::from(&self.webhook(tenant_id, id).await?))
+    }
+
+    /// PUT: the body replaces every user-settable field (omitted ones take their defaults).
+    pub async fn replace_webhook(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        body: &Value,
+    ) -> Result<WebhookView> {
+        let existing = self.webhook(tenant_id, id).await?;
+        let mut body = body.clone();
+        keep_protected_values(&mut body, &existing);
+        self.save(existing, &body).await
+    }
+
+    /// PATCH: the body is merged into the current webhook (RFC 7396), then validated whole.
+    pub async fn patch_webhook(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        patch: &Value,
+    ) -> Result<WebhookView> {
+        if !patch.is_object() {
+            return Err(Error::BadRequest(
+                "a PATCH body is a JSON object of the fields to change".into(),
+            ));
+        }
+        let existing = self.webhook(tenant_id, id).await?;
+        let mut merged = spec_json(&existing);
+        let mut patch = patch.clone();
+        keep_protected_values(&mut patch, &existing);
+        merge_patch(&mut merged, &patch);
+        self.save(existing, &merged).await
+    }
+
+    async fn save(&self, existing: Webhook, body: &Value) -> Result<WebhookView> {
+        let spec = WebhookSpec::parse(body, self.rules)?;
+        let webhook = Webhook {
+            name: spec.name,
+            description: spec.description,
+            url: spec.url,
+            kind: spec.kind,
+            events: spec.events,
+            filters: spec.filters,
+            headers: spec.headers,
+            include_result: spec.include_result,
+            // The reason stays while the webhook stays disabled; re-enabling clears it, and a
+            // user disabling by hand needs none.
+            disabled_reason: if !spec.enabled && !existing.enabled {
+                existing.disabled_reason.clone()
+            } else {
+                None
+            },
+            enabled: spec.enabled,
+            updated_at: OffsetDateTime::now_utc(),
+            ..existing
+        };
+        if !self.store.update_webhook(&webhook).await? {
+            return Err(Error::NotFound("webhook"));
+        }
+        tracing::info!(tenant_id = %webhook.tenant_id, webhook_id = %webhook.id, enabled = webhook.enabled, "webhook updated");
+        Ok(WebhookView::from(&webhook))
     }
 
     pub async fn delete_webhook(&self, tenant_id: &str, id: &str) -> Result<()> {
@@ -138,6 +374,236 @@ impl Api {
         } else {
             Err(Error::NotFound("webhook"))
         }
+    }
+
+    /// The current signing secret.
+    pub async fn secret(&self, tenant_id: &str, id: &str) -> Result<Secret> {
+        let webhook = self.webhook(tenant_id, id).await?;
+        webhook
+            .secrets
+            .into_iter()
+            .find(|s| s.expires_at.is_none())
+            .map(|s| s.secret)
+            .ok_or_else(|| Error::Store("webhook without a current secret".into()))
+    }
+
+    /// A new secret signs from now on; the previous one keeps signing beside it for 24 h.
+    pub async fn rotate_secret(&self, tenant_id: &str, id: &str) -> Result<Secret> {
+        let mut webhook = self.webhook(tenant_id, id).await?;
+        let now = OffsetDateTime::now_utc();
+        let secret = signing::generate_secret();
+        webhook
+            .secrets
+            .retain(|s| s.expires_at.is_none_or(|at| at > now));
+        for old in webhook
+            .secrets
+            .iter_mut()
+            .filter(|s| s.expires_at.is_none())
+        {
+            old.expires_at = Some(now + ROTATION_OVERLAP);
+        }
+        webhook.secrets.insert(
+            0,
+            SigningSecret {
+                secret: secret.clone(),
+                expires_at: None,
+            },
+        );
+        webhook.updated_at = now;
+        if !self.store.update_webhook(&webhook).await? {
+            return Err(Error::NotFound("webhook"));
+        }
+        tracing::info!(tenant_id, webhook_id = id, "signing secret rotated");
+        Ok(secret)
+    }
+
+    /// Sends the catalog sample of `event_type` (or of the webhook's first subscription) to a
+    /// saved webhook, synchronously, formatted and signed like any delivery.
+    pub async fn test_webhook(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        body: &Value,
+    ) -> Result<TestResult> {
+        if let Some(extra) = body
+            .as_object()
+            .and_then(|o| o.keys().find(|k| *k != "event_type"))
+        {
+            return Err(Error::Validation(vec![FieldError::new(
+                extra.clone(),
+                "unknown field",
+            )
+            .with_valid(vec!["event_type".into()])]));
+        }
+        let webhook = self.webhook(tenant_id, id).await?;
+        let event_type = event_type_for(body.get("event_type"), &webhook.events)?;
+        Ok(self.send_test(&webhook, event_type).await)
+    }
+
+    /// Tests a webhook configuration before it is saved (UbiOps' test panel). The body is a
+    /// create body, plus an optional `event_type`. It is signed with a throwaway secret.
+    pub async fn test_unsaved(&self, tenant_id: &str, body: &Value) -> Result<TestResult> {
+        let mut spec_body = body.clone();
+        let requested = spec_body
+            .as_object_mut()
+            .and_then(|o| o.remove("event_type"));
+        let spec = WebhookSpec::parse(&spec_body, self.rules)?;
+        let event_type = event_type_for(requested.as_ref(), &spec.events)?;
+        let now = OffsetDateTime::now_utc();
+        let webhook = Webhook {
+            id: "wh_unsaved".into(),
+            tenant_id: tenant_id.to_string(),
+            name: spec.name,
+            description: spec.description,
+            url: spec.url,
+            kind: spec.kind,
+            events: spec.events,
+            filters: spec.filters,
+            headers: spec.headers,
+            include_result: spec.include_result,
+            enabled: true,
+            disabled_reason: None,
+            secrets: vec![SigningSecret {
+                secret: signing::generate_secret(),
+                expires_at: None,
+            }],
+            created_at: now,
+            updated_at: now,
+        };
+        Ok(self.send_test(&webhook, event_type).await)
+    }
+
+    async fn send_test(&self, webhook: &Webhook, event_type: &catalog::EventType) -> TestResult {
+        let event = Event::sample(event_type, OffsetDateTime::now_utc());
+        let body = Bytes::from(format::render(webhook.kind, &event, webhook.include_result));
+        let outcome = self.dispatcher.send(webhook, &event, body).await;
+        tracing::info!(webhook_id = %webhook.id, status_code = outcome.status_code, "test event sent");
+        TestResult {
+            delivered: outcome.error.is_none()
+                && outcome.status_code.is_some_and(|c| (200..300).contains(&c)),
+            event_type: event_type.name.to_string(),
+            status_code: outcome.status_code,
+            duration_ms: outcome.duration.as_millis() as u64,
+            response_body: outcome.response_body,
+            error: outcome.error.map(|e| e.to_string()),
+        }
+    }
+
+    pub async fn list_deliveries(
+        &self,
+        tenant_id: &str,
+        webhook_id: &str,
+        limit: Option<&str>,
+        cursor: Option<&str>,
+    ) -> Result<Listing<DeliveryView>> {
+        let limit = page_limit(limit)?;
+        let before = cursor.map(|c| decode_cursor(c, "dl_")).transpose()?;
+        self.webhook(tenant_id, webhook_id).await?;
+        let page = self
+            .store
+            .list_deliveries(tenant_id, webhook_id, limit, before.as_deref())
+            .await?;
+        Ok(Listing::from_page(
+            &page,
+            |d| &d.id,
+            |d| DeliveryView::from(d),
+        ))
+    }
+
+    pub async fn get_delivery(&self, tenant_id: &str, id: &str) -> Result<Delivery> {
+        self.store
+            .get_delivery(tenant_id, id)
+            .await?
+            .ok_or(Error::NotFound("delivery"))
+    }
+
+    /// Queues a new attempt of a delivery (to its webhook as it is configured now).
+    pub async fn redeliver(&self, tenant_id: &str, id: &str) -> Result<Delivery> {
+        let mut delivery = self.get_delivery(tenant_id, id).await?;
+        let webhook = self
+            .store
+            .get_webhook(tenant_id, &delivery.webhook_id)
+            .await?
+            .ok_or_else(|| Error::Conflict("the delivery's webhook has been deleted".into()))?;
+        if !webhook.enabled {
+            return Err(Error::Conflict(
+                "the webhook is disabled; enable it first".into(),
+            ));
+        }
+        let stored = self
+            .store
+            .get_event(tenant_id, &delivery.event_id)
+            .await?
+            .ok_or_else(|| Error::Conflict("the event is no longer kept".into()))?;
+        let mut envelope: EventEnvelope = serde_json::from_str(&stored)
+            .map_err(|e| Error::Store(format!("unreadable stored event: {e}")))?;
+        envelope.target = Some(Target {
+            webhook_id: webhook.id.clone(),
+            delivery_id: delivery.id.clone(),
+        });
+        let now = OffsetDateTime::now_utc();
+        delivery.status = DeliveryStatus::Pending;
+        delivery.next_attempt_at = Some(now);
+        self.store.put_delivery(&delivery).await?;
+        let message = serde_json::to_string(&envelope).expect("envelopes serialize");
+        self.queue.send(message, Duration::ZERO).await?;
+        tracing::info!(tenant_id, delivery_id = id, "redelivery queued");
+        Ok(delivery)
+    }
+
+    pub async fn create_key(&self, tenant_id: &str) -> Result<NewKey> {
+        let key = generate_key();
+        let record = ApiKey {
+            id: crate::ids::prefixed("key"),
+            tenant_id: tenant_id.to_string(),
+            hash: hash_key(&key),
+            created_at: OffsetDateTime::now_utc(),
+        };
+        self.store.put_api_key(&record).await?;
+        tracing::info!(tenant_id, key_id = %record.id, "API key created");
+        Ok(NewKey {
+            id: record.id,
+            key,
+            created_at: record.created_at,
+        })
+    }
+
+    pub async fn delete_key(&self, tenant_id: &str, key_id: &str) -> Result<()> {
+        if self.store.delete_api_key(tenant_id, key_id).await? {
+            tracing::info!(tenant_id, key_id, "API key revoked");
+            Ok(())
+        } else {
+            Err(Error::NotFound("key"))
+        }
+    }
+
+    pub async fn create_tenant(&self, body: &Value) -> Result<NewTenant> {
+        let Some(obj) = body.as_object() else {
+            return Err(Error::BadRequest("the body must be {\"name\": ...}".into()));
+        };
+        if let Some(extra) = obj.keys().find(|k| *k != "name") {
+            return Err(Error::field(extra.clone(), "unknown field"));
+        }
+        let name = match obj.get("name") {
+            Some(Value::String(n)) if !n.trim().is_empty() && n.chars().count() <= 128 => {
+                n.trim().to_string()
+            }
+            _ => return Err(Error::field("name", "is required: 1 to 128 characters")),
+        };
+        let now = OffsetDateTime::now_utc();
+        let tenant = Tenant {
+            id: crate::ids::prefixed("tn"),
+            name,
+            created_at: now,
+        };
+        self.store.put_tenant(&tenant).await?;
+        let key = self.create_key(&tenant.id).await?;
+        tracing::info!(tenant_id = %tenant.id, "tenant created");
+        Ok(NewTenant {
+            id: tenant.id,
+            name: tenant.name,
+            key: key.key,
+        })
     }
 
     /// The catalog as served at `GET /v1/event-types`.
@@ -166,17 +632,37 @@ impl Api {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::TargetPolicy;
+    use crate::http::{Outbound, TargetPolicy};
+    use crate::queue::MemoryQueue;
     use crate::store::MemoryStore;
 
-    fn api() -> Api {
+    fn api_with_limit(max: usize) -> Api {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let outbound = Outbound::new(TargetPolicy::Public, false, Duration::from_secs(1));
         Api::new(
-            Arc::new(MemoryStore::new()),
+            store.clone(),
+            Arc::new(MemoryQueue::default()),
+            Arc::new(Dispatcher::new(store, outbound, 4)),
             UrlRules {
                 policy: TargetPolicy::Public,
                 require_https: false,
             },
+            max,
         )
+    }
+
+    fn api() -> Api {
+        api_with_limit(100)
+    }
+
+    #[test]
+    fn merge_patch_follows_rfc_7396() {
+        let mut doc = json!({"a": "b", "c": {"d": "e", "f": "g"}});
+        merge_patch(&mut doc, &json!({"a": "z", "c": {"f": null}}));
+        assert_eq!(doc, json!({"a": "z", "c": {"d": "e"}}));
+        let mut doc = json!({"tags": [1, 2]});
+        merge_patch(&mut doc, &json!({"tags": [3]}));
+        assert_eq!(doc, json!({"tags": [3]}), "arrays are replaced whole");
     }
 
     #[tokio::test]
@@ -217,29 +703,155 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn other_tenants_see_not_found() {
+    async fn webhook_limit_is_enforced_per_tenant() {
+        let api = api_with_limit(2);
+        let body = json!({"url": "https://a.example/", "events": ["*"]});
+        api.create_webhook("t", &body).await.unwrap();
+        api.create_webhook("t", &body).await.unwrap();
+        assert!(matches!(
+            api.create_webhook("t", &body).await,
+            Err(Error::Conflict(_))
+        ));
+        api.create_webhook("u", &body)
+            .await
+            .expect("another tenant has its own limit");
+    }
+
+    #[tokio::test]
+    async fn patch_merges_and_keeps_protected_values() {
         let api = api();
         let w = api
-            .create_webhook("a", &json!({"url": "https://a.example/", "events": ["*"]}))
+            .create_webhook(
+                "t",
+                &json!({"url": "https://a.example/", "events": ["*"], "name": "n",
+                "headers": [{"key": "Authorization", "value": "Token 1", "protected": true}]}),
+            )
             .await
             .unwrap();
-        assert!(w.secret.as_deref().unwrap().starts_with("whsec_"));
-        assert!(matches!(
-            api.get_webhook("b", &w.id).await,
-            Err(Error::NotFound(_))
-        ));
-        assert!(matches!(
-            api.delete_webhook("b", &w.id).await,
-            Err(Error::NotFound(_))
-        ));
-        assert!(
-            api.get_webhook("a", &w.id).await.unwrap().secret.is_none(),
-            "secret only on create"
+        let patched = api
+            .patch_webhook("t", &w.id, &json!({"enabled": false, "description": "d"}))
+            .await
+            .unwrap();
+        assert!(!patched.enabled);
+        assert_eq!(patched.description, "d");
+        assert_eq!(patched.name, "n", "untouched fields stay");
+        let stored = api.webhook("t", &w.id).await.unwrap();
+        assert_eq!(stored.headers[0].value.expose(), "Token 1");
+        // A PUT that lists the protected header without its value keeps the value.
+        api.replace_webhook("t", &w.id, &json!({"url": "https://b.example/", "events": ["jobs.*"],
+            "headers": [{"key": "authorization", "protected": true}, {"key": "X-New", "value": "v"}]}))
+            .await
+            .unwrap();
+        let stored = api.webhook("t", &w.id).await.unwrap();
+        assert_eq!(stored.headers[0].value.expose(), "Token 1");
+        assert_eq!(
+            stored.name, "b.example",
+            "PUT resets omitted fields to defaults"
         );
-        api.delete_webhook("a", &w.id).await.unwrap();
+        assert!(stored.enabled);
+        // A header that was never stored must come with a value.
+        let err = api
+            .replace_webhook(
+                "t",
+                &w.id,
+                &json!({"url": "https://b.example/", "events": ["*"],
+            "headers": [{"key": "X-Other", "protected": true}]}),
+            )
+            .await;
+        assert!(matches!(err, Err(Error::Validation(e)) if e[0].field == "headers[0].value"));
+    }
+
+    #[tokio::test]
+    async fn reenabling_clears_the_disabled_reason() {
+        let api = api();
+        let w = api
+            .create_webhook("t", &json!({"url": "https://a.example/", "events": ["*"]}))
+            .await
+            .unwrap();
+        let mut stored = api.webhook("t", &w.id).await.unwrap();
+        stored.enabled = false;
+        stored.disabled_reason = Some("410 Gone".into());
+        api.store.update_webhook(&stored).await.unwrap();
+        let still = api
+            .patch_webhook("t", &w.id, &json!({"description": "x"}))
+            .await
+            .unwrap();
+        assert_eq!(still.disabled_reason.as_deref(), Some("410 Gone"));
+        let on = api
+            .patch_webhook("t", &w.id, &json!({"enabled": true}))
+            .await
+            .unwrap();
+        assert!(on.enabled);
+        assert_eq!(on.disabled_reason, None);
+    }
+
+    #[tokio::test]
+    async fn rotation_keeps_the_old_secret_for_a_day() {
+        let api = api();
+        let w = api
+            .create_webhook("t", &json!({"url": "https://a.example/", "events": ["*"]}))
+            .await
+            .unwrap();
+        let first = api.secret("t", &w.id).await.unwrap();
+        assert_eq!(Some(first.expose()), w.secret.as_deref());
+        let second = api.rotate_secret("t", &w.id).await.unwrap();
+        assert_ne!(first, second);
+        assert_eq!(api.secret("t", &w.id).await.unwrap(), second);
+        let stored = api.webhook("t", &w.id).await.unwrap();
+        let now = OffsetDateTime::now_utc();
+        let active: Vec<_> = stored.active_secrets(now).cloned().collect();
+        assert_eq!(active, [second.clone(), first.clone()]);
+        let tomorrow = now + ROTATION_OVERLAP + time::Duration::seconds(1);
+        assert_eq!(
+            stored.active_secrets(tomorrow).cloned().collect::<Vec<_>>(),
+            [second]
+        );
+    }
+
+    #[tokio::test]
+    async fn test_event_type_defaults_to_first_subscription() {
+        assert_eq!(
+            event_type_for(None, &["jobs.done".into()]).unwrap().name,
+            "jobs.succeeded"
+        );
+        assert_eq!(
+            event_type_for(None, &["requests.finished".into()])
+                .unwrap()
+                .name,
+            "requests.completed"
+        );
+        assert_eq!(
+            event_type_for(Some(&json!("builds.failed")), &["*".into()])
+                .unwrap()
+                .name,
+            "builds.failed"
+        );
+        assert!(event_type_for(Some(&json!("builds.exploded")), &["*".into()]).is_err());
+    }
+
+    #[tokio::test]
+    async fn tenants_and_keys() {
+        let api = api();
+        let t = api.create_tenant(&json!({"name": "Acme"})).await.unwrap();
+        assert!(t.id.starts_with("tn_") && t.key.starts_with("hk_"));
+        assert_eq!(
+            api.store.tenant_for_key(&hash_key(&t.key)).await.unwrap(),
+            Some(t.id.clone())
+        );
+        let k = api.create_key(&t.id).await.unwrap();
         assert!(matches!(
-            api.get_webhook("a", &w.id).await,
+            api.delete_key("tn_other", &k.id).await,
             Err(Error::NotFound(_))
         ));
+        api.delete_key(&t.id, &k.id).await.unwrap();
+        assert_eq!(
+            api.store.tenant_for_key(&hash_key(&k.key)).await.unwrap(),
+            None
+        );
+        assert!(api.create_tenant(&json!({"name": ""})).await.is_err());
+        assert!(api
+            .create_tenant(&json!({"name": "x", "plan": "gold"}))
+            .await
+            .is_err());
     }
 }

@@ -72,7 +72,7 @@ impl Dispatcher {
 
         // One subscription read per tenant per batch.
         let mut webhooks: HashMap<&str, Option<Vec<Webhook>>> = HashMap::new();
-        for env in envelopes.iter().flatten() {
+        for env in envelopes.iter().flatten().filter(|e| e.target.is_none()) {
             if !webhooks.contains_key(env.tenant_id.as_str()) {
                 let loaded = match self.store.enabled_webhooks(&env.tenant_id).await {
                     Ok(list) => Some(list),
@@ -85,16 +85,46 @@ impl Dispatcher {
             }
         }
 
+        // Redeliveries name their webhook: it is read directly, enabled or matching or not.
+        let mut targeted: Vec<Option<Vec<Webhook>>> = Vec::with_capacity(envelopes.len());
+        for (i, env) in envelopes.iter().enumerate() {
+            let target = env.as_ref().and_then(|e| e.target.as_ref().map(|t| (e, t)));
+            let Some((env, target)) = target else {
+                targeted.push(None);
+                continue;
+            };
+            match self
+                .store
+                .get_webhook(&env.tenant_id, &target.webhook_id)
+                .await
+            {
+                Ok(found) => targeted.push(Some(found.into_iter().collect())),
+                Err(e) => {
+                    tracing::error!(webhook_id = %target.webhook_id, error = %e, "could not load webhook");
+                    failed[i] = true;
+                    targeted.push(None);
+                }
+            }
+        }
+
         let mut jobs = Vec::new();
         for (i, env) in envelopes.iter().enumerate() {
             let Some(env) = env else { continue };
-            let Some(list) = &webhooks[env.tenant_id.as_str()] else {
-                failed[i] = true;
-                continue;
-            };
+            let (list, matches): (&Vec<Webhook>, fn(&Webhook, &Event) -> bool) =
+                match (&env.target, &targeted[i]) {
+                    (Some(_), Some(list)) => (list, |_, _| true),
+                    (Some(_), None) => continue,
+                    (None, _) => match &webhooks[env.tenant_id.as_str()] {
+                        Some(list) => (list, webhook_matches),
+                        None => {
+                            failed[i] = true;
+                            continue;
+                        }
+                    },
+                };
             // Identical bodies for webhooks of one kind: format once per (kind, include_result).
             let mut bodies: Vec<((Kind, bool), Bytes)> = Vec::new();
-            for webhook in list.iter().filter(|w| webhook_matches(w, &env.event)) {
+            for webhook in list.iter().filter(|w| matches(w, &env.event)) {
                 let key = (webhook.kind, webhook.include_result);
                 let body = match bodies.iter().find(|(k, _)| *k == key) {
                     Some((_, b)) => b.clone(),
@@ -146,14 +176,32 @@ impl Dispatcher {
         let env = job.envelope;
         let now = OffsetDateTime::now_utc();
         let outcome = self.send(job.webhook, &env.event, job.body.clone()).await;
-        let mut delivery = Delivery::new(
-            delivery_id(env.envelope_id, &job.webhook.id),
-            &env.tenant_id,
-            &env.event.id,
-            &env.event.event_type,
-            &job.webhook.id,
-            now,
-        );
+        let fresh = || {
+            Delivery::new(
+                delivery_id(env.envelope_id, &job.webhook.id),
+                &env.tenant_id,
+                &env.event.id,
+                &env.event.event_type,
+                &job.webhook.id,
+                now,
+            )
+        };
+        // A redelivery continues the delivery it was asked for, keeping its earlier attempts.
+        let mut delivery = match &env.target {
+            None => fresh(),
+            Some(target) => match self
+                .store
+                .get_delivery(&env.tenant_id, &target.delivery_id)
+                .await
+            {
+                Ok(Some(existing)) => existing,
+                Ok(None) => fresh(),
+                Err(e) => {
+                    tracing::error!(delivery_id = %target.delivery_id, error = %e, "could not load delivery");
+                    return false;
+                }
+            },
+        };
         // Retry scheduling is not wired yet: a failed first attempt is final.
         delivery.record(attempt(now, &outcome), None);
         tracing::info!(

@@ -16,21 +16,21 @@ use time::OffsetDateTime;
 pub const DEDUPE_WINDOW: time::Duration = time::Duration::hours(24);
 pub const MAX_BATCH: usize = 100;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Outcome {
     Accepted,
     Duplicate,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Accepted {
     pub id: String,
     pub status: Outcome,
 }
 
 /// One entry of a batch answer.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct BatchItem {
     pub index: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -57,13 +57,13 @@ impl Ingest {
         let now = OffsetDateTime::now_utc();
         let event = Event::parse(body, now)?;
         let id = event.id.clone();
-        if !self.claim(tenant_id, &id, now).await? {
+        let message = envelope(tenant_id, event);
+        if !self.claim(tenant_id, &id, &message, now).await? {
             return Ok(Accepted {
                 id,
                 status: Outcome::Duplicate,
             });
         }
-        let message = envelope(tenant_id, event);
         if let Err(e) = self.queue.send(message, Duration::ZERO).await {
             self.release(tenant_id, &id).await;
             return Err(e);
@@ -92,12 +92,13 @@ impl Ingest {
         };
         let now = OffsetDateTime::now_utc();
         let mut items: Vec<BatchItem> = Vec::with_capacity(events.len());
-        let mut valid: Vec<(usize, Event)> = Vec::with_capacity(events.len());
+        let mut valid: Vec<(usize, String, String)> = Vec::with_capacity(events.len());
         for (index, raw) in events.iter().enumerate() {
             match Event::parse(raw, now) {
                 Ok(event) => {
-                    items.push(item(index, Some(event.id.clone()), "accepted"));
-                    valid.push((index, event));
+                    let id = event.id.clone();
+                    items.push(item(index, Some(id.clone()), "accepted"));
+                    valid.push((index, id, envelope(tenant_id, event)));
                 }
                 Err(e) => {
                     let mut it = item(index, None, "invalid");
@@ -118,11 +119,16 @@ impl Ingest {
             }
         }
         // Claims are conditional writes, so two copies of one id in a batch yield one claim.
-        let claims = join_all(valid.iter().map(|(_, e)| self.claim(tenant_id, &e.id, now))).await;
+        let claims = join_all(
+            valid
+                .iter()
+                .map(|(_, id, message)| self.claim(tenant_id, id, message, now)),
+        )
+        .await;
         let mut to_send: Vec<(usize, String, String)> = Vec::new();
-        for ((index, event), claim) in valid.into_iter().zip(claims) {
+        for ((index, id, message), claim) in valid.into_iter().zip(claims) {
             match claim {
-                Ok(true) => to_send.push((index, event.id.clone(), envelope(tenant_id, event))),
+                Ok(true) => to_send.push((index, id, message)),
                 Ok(false) => items[index].status = "duplicate",
                 Err(e) => {
                     items[index].status = "failed";
@@ -148,9 +154,15 @@ impl Ingest {
         Ok(items)
     }
 
-    async fn claim(&self, tenant_id: &str, event_id: &str, now: OffsetDateTime) -> Result<bool> {
+    async fn claim(
+        &self,
+        tenant_id: &str,
+        event_id: &str,
+        message: &str,
+        now: OffsetDateTime,
+    ) -> Result<bool> {
         self.store
-            .claim_event_id(tenant_id, event_id, now + DEDUPE_WINDOW, now)
+            .claim_event(tenant_id, event_id, message, now + DEDUPE_WINDOW, now)
             .await
     }
 
@@ -177,6 +189,7 @@ fn envelope(tenant_id: &str, event: Event) -> String {
         tenant_id: tenant_id.to_string(),
         envelope_id: crate::ids::ulid(),
         event,
+        target: None,
     })
     .expect("envelopes serialize")
 }

@@ -5,6 +5,18 @@ use crate::store::{ApiKey, Store, Tenant};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
+/// A new API key: `hk_` and 32 random bytes (256 bits), base64url. Shown once, stored hashed.
+pub fn generate_key() -> String {
+    use base64::Engine;
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    format!(
+        "hk_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    )
+}
+
 /// The hex SHA-256 of a presented key: what the store indexes keys by.
 pub fn hash_key(key: &str) -> String {
     let digest = Sha256::digest(key.as_bytes());
@@ -45,6 +57,13 @@ pub async fn ensure_tenant_with_key(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_are_long_random_and_distinct() {
+        let (a, b) = (generate_key(), generate_key());
+        assert_ne!(a, b);
+        assert!(a.starts_with("hk_") && a.len() == 3 + 43);
+    }
 
     #[test]
     fn hash_is_hex_sha256() {

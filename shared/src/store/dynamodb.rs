@@ -5,8 +5,9 @@
 //! | tenant          | `T#<tenant>`            | `TENANT`    |                 |             |
 //! | webhook         | `T#<tenant>`            | `WH#<id>`   |                 |             |
 //! | API key         | `K#<sha256 of key>`     | `KEY`       |                 |             |
+//! | key by id       | `T#<tenant>`            | `KEY#<id>`  |                 |             |
 //! | delivery        | `D#<id>`                | `D`         | `W#<webhook>`   | `D#<id>`    |
-//! | event id claim  | `E#<tenant>#<event id>` | `E`         |                 |             |
+//! | accepted event  | `E#<tenant>#<event id>` | `E`         |                 |             |
 //!
 //! Webhooks and deliveries are stored whole as JSON in `doc`; `expires_at` (epoch seconds) is the
 //! table's TTL attribute.
@@ -18,8 +19,9 @@ use crate::webhook::Webhook;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
-    KeyType, Projection, ProjectionType, ReturnValue, ScalarAttributeType, TimeToLiveSpecification,
+    AttributeDefinition, AttributeValue, BillingMode, Delete, GlobalSecondaryIndex,
+    KeySchemaElement, KeyType, Projection, ProjectionType, Put, ReturnValue, ScalarAttributeType,
+    Select, TimeToLiveSpecification, TransactWriteItem,
 };
 use aws_sdk_dynamodb::Client;
 use std::collections::HashMap;
@@ -27,6 +29,8 @@ use time::OffsetDateTime;
 
 /// How long delivery records are kept (SPEC §4: listed for 30 days).
 const DELIVERY_RETENTION_SECS: i64 = 30 * 86_400;
+/// Accepted events are kept as long as their deliveries, so any delivery can be redelivered.
+const EVENT_RETENTION_SECS: i64 = DELIVERY_RETENTION_SECS;
 pub const GSI1: &str = "GSI1";
 
 type Item = HashMap<String, AttributeValue>;
@@ -213,18 +217,66 @@ impl Store for DynamoStore {
     }
 
     async fn put_api_key(&self, key: &ApiKey) -> Result<()> {
-        self.client
-            .put_item()
+        // Two items written together: by hash (authentication) and by id under the tenant
+        // (revocation), so neither can exist without the other.
+        let by_hash = Put::builder()
             .table_name(&self.table)
             .item("PK", s(format!("K#{}", key.hash)))
             .item("SK", s("KEY"))
             .item("key_id", s(&key.id))
             .item("tenant_id", s(&key.tenant_id))
             .item("created_at", n(key.created_at.unix_timestamp()))
+            .build()
+            .expect("table and item are set");
+        let by_id = Put::builder()
+            .table_name(&self.table)
+            .item("PK", s(format!("T#{}", key.tenant_id)))
+            .item("SK", s(format!("KEY#{}", key.id)))
+            .item("hash", s(&key.hash))
+            .item("created_at", n(key.created_at.unix_timestamp()))
+            .build()
+            .expect("table and item are set");
+        self.client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(by_hash).build())
+            .transact_items(TransactWriteItem::builder().put(by_id).build())
             .send()
             .await
             .map_err(store_err)?;
         Ok(())
+    }
+
+    async fn delete_api_key(&self, tenant_id: &str, key_id: &str) -> Result<bool> {
+        let Some(item) = self
+            .get(format!("T#{tenant_id}"), &format!("KEY#{key_id}"))
+            .await?
+        else {
+            return Ok(false);
+        };
+        let hash = item
+            .get("hash")
+            .and_then(|v| v.as_s().ok())
+            .ok_or_else(|| Error::Store("key item without hash".into()))?;
+        let delete = |pk: String, sk: String| {
+            TransactWriteItem::builder()
+                .delete(
+                    Delete::builder()
+                        .table_name(&self.table)
+                        .key("PK", s(pk))
+                        .key("SK", s(sk))
+                        .build()
+                        .expect("table and key are set"),
+                )
+                .build()
+        };
+        self.client
+            .transact_write_items()
+            .transact_items(delete(format!("K#{hash}"), "KEY".into()))
+            .transact_items(delete(format!("T#{tenant_id}"), format!("KEY#{key_id}")))
+            .send()
+            .await
+            .map_err(store_err)?;
+        Ok(true)
     }
 
     async fn tenant_for_key(&self, key_hash: &str) -> Result<Option<String>> {
@@ -260,6 +312,50 @@ impl Store for DynamoStore {
             .await?
             .map(|item| doc(&item))
             .transpose()
+    }
+
+    async fn update_webhook(&self, webhook: &Webhook) -> Result<bool> {
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("PK", s(format!("T#{}", webhook.tenant_id)))
+            .item("SK", s(format!("WH#{}", webhook.id)))
+            .item("enabled", AttributeValue::Bool(webhook.enabled))
+            .item("doc", to_doc(webhook))
+            .condition_expression("attribute_exists(PK)")
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(true),
+            Err(e) if is_conditional_failure(&e) => Ok(false),
+            Err(e) => Err(store_err(e)),
+        }
+    }
+
+    async fn count_webhooks(&self, tenant_id: &str) -> Result<usize> {
+        let mut count = 0usize;
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("PK = :pk AND begins_with(SK, :wh)")
+                .expression_attribute_values(":pk", s(format!("T#{tenant_id}")))
+                .expression_attribute_values(":wh", s("WH#"))
+                .select(Select::Count)
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(store_err)?;
+            count += out.count as usize;
+            match out.last_evaluated_key {
+                Some(k) => start = Some(k),
+                None => return Ok(count),
+            }
+        }
     }
 
     async fn list_webhooks(
@@ -407,22 +503,26 @@ impl Store for DynamoStore {
         })
     }
 
-    async fn claim_event_id(
+    async fn claim_event(
         &self,
         tenant_id: &str,
         event_id: &str,
+        envelope: &str,
         until: OffsetDateTime,
         now: OffsetDateTime,
     ) -> Result<bool> {
-        // TTL deletion lags by up to two days, so an expired claim is checked by value too.
+        // The dedupe window is checked by value: TTL deletion lags, and the item outlives the
+        // window anyway (it holds the event for redelivery).
         let put = self
             .client
             .put_item()
             .table_name(&self.table)
             .item("PK", s(format!("E#{tenant_id}#{event_id}")))
             .item("SK", s("E"))
-            .item("expires_at", n(until.unix_timestamp()))
-            .condition_expression("attribute_not_exists(PK) OR expires_at <= :now")
+            .item("envelope", s(envelope))
+            .item("dedupe_until", n(until.unix_timestamp()))
+            .item("expires_at", n(now.unix_timestamp() + EVENT_RETENTION_SECS))
+            .condition_expression("attribute_not_exists(PK) OR dedupe_until <= :now")
             .expression_attribute_values(":now", n(now.unix_timestamp()))
             .send()
             .await;
@@ -431,6 +531,13 @@ impl Store for DynamoStore {
             Err(e) if is_conditional_failure(&e) => Ok(false),
             Err(e) => Err(store_err(e)),
         }
+    }
+
+    async fn get_event(&self, tenant_id: &str, event_id: &str) -> Result<Option<String>> {
+        Ok(self
+            .get(format!("E#{tenant_id}#{event_id}"), "E")
+            .await?
+            .and_then(|item| item.get("envelope")?.as_s().ok().cloned()))
     }
 
     async fn release_event_id(&self, tenant_id: &str, event_id: &str) -> Result<()> {

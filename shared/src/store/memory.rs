@@ -17,7 +17,8 @@ struct State {
     /// (tenant, webhook id) in id order, which is creation order for ULIDs.
     webhooks: BTreeMap<(String, String), Webhook>,
     deliveries: BTreeMap<String, Delivery>,
-    claims: HashMap<(String, String), OffsetDateTime>,
+    /// (tenant, event id) → (dedupe until, envelope).
+    claims: HashMap<(String, String), (OffsetDateTime, String)>,
 }
 
 #[derive(Default)]
@@ -57,6 +58,16 @@ impl Store for MemoryStore {
         Ok(self.read().keys.get(key_hash).map(|k| k.tenant_id.clone()))
     }
 
+    async fn delete_api_key(&self, tenant_id: &str, key_id: &str) -> Result<bool> {
+        let mut state = self.write();
+        let hash = state
+            .keys
+            .values()
+            .find(|k| k.tenant_id == tenant_id && k.id == key_id)
+            .map(|k| k.hash.clone());
+        Ok(hash.is_some_and(|h| state.keys.remove(&h).is_some()))
+    }
+
     async fn create_webhook(&self, webhook: &Webhook) -> Result<()> {
         let mut state = self.write();
         let key = (webhook.tenant_id.clone(), webhook.id.clone());
@@ -73,6 +84,29 @@ impl Store for MemoryStore {
             .webhooks
             .get(&(tenant_id.to_string(), id.to_string()))
             .cloned())
+    }
+
+    async fn update_webhook(&self, webhook: &Webhook) -> Result<bool> {
+        let mut state = self.write();
+        match state
+            .webhooks
+            .get_mut(&(webhook.tenant_id.clone(), webhook.id.clone()))
+        {
+            Some(slot) => {
+                *slot = webhook.clone();
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    async fn count_webhooks(&self, tenant_id: &str) -> Result<usize> {
+        Ok(self
+            .read()
+            .webhooks
+            .keys()
+            .filter(|(t, _)| t == tenant_id)
+            .count())
     }
 
     async fn list_webhooks(
@@ -152,22 +186,31 @@ impl Store for MemoryStore {
         Ok(Page { items, more })
     }
 
-    async fn claim_event_id(
+    async fn claim_event(
         &self,
         tenant_id: &str,
         event_id: &str,
+        envelope: &str,
         until: OffsetDateTime,
         now: OffsetDateTime,
     ) -> Result<bool> {
         let mut state = self.write();
         let key = (tenant_id.to_string(), event_id.to_string());
         match state.claims.get(&key) {
-            Some(expires) if *expires > now => Ok(false),
+            Some((expires, _)) if *expires > now => Ok(false),
             _ => {
-                state.claims.insert(key, until);
+                state.claims.insert(key, (until, envelope.to_string()));
                 Ok(true)
             }
         }
+    }
+
+    async fn get_event(&self, tenant_id: &str, event_id: &str) -> Result<Option<String>> {
+        Ok(self
+            .read()
+            .claims
+            .get(&(tenant_id.to_string(), event_id.to_string()))
+            .map(|(_, envelope)| envelope.clone()))
     }
 
     async fn release_event_id(&self, tenant_id: &str, event_id: &str) -> Result<()> {

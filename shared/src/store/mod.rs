@@ -43,10 +43,15 @@ pub trait Store: Send + Sync {
     /// Stores a key (overwriting one with the same hash).
     async fn put_api_key(&self, key: &ApiKey) -> Result<()>;
     async fn tenant_for_key(&self, key_hash: &str) -> Result<Option<String>>;
+    /// Revokes one of the tenant's keys; `false` when the tenant has no such key.
+    async fn delete_api_key(&self, tenant_id: &str, key_id: &str) -> Result<bool>;
 
     /// Fails with `Error::Conflict` when the id is taken.
     async fn create_webhook(&self, webhook: &Webhook) -> Result<()>;
     async fn get_webhook(&self, tenant_id: &str, id: &str) -> Result<Option<Webhook>>;
+    /// Replaces an existing webhook; `false` when it does not exist (it is not created).
+    async fn update_webhook(&self, webhook: &Webhook) -> Result<bool>;
+    async fn count_webhooks(&self, tenant_id: &str) -> Result<usize>;
     /// The tenant's webhooks in creation order, `limit` at most, after the id `after`.
     async fn list_webhooks(
         &self,
@@ -71,15 +76,19 @@ pub trait Store: Send + Sync {
         before: Option<&str>,
     ) -> Result<Page<Delivery>>;
 
-    /// Claims an event id for the dedupe window. `true` when this call claimed it, `false` when a
-    /// live claim exists (a duplicate).
-    async fn claim_event_id(
+    /// Claims an event id for the dedupe window and keeps the accepted envelope (for redelivery,
+    /// as long as its deliveries are kept). `true` when this call claimed it, `false` when a live
+    /// claim exists (a duplicate).
+    async fn claim_event(
         &self,
         tenant_id: &str,
         event_id: &str,
+        envelope: &str,
         until: OffsetDateTime,
         now: OffsetDateTime,
     ) -> Result<bool>;
+    /// The envelope last accepted under this event id.
+    async fn get_event(&self, tenant_id: &str, event_id: &str) -> Result<Option<String>>;
     /// Gives a claim back, so an event that could not be enqueued can be posted again.
     async fn release_event_id(&self, tenant_id: &str, event_id: &str) -> Result<()>;
 }

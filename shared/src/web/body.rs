@@ -47,6 +47,39 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
     }
 }
 
+/// A JSON body that may be absent: no body (and no Content-Type) reads as `{}`.
+pub struct OptionalJsonBody(pub Value);
+
+impl<S: Send + Sync> FromRequest<S> for OptionalJsonBody {
+    type Rejection = Error;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let has_type = req.headers().contains_key(CONTENT_TYPE);
+        let has_body = req
+            .headers()
+            .get(axum::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .is_none_or(|l| l != "0");
+        if !has_type {
+            let limit = req
+                .extensions()
+                .get::<BodyLimit>()
+                .map(|l| l.0)
+                .unwrap_or(64 * 1024);
+            let bytes = Bytes::from_request(req, state)
+                .await
+                .map_err(|_| Error::PayloadTooLarge(limit))?;
+            if bytes.is_empty() || !has_body {
+                return Ok(OptionalJsonBody(Value::Object(Default::default())));
+            }
+            return Err(Error::UnsupportedMediaType);
+        }
+        JsonBody::from_request(req, state)
+            .await
+            .map(|JsonBody(v)| OptionalJsonBody(v))
+    }
+}
+
 /// The body limit of a router, set as an extension so errors can quote it.
 #[derive(Debug, Clone, Copy)]
 pub struct BodyLimit(pub usize);

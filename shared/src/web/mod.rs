@@ -2,19 +2,24 @@
 
 pub mod auth;
 pub mod body;
+pub mod openapi;
 pub mod problem;
 
 use crate::error::Error;
-use crate::service::ingest::Outcome;
+use crate::service::api::{DeliveryView, NewKey, NewTenant, TestResult};
+use crate::service::ingest::{Accepted, Outcome};
 use crate::service::{Api, Ingest};
 use crate::store::Store;
-use auth::Caller;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use crate::webhook::WebhookView;
+use auth::{Admin, Caller};
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Extension, Json, Router};
-use body::{BodyLimit, JsonBody};
+use body::{BodyLimit, JsonBody, OptionalJsonBody};
 use problem::Problem;
 use serde::Deserialize;
 use serde_json::json;
@@ -29,6 +34,7 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub ingest: Arc<Ingest>,
     pub api: Arc<Api>,
+    pub admin_key: Option<crate::secret::Secret>,
 }
 
 /// The routes of the ingest function: `/v1/events*`.
@@ -71,13 +77,65 @@ fn api_routes() -> Router<AppState> {
     limited(
         Router::new()
             .route("/v1/health", get(health))
+            .route("/v1/openapi.json", get(openapi_json))
             .route("/v1/event-types", get(event_types))
             .route("/v1/webhooks", post(create_webhook).get(list_webhooks))
-            .route("/v1/webhooks/{id}", get(get_webhook).delete(delete_webhook)),
+            .route("/v1/webhooks/test", post(test_unsaved))
+            .route(
+                "/v1/webhooks/{id}",
+                get(get_webhook)
+                    .put(replace_webhook)
+                    .patch(patch_webhook)
+                    .delete(delete_webhook),
+            )
+            .route("/v1/webhooks/{id}/secret", get(get_secret))
+            .route("/v1/webhooks/{id}/secret/rotate", post(rotate_secret))
+            .route("/v1/webhooks/{id}/test", post(test_webhook))
+            .route("/v1/webhooks/{id}/deliveries", get(list_deliveries))
+            .route("/v1/deliveries/{id}", get(get_delivery))
+            .route("/v1/deliveries/{id}/redeliver", post(redeliver))
+            .route("/v1/tenants", post(create_tenant))
+            .route("/v1/keys", post(create_key))
+            .route("/v1/keys/{id}", delete(delete_key)),
         API_BODY_LIMIT,
     )
 }
 
+/// A path id; a malformed path is a 400 problem, not axum's plain-text rejection.
+pub struct Id(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for Id {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Path(id) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|e: PathRejection| Error::BadRequest(format!("invalid path: {e}")))?;
+        Ok(Id(id))
+    }
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListParams {
+    /// Items per page, 1 to 100 (default 20).
+    limit: Option<String>,
+    /// The `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+fn list_params(params: Result<Query<ListParams>, QueryRejection>) -> Result<ListParams, Error> {
+    params
+        .map(|Query(p)| p)
+        .map_err(|e| Error::BadRequest(format!("invalid query string: {e}")))
+}
+
+#[utoipa::path(post, path = "/v1/events", tag = "events", request_body = openapi::EventInput,
+    responses((status = 202, description = "Accepted and queued", body = Accepted),
+              (status = 200, description = "The same id was accepted within 24 h: not delivered again", body = Accepted),
+              (status = 400, response = openapi::Malformed), (status = 401, response = openapi::Unauthorized),
+              (status = 413, response = openapi::TooLarge), (status = 415, response = openapi::MediaType),
+              (status = 422, response = openapi::Invalid), (status = 503, response = openapi::Unavailable)))]
 async fn post_event(
     State(state): State<AppState>,
     caller: Caller,
@@ -91,6 +149,11 @@ async fn post_event(
     Ok((status, Json(accepted)).into_response())
 }
 
+#[utoipa::path(post, path = "/v1/events/batch", tag = "events", request_body = openapi::BatchInput,
+    responses((status = 200, description = "One result per event, in order", body = openapi::BatchAnswer),
+              (status = 400, response = openapi::Malformed), (status = 401, response = openapi::Unauthorized),
+              (status = 413, response = openapi::TooLarge), (status = 415, response = openapi::MediaType),
+              (status = 422, response = openapi::Invalid)))]
 async fn post_batch(
     State(state): State<AppState>,
     caller: Caller,
@@ -100,14 +163,35 @@ async fn post_batch(
     Ok(Json(json!({ "data": items })).into_response())
 }
 
+#[utoipa::path(get, path = "/v1/health", tag = "meta", security(()),
+    responses((status = 200, description = "The service answers", body = openapi::Health)))]
 async fn health() -> Response {
     Json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")})).into_response()
 }
 
+#[utoipa::path(get, path = "/v1/openapi.json", tag = "meta", security(()),
+    responses((status = 200, description = "This document", content_type = "application/json", body = Object)))]
+async fn openapi_json() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        openapi::document(),
+    )
+        .into_response()
+}
+
+#[utoipa::path(get, path = "/v1/event-types", tag = "meta",
+    responses((status = 200, description = "The event catalog and subscription patterns", body = openapi::EventTypes),
+              (status = 401, response = openapi::Unauthorized)))]
 async fn event_types(State(state): State<AppState>, _caller: Caller) -> Response {
     Json(state.api.event_types()).into_response()
 }
 
+#[utoipa::path(post, path = "/v1/webhooks", tag = "webhooks", request_body = openapi::WebhookInput,
+    responses((status = 201, description = "Created; `secret` is shown in this answer only", body = WebhookView,
+               headers(("location" = String, description = "The webhook's URL"))),
+              (status = 400, response = openapi::Malformed), (status = 401, response = openapi::Unauthorized),
+              (status = 409, response = openapi::Conflict), (status = 413, response = openapi::TooLarge),
+              (status = 415, response = openapi::MediaType), (status = 422, response = openapi::Invalid)))]
 async fn create_webhook(
     State(state): State<AppState>,
     caller: Caller,
@@ -123,19 +207,16 @@ async fn create_webhook(
         .into_response())
 }
 
-#[derive(Deserialize)]
-struct ListParams {
-    limit: Option<String>,
-    cursor: Option<String>,
-}
-
+#[utoipa::path(get, path = "/v1/webhooks", tag = "webhooks", params(ListParams),
+    responses((status = 200, description = "A page of webhooks, oldest first", body = openapi::WebhookList),
+              (status = 400, response = openapi::Malformed), (status = 401, response = openapi::Unauthorized),
+              (status = 422, response = openapi::Invalid)))]
 async fn list_webhooks(
     State(state): State<AppState>,
     caller: Caller,
-    params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
+    params: Result<Query<ListParams>, QueryRejection>,
 ) -> Result<Response, Error> {
-    let Query(params) =
-        params.map_err(|e| Error::BadRequest(format!("invalid query string: {e}")))?;
+    let params = list_params(params)?;
     let listing = state
         .api
         .list_webhooks(
@@ -147,19 +228,214 @@ async fn list_webhooks(
     Ok(Json(listing).into_response())
 }
 
+#[utoipa::path(get, path = "/v1/webhooks/{id}", tag = "webhooks", params(("id" = String, Path)),
+    responses((status = 200, description = "The webhook", body = WebhookView),
+              (status = 401, response = openapi::Unauthorized), (status = 404, response = openapi::NotFound)))]
 async fn get_webhook(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    Id(id): Id,
 ) -> Result<Response, Error> {
     Ok(Json(state.api.get_webhook(&caller.tenant_id, &id).await?).into_response())
 }
 
+#[utoipa::path(put, path = "/v1/webhooks/{id}", tag = "webhooks", params(("id" = String, Path)),
+    request_body(content = openapi::WebhookInput, description = "Replaces every field; a protected header sent without `value` keeps its stored value"),
+    responses((status = 200, description = "The updated webhook", body = WebhookView),
+              (status = 400, response = openapi::Malformed), (status = 401, response = openapi::Unauthorized),
+              (status = 404, response = openapi::NotFound), (status = 413, response = openapi::TooLarge),
+              (status = 415, response = openapi::MediaType), (status = 422, response = openapi::Invalid)))]
+async fn replace_webhook(
+    State(state): State<AppState>,
+    caller: Caller,
+    Id(id): Id,
+    JsonBody(body): JsonBody,
+) -> Result<Response, Error> {
+    Ok(Json(
+        state
+            .api
+            .replace_webhook(&caller.tenant_id, &id, &body)
+            .await?,
+    )
+    .into_response())
+}
+
+#[utoipa::path(patch, path = "/v1/webhooks/{id}", tag = "webhooks", params(("id" = String, Path)),
+    request_body(content = openapi::WebhookPatch, description = "A JSON merge patch (RFC 7396); `{\"enabled\": true}` re-enables and clears `disabled_reason`"),
+    responses((status = 200, description = "The updated webhook", body = WebhookView),
+              (status = 400, response = openapi::Malformed), (status = 401, response = openapi::Unauthorized),
+              (status = 404, response = openapi::NotFound), (status = 413, response = openapi::TooLarge),
+              (status = 415, response = openapi::MediaType), (status = 422, response = openapi::Invalid)))]
+async fn patch_webhook(
+    State(state): State<AppState>,
+    caller: Caller,
+    Id(id): Id,
+    JsonBody(body): JsonBody,
+) -> Result<Response, Error> {
+    Ok(Json(
+        state
+            .api
+            .patch_webhook(&caller.tenant_id, &id, &body)
+            .await?,
+    )
+    .into_response())
+}
+
+#[utoipa::path(delete, path = "/v1/webhooks/{id}", tag = "webhooks", params(("id" = String, Path)),
+    responses((status = 204, description = "Deleted"),
+              (status = 401, response = openapi::Unauthorized), (status = 404, response = openapi::NotFound)))]
 async fn delete_webhook(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    Id(id): Id,
 ) -> Result<Response, Error> {
     state.api.delete_webhook(&caller.tenant_id, &id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[utoipa::path(get, path = "/v1/webhooks/{id}/secret", tag = "webhooks", params(("id" = String, Path)),
+    responses((status = 200, description = "The current signing secret", body = openapi::SecretAnswer),
+              (status = 401, response = openapi::Unauthorized), (status = 404, response = openapi::NotFound)))]
+async fn get_secret(
+    State(state): State<AppState>,
+    caller: Caller,
+    Id(id): Id,
+) -> Result<Response, Error> {
+    let secret = state.api.secret(&caller.tenant_id, &id).await?;
+    Ok(Json(json!({"secret": secret.expose()})).into_response())
+}
+
+#[utoipa::path(post, path = "/v1/webhooks/{id}/secret/rotate", tag = "webhooks", params(("id" = String, Path)),
+    responses((status = 200, description = "The new secret; the previous one keeps signing for 24 h", body = openapi::SecretAnswer),
+              (status = 401, response = openapi::Unauthorized), (status = 404, response = openapi::NotFound)))]
+async fn rotate_secret(
+    State(state): State<AppState>,
+    caller: Caller,
+    Id(id): Id,
+) -> Result<Response, Error> {
+    let secret = state.api.rotate_secret(&caller.tenant_id, &id).await?;
+    Ok(Json(json!({"secret": secret.expose()})).into_response())
+}
+
+#[utoipa::path(post, path = "/v1/webhooks/{id}/test", tag = "webhooks", params(("id" = String, Path)),
+    request_body(content = Option<openapi::TestInput>, description = "Optional; the event type to send (default: the webhook's first)"),
+    responses((status = 200, description = "What the receiver did", body = TestResult),
+              (status = 400, response = openapi::Malformed), (status = 401, response = openapi::Unauthorized),
+              (status = 404, response = openapi::NotFound), (status = 415, response = openapi::MediaType),
+              (status = 422, response = openapi::Invalid)))]
+async fn test_webhook(
+    State(state): State<AppState>,
+    caller: Caller,
+    Id(id): Id,
+    OptionalJsonBody(body): OptionalJsonBody,
+) -> Result<Response, Error> {
+    Ok(Json(
+        state
+            .api
+            .test_webhook(&caller.tenant_id, &id, &body)
+            .await?,
+    )
+    .into_response())
+}
+
+#[utoipa::path(post, path = "/v1/webhooks/test", tag = "webhooks", request_body = openapi::UnsavedTestInput,
+    responses((status = 200, description = "What the receiver did", body = TestResult),
+              (status = 400, response = openapi::Malformed), (status = 401, response = openapi::Unauthorized),
+              (status = 413, response = openapi::TooLarge), (status = 415, response = openapi::MediaType),
+              (status = 422, response = openapi::Invalid)))]
+async fn test_unsaved(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(body): JsonBody,
+) -> Result<Response, Error> {
+    Ok(Json(state.api.test_unsaved(&caller.tenant_id, &body).await?).into_response())
+}
+
+#[utoipa::path(get, path = "/v1/webhooks/{id}/deliveries", tag = "deliveries", params(("id" = String, Path), ListParams),
+    responses((status = 200, description = "A page of the webhook's deliveries, newest first", body = openapi::DeliveryList),
+              (status = 400, response = openapi::Malformed), (status = 401, response = openapi::Unauthorized),
+              (status = 404, response = openapi::NotFound), (status = 422, response = openapi::Invalid)))]
+async fn list_deliveries(
+    State(state): State<AppState>,
+    caller: Caller,
+    Id(id): Id,
+    params: Result<Query<ListParams>, QueryRejection>,
+) -> Result<Response, Error> {
+    let params = list_params(params)?;
+    let listing = state
+        .api
+        .list_deliveries(
+            &caller.tenant_id,
+            &id,
+            params.limit.as_deref(),
+            params.cursor.as_deref(),
+        )
+        .await?;
+    Ok(Json(listing).into_response())
+}
+
+#[utoipa::path(get, path = "/v1/deliveries/{id}", tag = "deliveries", params(("id" = String, Path)),
+    responses((status = 200, description = "The delivery with its attempts", body = DeliveryView),
+              (status = 401, response = openapi::Unauthorized), (status = 404, response = openapi::NotFound)))]
+async fn get_delivery(
+    State(state): State<AppState>,
+    caller: Caller,
+    Id(id): Id,
+) -> Result<Response, Error> {
+    let delivery = state.api.get_delivery(&caller.tenant_id, &id).await?;
+    Ok(Json(DeliveryView::from(&delivery)).into_response())
+}
+
+#[utoipa::path(post, path = "/v1/deliveries/{id}/redeliver", tag = "deliveries", params(("id" = String, Path)),
+    responses((status = 202, description = "A new attempt is queued", body = DeliveryView),
+              (status = 401, response = openapi::Unauthorized), (status = 404, response = openapi::NotFound),
+              (status = 409, response = openapi::Conflict), (status = 503, response = openapi::Unavailable)))]
+async fn redeliver(
+    State(state): State<AppState>,
+    caller: Caller,
+    Id(id): Id,
+) -> Result<Response, Error> {
+    let delivery = state.api.redeliver(&caller.tenant_id, &id).await?;
+    Ok((StatusCode::ACCEPTED, Json(DeliveryView::from(&delivery))).into_response())
+}
+
+#[utoipa::path(post, path = "/v1/tenants", tag = "tenants", request_body = openapi::TenantInput,
+    security(("admin" = [])),
+    responses((status = 201, description = "The tenant and its first key, shown once", body = NewTenant),
+              (status = 400, response = openapi::Malformed), (status = 401, response = openapi::Unauthorized),
+              (status = 404, response = openapi::NotFound), (status = 415, response = openapi::MediaType),
+              (status = 422, response = openapi::Invalid)))]
+async fn create_tenant(
+    State(state): State<AppState>,
+    _admin: Admin,
+    JsonBody(body): JsonBody,
+) -> Result<Response, Error> {
+    Ok((
+        StatusCode::CREATED,
+        Json(state.api.create_tenant(&body).await?),
+    )
+        .into_response())
+}
+
+#[utoipa::path(post, path = "/v1/keys", tag = "tenants",
+    responses((status = 201, description = "A new key for the caller's tenant, shown once", body = NewKey),
+              (status = 401, response = openapi::Unauthorized)))]
+async fn create_key(State(state): State<AppState>, caller: Caller) -> Result<Response, Error> {
+    Ok((
+        StatusCode::CREATED,
+        Json(state.api.create_key(&caller.tenant_id).await?),
+    )
+        .into_response())
+}
+
+#[utoipa::path(delete, path = "/v1/keys/{id}", tag = "tenants", params(("id" = String, Path)),
+    responses((status = 204, description = "Revoked"),
+              (status = 401, response = openapi::Unauthorized), (status = 404, response = openapi::NotFound)))]
+async fn delete_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    Id(id): Id,
+) -> Result<Response, Error> {
+    state.api.delete_key(&caller.tenant_id, &id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

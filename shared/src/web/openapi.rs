@@ -1,0 +1,318 @@
+//! The OpenAPI 3.1 document, generated from the handlers' annotations and the domain types.
+//! Request bodies are validated by hand (for field-level errors), so their schemas are
+//! described here by schema-only types; enumerations come from the catalog.
+
+use crate::catalog;
+use crate::delivery::{Attempt, DeliveryStatus};
+use crate::error::FieldError;
+use crate::event::{EnvironmentType, ObjectRef};
+use crate::service::api::{DeliveryView, NewKey, NewTenant, TestResult};
+use crate::service::ingest::{Accepted, BatchItem, Outcome};
+use crate::web::problem::Problem;
+use crate::webhook::{Filters, HeaderView, Kind, ObjectFilter, WebhookView};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::sync::OnceLock;
+use time::OffsetDateTime;
+use utoipa::{OpenApi, ToResponse, ToSchema};
+
+/// An event as a platform posts it. Only `type` is required.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct EventInput {
+    /// Idempotency key and Standard Webhooks message id; generated when absent.
+    #[schema(min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_:-]+$")]
+    id: Option<String>,
+    #[serde(rename = "type")]
+    event_type: String,
+    /// RFC 3339; default now.
+    occurred_at: Option<OffsetDateTime>,
+    #[schema(min_length = 1, max_length = 256)]
+    project: Option<String>,
+    environment_type: Option<EnvironmentType>,
+    object: Option<ObjectRef>,
+    #[schema(value_type = Option<Object>)]
+    data: Option<Value>,
+    /// Sent only to webhooks with `include_result`, and only if at most 16 KiB.
+    #[schema(value_type = Option<Object>)]
+    result: Option<Value>,
+    /// A human description; generated from type, object and project when absent.
+    #[schema(min_length = 1, max_length = 4096)]
+    text: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct BatchInput {
+    #[schema(min_items = 1, max_items = 100)]
+    events: Vec<EventInput>,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct BatchAnswer {
+    data: Vec<BatchItem>,
+}
+
+/// A header sent with every delivery. A protected value is write-only.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct HeaderInput {
+    key: String,
+    /// Omit it on PUT/PATCH to keep a stored protected value.
+    #[schema(max_length = 4096)]
+    value: Option<String>,
+    protected: Option<bool>,
+}
+
+/// A webhook to create or replace. Only `url` and `events` are required.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct WebhookInput {
+    #[schema(max_length = 2048)]
+    url: String,
+    #[schema(min_items = 1, max_items = 50)]
+    events: Vec<String>,
+    #[schema(min_length = 1, max_length = 128)]
+    name: Option<String>,
+    #[schema(max_length = 1024)]
+    description: Option<String>,
+    kind: Option<Kind>,
+    filters: Option<Filters>,
+    #[schema(max_items = 20)]
+    headers: Option<Vec<HeaderInput>>,
+    include_result: Option<bool>,
+    enabled: Option<bool>,
+}
+
+/// The fields to change (RFC 7396 merge patch).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct WebhookPatch {
+    #[schema(max_length = 2048)]
+    url: Option<String>,
+    #[schema(min_items = 1, max_items = 50)]
+    events: Option<Vec<String>>,
+    #[schema(min_length = 1, max_length = 128)]
+    name: Option<String>,
+    #[schema(max_length = 1024)]
+    description: Option<String>,
+    kind: Option<Kind>,
+    filters: Option<Filters>,
+    #[schema(max_items = 20)]
+    headers: Option<Vec<HeaderInput>>,
+    include_result: Option<bool>,
+    enabled: Option<bool>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct TestInput {
+    event_type: Option<String>,
+}
+
+/// An unsaved webhook configuration (a create body) plus the event type to send.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct UnsavedTestInput {
+    #[schema(max_length = 2048)]
+    url: String,
+    #[schema(min_items = 1, max_items = 50)]
+    events: Vec<String>,
+    #[schema(min_length = 1, max_length = 128)]
+    name: Option<String>,
+    #[schema(max_length = 1024)]
+    description: Option<String>,
+    kind: Option<Kind>,
+    filters: Option<Filters>,
+    #[schema(max_items = 20)]
+    headers: Option<Vec<HeaderInput>>,
+    include_result: Option<bool>,
+    enabled: Option<bool>,
+    event_type: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct TenantInput {
+    #[schema(min_length = 1, max_length = 128)]
+    name: String,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct WebhookList {
+    data: Vec<WebhookView>,
+    next_cursor: Option<String>,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct DeliveryList {
+    data: Vec<DeliveryView>,
+    next_cursor: Option<String>,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct SecretAnswer {
+    /// `whsec_` and the base64 of the HMAC key.
+    secret: String,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct Health {
+    status: String,
+    version: String,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct EventTypeInfo {
+    #[schema(rename = "type")]
+    event_type: String,
+    resource: String,
+    status: String,
+    terminal: bool,
+    description: String,
+    #[schema(value_type = Object)]
+    sample: Value,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct PatternInfo {
+    pattern: String,
+    description: String,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct EventTypes {
+    data: Vec<EventTypeInfo>,
+    patterns: Vec<PatternInfo>,
+}
+
+macro_rules! problem_responses {
+    ($($name:ident => $description:literal),* $(,)?) => {$(
+        #[derive(ToResponse)]
+        #[response(description = $description, content_type = "application/problem+json")]
+        #[allow(dead_code)]
+        pub struct $name(Problem);
+    )*};
+}
+
+problem_responses! {
+    Malformed => "The body is not JSON, or a query or path is malformed",
+    Unauthorized => "Missing or invalid API key",
+    NotFound => "No such resource for this tenant",
+    Conflict => "The request conflicts with the current state",
+    TooLarge => "The body is larger than the route accepts",
+    MediaType => "The body is not application/json",
+    Invalid => "Invalid fields; `errors` names each one",
+    Unavailable => "Storage or the queue is unavailable; retry",
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Herald", description = "Webhook notifications for ML and deployment platforms."),
+    paths(
+        super::post_event, super::post_batch, super::health, super::openapi_json, super::event_types,
+        super::create_webhook, super::list_webhooks, super::get_webhook, super::replace_webhook,
+        super::patch_webhook, super::delete_webhook, super::get_secret, super::rotate_secret,
+        super::test_webhook, super::test_unsaved, super::list_deliveries, super::get_delivery,
+        super::redeliver, super::create_tenant, super::create_key, super::delete_key,
+    ),
+    components(
+        schemas(EventInput, BatchInput, BatchAnswer, HeaderInput, WebhookInput, WebhookPatch, TestInput,
+            UnsavedTestInput, TenantInput, WebhookList, DeliveryList, SecretAnswer, Health, EventTypes,
+            EventTypeInfo, PatternInfo, Accepted, Outcome, BatchItem, FieldError, Problem, WebhookView,
+            HeaderView, Kind, Filters, ObjectFilter, EnvironmentType, ObjectRef, DeliveryView, Attempt,
+            DeliveryStatus, TestResult, NewKey, NewTenant),
+        responses(Malformed, Unauthorized, NotFound, Conflict, TooLarge, MediaType, Invalid, Unavailable),
+    ),
+    tags((name = "events", description = "Platforms post lifecycle events"),
+         (name = "webhooks", description = "Subscriptions, secrets and test sends"),
+         (name = "deliveries", description = "The delivery log and redelivery"),
+         (name = "tenants", description = "Tenants and API keys"),
+         (name = "meta", description = "Health, catalog and this document")),
+)]
+struct ApiDoc;
+
+/// Fills in what the annotations cannot say: the catalog's enumerations, the version, and
+/// the security schemes (tenant key by default, admin key where noted).
+fn finish(mut doc: Value) -> Value {
+    doc["info"]["version"] = json!(env!("CARGO_PKG_VERSION"));
+    let schemas = &mut doc["components"]["schemas"];
+    schemas["EventInput"]["properties"]["type"]["enum"] = json!(catalog::type_names());
+    for name in ["WebhookInput", "UnsavedTestInput"] {
+        schemas[name]["properties"]["events"]["items"]["enum"] = json!(catalog::valid_patterns());
+    }
+    schemas["WebhookPatch"]["properties"]["events"]["items"] =
+        json!({"type": "string", "enum": catalog::valid_patterns()});
+    for name in ["TestInput", "UnsavedTestInput"] {
+        schemas[name]["properties"]["event_type"]["enum"] = json!(catalog::type_names());
+    }
+    doc["components"]["securitySchemes"] = json!({
+        "bearer": {"type": "http", "scheme": "bearer", "description": "A tenant API key"},
+        "admin": {"type": "http", "scheme": "bearer", "description": "HERALD_ADMIN_KEY"}
+    });
+    doc["security"] = json!([{"bearer": []}]);
+    doc
+}
+
+/// The document as served at `/v1/openapi.json` and committed as `openapi.json`.
+pub fn document() -> &'static str {
+    static DOC: OnceLock<String> = OnceLock::new();
+    DOC.get_or_init(|| {
+        let doc = serde_json::to_value(ApiDoc::openapi()).expect("the document serializes");
+        let mut text = serde_json::to_string_pretty(&finish(doc)).expect("JSON serializes");
+        text.push('\n');
+        text
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn committed_openapi_json_is_current() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../openapi.json");
+        let committed = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            committed == document(),
+            "openapi.json differs from the code's document: run `make openapi` and commit it"
+        );
+    }
+
+    #[test]
+    fn every_route_is_documented() {
+        let doc: Value = serde_json::from_str(document()).unwrap();
+        assert_eq!(doc["openapi"], "3.1.0");
+        let paths = doc["paths"].as_object().unwrap();
+        let operations: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
+        assert_eq!(operations, 21);
+        assert_eq!(
+            paths["/v1/health"]["get"]["security"],
+            json!([{}]),
+            "health needs no key"
+        );
+        assert_eq!(
+            doc["components"]["schemas"]["EventInput"]["properties"]["type"]["enum"]
+                .as_array()
+                .unwrap()
+                .len(),
+            23
+        );
+    }
+}
