@@ -33,6 +33,9 @@ pub struct Dispatcher {
     concurrency: usize,
 }
 
+/// Decides whether a loaded webhook receives an event.
+type Matcher = fn(&Webhook, &Event) -> bool;
+
 /// One (event, webhook) pair to deliver.
 struct Job<'a> {
     record: usize,
@@ -110,18 +113,17 @@ impl Dispatcher {
         let mut jobs = Vec::new();
         for (i, env) in envelopes.iter().enumerate() {
             let Some(env) = env else { continue };
-            let (list, matches): (&Vec<Webhook>, fn(&Webhook, &Event) -> bool) =
-                match (&env.target, &targeted[i]) {
-                    (Some(_), Some(list)) => (list, |_, _| true),
-                    (Some(_), None) => continue,
-                    (None, _) => match &webhooks[env.tenant_id.as_str()] {
-                        Some(list) => (list, webhook_matches),
-                        None => {
-                            failed[i] = true;
-                            continue;
-                        }
-                    },
-                };
+            let (list, matches): (&Vec<Webhook>, Matcher) = match (&env.target, &targeted[i]) {
+                (Some(_), Some(list)) => (list, |_, _| true),
+                (Some(_), None) => continue,
+                (None, _) => match &webhooks[env.tenant_id.as_str()] {
+                    Some(list) => (list, webhook_matches),
+                    None => {
+                        failed[i] = true;
+                        continue;
+                    }
+                },
+            };
             // Identical bodies for webhooks of one kind: format once per (kind, include_result).
             let mut bodies: Vec<((Kind, bool), Bytes)> = Vec::new();
             for webhook in list.iter().filter(|w| matches(w, &env.event)) {
