@@ -3,7 +3,7 @@
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::Router;
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -32,6 +32,7 @@ pub struct Receiver {
     pub url: String,
     requests: Arc<Mutex<Vec<Captured>>>,
     status: Arc<AtomicU16>,
+    delay_ms: Arc<AtomicU64>,
 }
 
 impl Receiver {
@@ -39,10 +40,15 @@ impl Receiver {
     pub async fn start(status: u16) -> Receiver {
         let requests = Arc::new(Mutex::new(Vec::new()));
         let status = Arc::new(AtomicU16::new(status));
-        let (r, s) = (requests.clone(), status.clone());
+        let delay_ms = Arc::new(AtomicU64::new(0));
+        let (r, s, d) = (requests.clone(), status.clone(), delay_ms.clone());
         let app = Router::new().fallback(move |uri: Uri, headers: HeaderMap, body: Bytes| {
-            let (r, s) = (r.clone(), s.clone());
+            let (r, s, d) = (r.clone(), s.clone(), d.clone());
             async move {
+                let delay = d.load(Ordering::SeqCst);
+                if delay > 0 {
+                    tokio::time::sleep(Duration::from_millis(delay)).await;
+                }
                 r.lock().unwrap().push(Captured {
                     path: uri.path().to_string(),
                     headers,
@@ -59,7 +65,14 @@ impl Receiver {
             url,
             requests,
             status,
+            delay_ms,
         }
+    }
+
+    /// Makes every answer wait `delay` first.
+    pub fn set_delay(&self, delay: Duration) {
+        self.delay_ms
+            .store(delay.as_millis() as u64, Ordering::SeqCst);
     }
 
     pub fn set_status(&self, status: u16) {

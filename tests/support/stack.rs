@@ -31,7 +31,28 @@ pub fn local_config() -> Config {
 
 impl Stack {
     pub async fn new(store: Arc<dyn Store>, queue: Arc<dyn Queue>, wait: Duration) -> Stack {
-        let config = local_config();
+        Stack::with_config(local_config(), store, queue, wait).await
+    }
+
+    /// In memory, with a configuration adjusted by `change`.
+    pub async fn memory_with(change: impl FnOnce(&mut Config)) -> Stack {
+        let mut config = local_config();
+        change(&mut config);
+        Stack::with_config(
+            config,
+            Arc::new(MemoryStore::new()),
+            Arc::new(MemoryQueue::default()),
+            Duration::ZERO,
+        )
+        .await
+    }
+
+    pub async fn with_config(
+        config: Config,
+        store: Arc<dyn Store>,
+        queue: Arc<dyn Queue>,
+        wait: Duration,
+    ) -> Stack {
         tenants::ensure_tenant_with_key(store.as_ref(), TENANT, "test", KEY)
             .await
             .expect("tenant created");
@@ -60,8 +81,16 @@ impl Stack {
     }
 
     pub async fn moto() -> Stack {
+        Stack::moto_with(|_| {}).await
+    }
+
+    /// DynamoDB and SQS on moto, with a configuration adjusted by `change`.
+    pub async fn moto_with(change: impl FnOnce(&mut Config)) -> Stack {
         let moto = super::moto::moto();
-        Stack::new(
+        let mut config = local_config();
+        change(&mut config);
+        Stack::with_config(
+            config,
             Arc::new(moto.store().await),
             Arc::new(moto.queue(5).await),
             Duration::from_secs(1),
@@ -77,16 +106,29 @@ impl Stack {
         body: Option<Value>,
         key: Option<&str>,
     ) -> (StatusCode, http::HeaderMap, Value) {
-        let mut req = Request::builder()
-            .method(method)
-            .uri(path)
-            .header("authorization", format!("Bearer {}", key.unwrap_or(KEY)));
-        if body.is_some() {
-            req = req.header("content-type", "application/json");
+        let content_type = body.as_ref().map(|_| "application/json");
+        let bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
+        self.call_raw(method, path, content_type, bytes, Some(key.unwrap_or(KEY)))
+            .await
+    }
+
+    /// Sends raw bytes with any content type and key (`None`: no Authorization header).
+    pub async fn call_raw(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+        key: Option<&str>,
+    ) -> (StatusCode, http::HeaderMap, Value) {
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(key) = key {
+            req = req.header("authorization", format!("Bearer {key}"));
         }
-        let req = req
-            .body(body.map_or(Body::empty(), |b| Body::from(b.to_string())))
-            .unwrap();
+        if let Some(ct) = content_type {
+            req = req.header("content-type", ct);
+        }
+        let req = req.body(Body::from(body)).unwrap();
         let resp = self.router.clone().oneshot(req).await.unwrap();
         let status = resp.status();
         let headers = resp.headers().clone();

@@ -1,0 +1,952 @@
+//! Every route of the management API and every error status, through the real router.
+//! Scenarios that persist run over the in-memory store and over DynamoDB/SQS on moto.
+
+use herald_shared::secret::Secret;
+use herald_shared::signing;
+use herald_tests::receiver::Receiver;
+use herald_tests::stack::{Stack, KEY, TENANT};
+use http::{HeaderMap, StatusCode};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+const ADMIN: &str = "admin-key-for-tests-0123456789";
+
+fn admin(config: &mut herald_shared::Config) {
+    config.admin_key = Some(Secret::new(ADMIN));
+}
+
+/// An RFC 9457 answer with the given status.
+#[track_caller]
+fn assert_problem(answer: &(StatusCode, HeaderMap, Value), status: u16) {
+    let (code, headers, body) = answer;
+    assert_eq!(code.as_u16(), status, "{body}");
+    assert_eq!(
+        headers["content-type"], "application/problem+json",
+        "{body}"
+    );
+    assert_eq!(body["status"], status);
+    for member in ["type", "title", "detail"] {
+        assert!(body[member].is_string(), "problem without {member}: {body}");
+    }
+}
+
+/// The fields a 422 names.
+fn fields(body: &Value) -> Vec<String> {
+    body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap().to_string())
+        .collect()
+}
+
+async fn webhook_lifecycle(stack: Stack) {
+    let (status, headers, created) = stack
+        .call("POST", "/v1/webhooks", Some(json!({
+            "url": "http://127.0.0.1:9/a", "events": ["experiments.done"], "name": "ml",
+            "filters": {"project_names": ["prod-*"]},
+            "headers": [{"key": "Authorization", "value": "Token 123", "protected": true}, {"key": "X-Team", "value": "ml"}]
+        })), None)
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let id = created["id"].as_str().unwrap().to_string();
+    assert_eq!(headers["location"], format!("/v1/webhooks/{id}"));
+    assert!(created["secret"].as_str().unwrap().starts_with("whsec_"));
+    let path = format!("/v1/webhooks/{id}");
+
+    let (status, _, got) = stack.call("GET", &path, None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        got.get("secret").is_none(),
+        "the secret is only in the create answer"
+    );
+    assert_eq!(
+        got["headers"],
+        json!([{"key": "Authorization", "value": null, "protected": true}, {"key": "X-Team", "value": "ml", "protected": false}])
+    );
+    assert_eq!(got["enabled"], true);
+    assert_eq!(got["disabled_reason"], Value::Null);
+
+    // PUT replaces; the protected header named without a value keeps its stored value.
+    let secrets_before = stack
+        .store
+        .get_webhook(TENANT, &id)
+        .await
+        .unwrap()
+        .unwrap()
+        .secrets;
+    let (status, _, put) = stack
+        .call(
+            "PUT",
+            &path,
+            Some(json!({"url": "http://127.0.0.1:9/b", "events": ["jobs.*"],
+            "headers": [{"key": "Authorization", "protected": true}]})),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{put}");
+    assert_eq!(
+        (
+            put["name"].as_str(),
+            put["events"].clone(),
+            put["filters"].clone()
+        ),
+        (Some("127.0.0.1"), json!(["jobs.*"]), json!({}))
+    );
+    let stored = stack.store.get_webhook(TENANT, &id).await.unwrap().unwrap();
+    assert_eq!(stored.headers.len(), 1);
+    assert_eq!(stored.headers[0].value.expose(), "Token 123");
+    assert_eq!(stored.secrets, secrets_before, "secrets survive updates");
+
+    // PATCH merges.
+    let (status, _, patched) = stack
+        .call(
+            "PATCH",
+            &path,
+            Some(json!({"enabled": false, "filters": {"environment_types": ["PRODUCTION"]}})),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(patched["enabled"], false);
+    assert_eq!(
+        patched["filters"],
+        json!({"environment_types": ["PRODUCTION"]})
+    );
+    assert_eq!(
+        patched["events"],
+        json!(["jobs.*"]),
+        "fields not in the patch stay"
+    );
+    assert!(
+        stack
+            .store
+            .enabled_webhooks(TENANT)
+            .await
+            .unwrap()
+            .is_empty(),
+        "a disabled webhook is not dispatched to"
+    );
+
+    let mut auto_disabled = stack.store.get_webhook(TENANT, &id).await.unwrap().unwrap();
+    auto_disabled.disabled_reason = Some("410 Gone".into());
+    stack.store.update_webhook(&auto_disabled).await.unwrap();
+    let (_, _, on) = stack
+        .call("PATCH", &path, Some(json!({"enabled": true})), None)
+        .await;
+    assert_eq!(
+        (on["enabled"].clone(), on["disabled_reason"].clone()),
+        (json!(true), Value::Null)
+    );
+
+    let answer = stack
+        .call("PATCH", &path, Some(json!({"events": ["nope"]})), None)
+        .await;
+    assert_problem(&answer, 422);
+    assert_eq!(fields(&answer.2), ["events[0]"]);
+    assert_problem(
+        &stack.call("PATCH", &path, Some(json!([1, 2])), None).await,
+        400,
+    );
+    assert_problem(
+        &stack
+            .call("PUT", &path, Some(json!({"events": ["*"]})), None)
+            .await,
+        422,
+    );
+
+    // Listing pages with an opaque cursor.
+    let mut ids = vec![id.clone()];
+    for i in 0..2 {
+        ids.push(
+            stack
+                .create_webhook(json!({"url": format!("http://127.0.0.1:9/{i}"), "events": ["*"]}))
+                .await["id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    let (status, _, page) = stack.call("GET", "/v1/webhooks?limit=2", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let cursor = page["next_cursor"].as_str().unwrap().to_string();
+    let (_, _, rest) = stack
+        .call(
+            "GET",
+            &format!("/v1/webhooks?limit=2&cursor={cursor}"),
+            None,
+            None,
+        )
+        .await;
+    let listed: Vec<&str> = page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(rest["data"].as_array().unwrap())
+        .map(|w| w["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, ids);
+    assert_eq!(rest["next_cursor"], Value::Null);
+    assert_problem(
+        &stack
+            .call("GET", "/v1/webhooks?limit=500", None, None)
+            .await,
+        422,
+    );
+    assert_problem(
+        &stack
+            .call("GET", "/v1/webhooks?cursor=bm9wZQ", None, None)
+            .await,
+        422,
+    );
+
+    let (status, _, body) = stack.call("DELETE", &path, None, None).await;
+    assert_eq!((status, body), (StatusCode::NO_CONTENT, Value::Null));
+    assert_problem(&stack.call("GET", &path, None, None).await, 404);
+    assert_problem(&stack.call("DELETE", &path, None, None).await, 404);
+}
+
+async fn deliveries_and_redelivery(stack: Stack) {
+    let rx = Receiver::start(500).await;
+    let webhook = stack
+        .create_webhook(json!({"url": rx.url, "events": ["jobs.*"]}))
+        .await;
+    let wh = webhook["id"].as_str().unwrap();
+    stack
+        .post_event(json!({"id": "evt-1", "type": "jobs.failed"}))
+        .await;
+    assert!(stack.drain().await.is_empty());
+
+    let (status, _, log) = stack
+        .call("GET", &format!("/v1/webhooks/{wh}/deliveries"), None, None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let listed = &log["data"][0];
+    assert_eq!(
+        (listed["status"].as_str(), listed["event_id"].as_str()),
+        (Some("failed"), Some("evt-1"))
+    );
+    assert!(listed.get("tenant_id").is_none());
+    let dl = listed["id"].as_str().unwrap().to_string();
+    let (status, _, one) = stack
+        .call("GET", &format!("/v1/deliveries/{dl}"), None, None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(one["attempts"][0]["status_code"], 500);
+    assert_eq!(one["attempts"][0]["response_body"], "receiver says hi");
+    assert_eq!(one["next_attempt_at"], Value::Null);
+
+    // Redelivery: a new attempt on the same delivery, to the receiver that now works.
+    rx.set_status(200);
+    let (status, _, queued) = stack
+        .call(
+            "POST",
+            &format!("/v1/deliveries/{dl}/redeliver"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{queued}");
+    assert_eq!(queued["status"], "pending");
+    assert!(stack.drain().await.is_empty());
+    let got = rx.wait_for(2).await;
+    assert_eq!(
+        got[0].header("webhook-id"),
+        got[1].header("webhook-id"),
+        "same message id on redelivery"
+    );
+    assert_eq!(got[0].body, got[1].body);
+    let (_, _, after) = stack
+        .call("GET", &format!("/v1/deliveries/{dl}"), None, None)
+        .await;
+    assert_eq!(after["status"], "succeeded");
+    let codes: Vec<_> = after["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["status_code"].clone())
+        .collect();
+    assert_eq!(codes, [json!(500), json!(200)]);
+
+    // The log pages newest first.
+    for i in 2..5 {
+        stack
+            .post_event(json!({"id": format!("evt-{i}"), "type": "jobs.started"}))
+            .await;
+    }
+    assert!(stack.drain().await.is_empty());
+    let (_, _, first) = stack
+        .call(
+            "GET",
+            &format!("/v1/webhooks/{wh}/deliveries?limit=3"),
+            None,
+            None,
+        )
+        .await;
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let (_, _, second) = stack
+        .call(
+            "GET",
+            &format!("/v1/webhooks/{wh}/deliveries?limit=3&cursor={cursor}"),
+            None,
+            None,
+        )
+        .await;
+    let events: Vec<&str> = first["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(second["data"].as_array().unwrap())
+        .map(|d| d["event_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(events.len(), 4);
+    assert_eq!(events[3], "evt-1", "oldest last");
+    assert_eq!(second["next_cursor"], Value::Null);
+
+    // Redelivery needs an enabled, existing webhook.
+    stack
+        .call(
+            "PATCH",
+            &format!("/v1/webhooks/{wh}"),
+            Some(json!({"enabled": false})),
+            None,
+        )
+        .await;
+    assert_problem(
+        &stack
+            .call(
+                "POST",
+                &format!("/v1/deliveries/{dl}/redeliver"),
+                None,
+                None,
+            )
+            .await,
+        409,
+    );
+    stack
+        .call("DELETE", &format!("/v1/webhooks/{wh}"), None, None)
+        .await;
+    assert_problem(
+        &stack
+            .call(
+                "POST",
+                &format!("/v1/deliveries/{dl}/redeliver"),
+                None,
+                None,
+            )
+            .await,
+        409,
+    );
+    assert_problem(
+        &stack
+            .call("GET", &format!("/v1/webhooks/{wh}/deliveries"), None, None)
+            .await,
+        404,
+    );
+    assert_problem(
+        &stack
+            .call("GET", "/v1/deliveries/dl_missing", None, None)
+            .await,
+        404,
+    );
+    assert_problem(
+        &stack
+            .call("POST", "/v1/deliveries/dl_missing/redeliver", None, None)
+            .await,
+        404,
+    );
+}
+
+async fn secrets_and_rotation(stack: Stack) {
+    let rx = Receiver::start(204).await;
+    let created = stack
+        .create_webhook(json!({"url": rx.url, "events": ["builds.*"]}))
+        .await;
+    let wh = created["id"].as_str().unwrap();
+    let (status, _, secret) = stack
+        .call("GET", &format!("/v1/webhooks/{wh}/secret"), None, None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(secret["secret"], created["secret"]);
+    let (status, _, rotated) = stack
+        .call(
+            "POST",
+            &format!("/v1/webhooks/{wh}/secret/rotate"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_ne!(rotated["secret"], created["secret"]);
+    let (_, _, now) = stack
+        .call("GET", &format!("/v1/webhooks/{wh}/secret"), None, None)
+        .await;
+    assert_eq!(now["secret"], rotated["secret"]);
+
+    stack.post_event(json!({"type": "builds.failed"})).await;
+    assert!(stack.drain().await.is_empty());
+    let req = &rx.wait_for(1).await[0];
+    let signature = req.header("webhook-signature");
+    assert_eq!(
+        signature.split(' ').count(),
+        2,
+        "old and new secret both sign during the overlap"
+    );
+    let ts: i64 = req.header("webhook-timestamp").parse().unwrap();
+    for s in [&created["secret"], &rotated["secret"]] {
+        signing::verify(
+            &Secret::new(s.as_str().unwrap()),
+            req.header("webhook-id"),
+            ts,
+            signature,
+            &req.body,
+            ts,
+            0,
+        )
+        .unwrap();
+    }
+    assert_problem(
+        &stack
+            .call("GET", "/v1/webhooks/wh_missing/secret", None, None)
+            .await,
+        404,
+    );
+    assert_problem(
+        &stack
+            .call("POST", "/v1/webhooks/wh_missing/secret/rotate", None, None)
+            .await,
+        404,
+    );
+}
+
+async fn tenants_and_keys(stack: Stack) {
+    assert_problem(
+        &stack
+            .call(
+                "POST",
+                "/v1/tenants",
+                Some(json!({"name": "Acme"})),
+                Some("wrong"),
+            )
+            .await,
+        401,
+    );
+    assert_problem(
+        &stack
+            .call(
+                "POST",
+                "/v1/tenants",
+                Some(json!({"name": "Acme"})),
+                Some(KEY),
+            )
+            .await,
+        401,
+    );
+    assert_problem(
+        &stack
+            .call(
+                "POST",
+                "/v1/tenants",
+                Some(json!({"name": ""})),
+                Some(ADMIN),
+            )
+            .await,
+        422,
+    );
+    let (status, _, tenant) = stack
+        .call(
+            "POST",
+            "/v1/tenants",
+            Some(json!({"name": "Acme"})),
+            Some(ADMIN),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{tenant}");
+    assert_eq!(tenant["name"], "Acme");
+    let first = tenant["key"].as_str().unwrap();
+    let (status, _, list) = stack.call("GET", "/v1/webhooks", None, Some(first)).await;
+    assert_eq!(
+        (status, list["data"].as_array().unwrap().len()),
+        (StatusCode::OK, 0)
+    );
+
+    let (status, _, second) = stack.call("POST", "/v1/keys", None, Some(first)).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (second_id, second_key) = (
+        second["id"].as_str().unwrap(),
+        second["key"].as_str().unwrap(),
+    );
+    assert_eq!(
+        stack
+            .call("GET", "/v1/webhooks", None, Some(second_key))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    assert_problem(
+        &stack
+            .call("DELETE", &format!("/v1/keys/{second_id}"), None, None)
+            .await,
+        404,
+    );
+    let (status, _, _) = stack
+        .call(
+            "DELETE",
+            &format!("/v1/keys/{second_id}"),
+            None,
+            Some(first),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_problem(
+        &stack
+            .call("GET", "/v1/webhooks", None, Some(second_key))
+            .await,
+        401,
+    );
+    assert_eq!(
+        stack.call("GET", "/v1/webhooks", None, Some(first)).await.0,
+        StatusCode::OK
+    );
+}
+
+/// Tenant B can neither read, change, test, delete nor see deliveries of tenant A's webhooks.
+async fn tenant_isolation(stack: Stack) {
+    let rx = Receiver::start(200).await;
+    let a = stack
+        .create_webhook(json!({"url": rx.url, "events": ["*"], "name": "tenant-a"}))
+        .await;
+    let wh = a["id"].as_str().unwrap();
+    stack.post_event(json!({"type": "jobs.failed"})).await;
+    assert!(stack.drain().await.is_empty());
+    let (_, _, log) = stack
+        .call("GET", &format!("/v1/webhooks/{wh}/deliveries"), None, None)
+        .await;
+    let dl = log["data"][0]["id"].as_str().unwrap();
+
+    let (_, _, b) = stack
+        .call(
+            "POST",
+            "/v1/tenants",
+            Some(json!({"name": "B"})),
+            Some(ADMIN),
+        )
+        .await;
+    let b_key = b["key"].as_str().unwrap();
+    let body = json!({"url": rx.url, "events": ["*"]});
+    for (method, path, body) in [
+        ("GET", format!("/v1/webhooks/{wh}"), None),
+        ("PUT", format!("/v1/webhooks/{wh}"), Some(body.clone())),
+        (
+            "PATCH",
+            format!("/v1/webhooks/{wh}"),
+            Some(json!({"enabled": false})),
+        ),
+        ("GET", format!("/v1/webhooks/{wh}/secret"), None),
+        ("POST", format!("/v1/webhooks/{wh}/secret/rotate"), None),
+        ("POST", format!("/v1/webhooks/{wh}/test"), None),
+        ("GET", format!("/v1/webhooks/{wh}/deliveries"), None),
+        ("GET", format!("/v1/deliveries/{dl}"), None),
+        ("POST", format!("/v1/deliveries/{dl}/redeliver"), None),
+        ("DELETE", format!("/v1/webhooks/{wh}"), None),
+    ] {
+        let answer = stack.call(method, &path, body, Some(b_key)).await;
+        assert_eq!(
+            answer.0,
+            StatusCode::NOT_FOUND,
+            "{method} {path} as tenant B: {}",
+            answer.2
+        );
+    }
+    let (_, _, b_list) = stack.call("GET", "/v1/webhooks", None, Some(b_key)).await;
+    assert_eq!(b_list["data"], json!([]));
+    let (_, _, still) = stack
+        .call("GET", &format!("/v1/webhooks/{wh}"), None, None)
+        .await;
+    assert_eq!(
+        (still["name"].as_str(), still["enabled"].as_bool()),
+        (Some("tenant-a"), Some(true))
+    );
+    assert_eq!(
+        rx.requests().len(),
+        1,
+        "B's test send did not reach A's receiver"
+    );
+    let (_, _, secret) = stack
+        .call("GET", &format!("/v1/webhooks/{wh}/secret"), None, None)
+        .await;
+    assert_eq!(secret["secret"], a["secret"], "B's rotate did not happen");
+}
+
+macro_rules! on_both_backends {
+    ($($scenario:ident),*) => {
+        mod memory { $( #[tokio::test] async fn $scenario() { super::$scenario(herald_tests::stack::Stack::memory_with(super::admin).await).await } )* }
+        mod moto { $( #[tokio::test] async fn $scenario() { super::$scenario(herald_tests::stack::Stack::moto_with(super::admin).await).await } )* }
+    };
+}
+
+on_both_backends!(
+    webhook_lifecycle,
+    deliveries_and_redelivery,
+    secrets_and_rotation,
+    tenants_and_keys,
+    tenant_isolation
+);
+
+#[tokio::test]
+async fn test_sends_report_what_the_receiver_did() {
+    let stack = Stack::memory().await;
+    let rx = Receiver::start(200).await;
+    let created = stack
+        .create_webhook(json!({"url": rx.url, "events": ["experiments.done", "jobs.*"]}))
+        .await;
+    let wh = created["id"].as_str().unwrap();
+    let path = format!("/v1/webhooks/{wh}/test");
+
+    let (status, _, result) = stack.call_raw("POST", &path, None, vec![], Some(KEY)).await;
+    assert_eq!(status, StatusCode::OK, "{result}");
+    assert_eq!(result["delivered"], true);
+    assert_eq!(result["status_code"], 200);
+    assert_eq!(
+        result["event_type"], "experiments.succeeded",
+        "the first subscription's first type"
+    );
+    assert_eq!(result["response_body"], "receiver says hi");
+    assert_eq!(result["error"], Value::Null);
+    let req = &rx.wait_for(1).await[0];
+    let body = req.json();
+    assert_eq!(
+        (body["test"].clone(), body["type"].clone()),
+        (json!(true), json!("experiments.succeeded"))
+    );
+    assert_eq!(
+        body["data"]["experiment"]["state"], "COMPLETED",
+        "the catalog sample"
+    );
+    let ts: i64 = req.header("webhook-timestamp").parse().unwrap();
+    let secret = Secret::new(created["secret"].as_str().unwrap());
+    signing::verify(
+        &secret,
+        req.header("webhook-id"),
+        ts,
+        req.header("webhook-signature"),
+        &req.body,
+        ts,
+        0,
+    )
+    .expect("signed like a delivery");
+
+    let (_, _, chosen) = stack
+        .call(
+            "POST",
+            &path,
+            Some(json!({"event_type": "deployments.failed"})),
+            None,
+        )
+        .await;
+    assert_eq!(chosen["event_type"], "deployments.failed");
+    assert_problem(
+        &stack
+            .call(
+                "POST",
+                &path,
+                Some(json!({"event_type": "deployments.exploded"})),
+                None,
+            )
+            .await,
+        422,
+    );
+    assert_problem(
+        &stack
+            .call("POST", &path, Some(json!({"colour": "red"})), None)
+            .await,
+        422,
+    );
+    assert_problem(
+        &stack
+            .call_raw("POST", &path, Some("text/plain"), b"hi".to_vec(), Some(KEY))
+            .await,
+        415,
+    );
+    assert_problem(
+        &stack
+            .call("POST", "/v1/webhooks/wh_missing/test", None, None)
+            .await,
+        404,
+    );
+
+    rx.set_status(503);
+    let (_, _, failed) = stack.call("POST", &path, None, None).await;
+    assert_eq!(
+        (failed["delivered"].clone(), failed["status_code"].clone()),
+        (json!(false), json!(503))
+    );
+
+    // An unsaved configuration: nothing is created.
+    let (status, _, unsaved) = stack
+        .call("POST", "/v1/webhooks/test", Some(json!({"url": rx.url, "kind": "slack", "events": ["jobs.*"], "event_type": "jobs.failed"})), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{unsaved}");
+    assert_eq!(unsaved["event_type"], "jobs.failed");
+    let slack = rx.requests().last().unwrap().json();
+    assert!(slack["blocks"][0]["text"]["text"]
+        .as_str()
+        .unwrap()
+        .contains("[TEST]"));
+    let (_, _, list) = stack.call("GET", "/v1/webhooks", None, None).await;
+    assert_eq!(list["data"].as_array().unwrap().len(), 1);
+    let answer = stack
+        .call(
+            "POST",
+            "/v1/webhooks/test",
+            Some(json!({"url": "ftp://x", "events": ["*"]})),
+            None,
+        )
+        .await;
+    assert_problem(&answer, 422);
+    assert_eq!(fields(&answer.2), ["url"]);
+}
+
+#[tokio::test]
+async fn test_sends_report_refused_timeouts_and_ssrf_blocks() {
+    // Refused: nothing listens on the port.
+    let stack = Stack::memory().await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let (_, _, refused) = stack
+        .call(
+            "POST",
+            "/v1/webhooks/test",
+            Some(json!({"url": format!("http://{closed}/x"), "events": ["*"]})),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (refused["delivered"].clone(), refused["status_code"].clone()),
+        (json!(false), Value::Null)
+    );
+    assert!(
+        refused["error"].as_str().unwrap().starts_with("connect:"),
+        "{refused}"
+    );
+
+    // Timeout: the receiver answers after the delivery timeout.
+    let stack = Stack::memory_with(|c| c.delivery_timeout = Duration::from_millis(300)).await;
+    let slow = Receiver::start(200).await;
+    slow.set_delay(Duration::from_secs(3));
+    let (_, _, timed_out) = stack
+        .call(
+            "POST",
+            "/v1/webhooks/test",
+            Some(json!({"url": slow.url, "events": ["*"]})),
+            None,
+        )
+        .await;
+    assert!(
+        timed_out["error"].as_str().unwrap().starts_with("timeout:"),
+        "{timed_out}"
+    );
+    assert_eq!(timed_out["delivered"], false);
+
+    // SSRF: under the public policy a name resolving to loopback is blocked at send time,
+    // and a literal loopback address is refused at validation.
+    let public =
+        Stack::memory_with(|c| c.target_policy = herald_shared::http::TargetPolicy::Public).await;
+    let rx = Receiver::start(200).await;
+    let port = rx
+        .url
+        .split(':')
+        .nth(2)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let (status, _, blocked) = public
+        .call(
+            "POST",
+            "/v1/webhooks/test",
+            Some(json!({"url": format!("http://localhost:{port}/x"), "events": ["*"]})),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        blocked["error"].as_str().unwrap().starts_with("blocked:"),
+        "{blocked}"
+    );
+    assert!(
+        rx.requests().is_empty(),
+        "nothing reached the loopback receiver"
+    );
+    let answer = public
+        .call(
+            "POST",
+            "/v1/webhooks/test",
+            Some(json!({"url": rx.url, "events": ["*"]})),
+            None,
+        )
+        .await;
+    assert_problem(&answer, 422);
+    assert_eq!(fields(&answer.2), ["url"]);
+}
+
+#[tokio::test]
+async fn every_error_status_is_a_problem() {
+    let stack = Stack::memory_with(|c| c.max_webhooks = 1).await;
+    let webhook = json!({"url": "http://127.0.0.1:9/", "events": ["*"]});
+
+    // 400: not JSON.
+    let answer = stack
+        .call_raw(
+            "POST",
+            "/v1/webhooks",
+            Some("application/json"),
+            b"{not json".to_vec(),
+            Some(KEY),
+        )
+        .await;
+    assert_problem(&answer, 400);
+    assert_eq!(answer.2["type"], "urn:herald:problem:malformed");
+    // 401: no key, wrong key, wrong scheme.
+    for key in [None, Some("wrong-key")] {
+        let answer = stack
+            .call_raw("GET", "/v1/webhooks", None, vec![], key)
+            .await;
+        assert_problem(&answer, 401);
+        assert_eq!(answer.1["www-authenticate"], "Bearer");
+    }
+    let basic = axum::http::Request::builder()
+        .uri("/v1/webhooks")
+        .header("authorization", format!("Basic {KEY}"))
+        .body(axum::body::Body::empty())
+        .unwrap();
+    assert_eq!(
+        tower::ServiceExt::oneshot(stack.router.clone(), basic)
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    // 404: unknown route, unknown id, admin routes without an admin key configured.
+    assert_problem(&stack.call("GET", "/v1/nothing", None, None).await, 404);
+    assert_problem(
+        &stack
+            .call("GET", "/v1/webhooks/wh_missing", None, None)
+            .await,
+        404,
+    );
+    assert_problem(
+        &stack
+            .call(
+                "POST",
+                "/v1/tenants",
+                Some(json!({"name": "x"})),
+                Some("anything"),
+            )
+            .await,
+        404,
+    );
+    assert_problem(
+        &stack
+            .call("DELETE", "/v1/keys/key_missing", None, None)
+            .await,
+        404,
+    );
+    // 405: a route that exists with another method.
+    assert_problem(&stack.call("DELETE", "/v1/webhooks", None, None).await, 405);
+    assert_problem(&stack.call("GET", "/v1/events", None, None).await, 405);
+    // 409: the per-tenant webhook limit.
+    stack.create_webhook(webhook.clone()).await;
+    let answer = stack
+        .call("POST", "/v1/webhooks", Some(webhook.clone()), None)
+        .await;
+    assert_problem(&answer, 409);
+    assert!(answer.2["detail"].as_str().unwrap().contains("limit of 1"));
+    // 413: each router's own limit.
+    let big = json!({"url": "http://127.0.0.1:9/", "events": ["*"], "description": "x".repeat(70 * 1024)});
+    assert_problem(
+        &stack.call("POST", "/v1/webhooks", Some(big), None).await,
+        413,
+    );
+    let event = json!({"type": "jobs.failed", "data": {"blob": "x".repeat(200 * 1024)}});
+    assert_eq!(
+        stack.call("POST", "/v1/events", Some(event), None).await.0,
+        StatusCode::ACCEPTED,
+        "ingest takes up to 256 KiB"
+    );
+    let huge = json!({"type": "jobs.failed", "data": {"blob": "x".repeat(257 * 1024)}});
+    assert_problem(
+        &stack.call("POST", "/v1/events", Some(huge), None).await,
+        413,
+    );
+    // 415: not JSON, or no content type.
+    assert_problem(
+        &stack
+            .call_raw(
+                "POST",
+                "/v1/events",
+                Some("text/plain"),
+                b"{}".to_vec(),
+                Some(KEY),
+            )
+            .await,
+        415,
+    );
+    assert_problem(
+        &stack
+            .call_raw("POST", "/v1/webhooks", None, b"{}".to_vec(), Some(KEY))
+            .await,
+        415,
+    );
+    // 422: each bad field named, with the valid values where there is a set.
+    let answer = stack
+        .call(
+            "POST",
+            "/v1/events",
+            Some(json!({"type": "jobs.exploded", "environment_type": "prod"})),
+            None,
+        )
+        .await;
+    assert_problem(&answer, 422);
+    assert_eq!(fields(&answer.2), ["type", "environment_type"]);
+    assert_eq!(answer.2["errors"][0]["valid"].as_array().unwrap().len(), 23);
+}
+
+#[tokio::test]
+async fn catalog_health_and_openapi() {
+    let stack = Stack::memory().await;
+    let (status, _, types) = stack.call("GET", "/v1/event-types", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(types["data"].as_array().unwrap().len(), 23);
+    assert!(types["patterns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p["pattern"] == "requests.finished"));
+    assert_problem(
+        &stack
+            .call_raw("GET", "/v1/event-types", None, vec![], None)
+            .await,
+        401,
+    );
+
+    let (status, _, health) = stack
+        .call_raw("GET", "/v1/health", None, vec![], None)
+        .await;
+    assert_eq!(
+        (status, health["status"].as_str()),
+        (StatusCode::OK, Some("ok"))
+    );
+    let (status, headers, doc) = stack
+        .call_raw("GET", "/v1/openapi.json", None, vec![], None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["content-type"], "application/json");
+    assert_eq!(
+        doc,
+        serde_json::from_str::<Value>(herald_shared::web::openapi::document()).unwrap()
+    );
+}
