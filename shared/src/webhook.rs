@@ -517,7 +517,11 @@ fn parse_headers(value: Option<&Value>, errors: &mut Vec<FieldError>) -> Vec<Hea
             continue;
         };
         let key = match h.get("key").and_then(Value::as_str) {
-            Some(k) if http::HeaderName::from_bytes(k.as_bytes()).is_err() || k.is_empty() => {
+            Some(k)
+                if http::HeaderName::from_bytes(k.as_bytes()).is_err()
+                    || k.is_empty()
+                    || k.len() > 256 =>
+            {
                 errors.push(FieldError::new(
                     format!("headers[{i}].key"),
                     "is not a valid HTTP header name",

@@ -119,6 +119,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Id {
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// Items per page, 1 to 100 (default 20).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
     limit: Option<String>,
     /// The `next_cursor` of the previous page.
     cursor: Option<String>,

@@ -18,6 +18,8 @@ use utoipa::{OpenApi, ToResponse, ToSchema};
 
 /// An event as a platform posts it. Only `type` is required.
 #[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"type": "experiments.succeeded", "project": "Light detection",
+    "object": {"kind": "experiment", "name": "cifar10"}, "data": {"accuracy": 0.93}}))]
 #[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct EventInput {
@@ -61,19 +63,28 @@ pub struct BatchAnswer {
 #[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct HeaderInput {
+    /// An HTTP token; not hop-by-hop, `Host`, `Content-Length`, `Content-Type` or `webhook-*`.
+    #[schema(
+        min_length = 1,
+        max_length = 256,
+        pattern = "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"
+    )]
     key: String,
     /// Omit it on PUT/PATCH to keep a stored protected value.
-    #[schema(max_length = 4096)]
+    #[schema(max_length = 4096, pattern = "^[\\x20-\\x7E\\t]*$")]
     value: Option<String>,
     protected: Option<bool>,
 }
 
 /// A webhook to create or replace. Only `url` and `events` are required.
 #[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"url": "http://localhost:9000/hooks", "events": ["experiments.done"], "kind": "slack",
+    "filters": {"project_names": ["Light*"]}, "headers": [{"key": "Authorization", "value": "Token 123", "protected": true}]}))]
 #[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct WebhookInput {
-    #[schema(max_length = 2048)]
+    /// `http(s)`, no credentials, a target the deployment's policy allows.
+    #[schema(max_length = 2048, pattern = "^https?://")]
     url: String,
     #[schema(min_items = 1, max_items = 50)]
     events: Vec<String>,
@@ -94,7 +105,7 @@ pub struct WebhookInput {
 #[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct WebhookPatch {
-    #[schema(max_length = 2048)]
+    #[schema(max_length = 2048, pattern = "^https?://")]
     url: Option<String>,
     #[schema(min_items = 1, max_items = 50)]
     events: Option<Vec<String>>,
@@ -122,7 +133,8 @@ pub struct TestInput {
 #[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct UnsavedTestInput {
-    #[schema(max_length = 2048)]
+    /// `http(s)`, no credentials, a target the deployment's policy allows.
+    #[schema(max_length = 2048, pattern = "^https?://")]
     url: String,
     #[schema(min_items = 1, max_items = 50)]
     events: Vec<String>,
@@ -262,6 +274,27 @@ fn finish(mut doc: Value) -> Value {
     for name in ["TestInput", "UnsavedTestInput"] {
         schemas[name]["properties"]["event_type"]["enum"] = json!(catalog::type_names());
     }
+    // Links let clients and stateful testers follow a created webhook to its routes.
+    let by_id = json!({"id": "$response.body#/id"});
+    let mut links = serde_json::Map::new();
+    for (name, operation) in [
+        ("GetWebhook", "get_webhook"),
+        ("ReplaceWebhook", "replace_webhook"),
+        ("PatchWebhook", "patch_webhook"),
+        ("DeleteWebhook", "delete_webhook"),
+        ("GetSecret", "get_secret"),
+        ("RotateSecret", "rotate_secret"),
+        ("TestWebhook", "test_webhook"),
+        ("ListDeliveries", "list_deliveries"),
+    ] {
+        links.insert(
+            name.into(),
+            json!({"operationId": operation, "parameters": by_id}),
+        );
+    }
+    doc["paths"]["/v1/webhooks"]["post"]["responses"]["201"]["links"] = Value::Object(links);
+    doc["paths"]["/v1/keys"]["post"]["responses"]["201"]["links"] =
+        json!({"DeleteKey": {"operationId": "delete_key", "parameters": by_id}});
     doc["components"]["securitySchemes"] = json!({
         "bearer": {"type": "http", "scheme": "bearer", "description": "A tenant API key"},
         "admin": {"type": "http", "scheme": "bearer", "description": "HERALD_ADMIN_KEY"}
