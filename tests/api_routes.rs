@@ -950,3 +950,47 @@ async fn catalog_health_and_openapi() {
         serde_json::from_str::<Value>(herald_shared::web::openapi::document()).unwrap()
     );
 }
+
+#[tokio::test]
+async fn a_tenant_over_its_rate_gets_429_and_others_do_not() {
+    let stack = Stack::memory_with(|c| {
+        c.rate_limit = 1;
+        admin(c);
+    })
+    .await;
+    let (_, _, other) = stack
+        .call(
+            "POST",
+            "/v1/tenants",
+            Some(json!({"name": "other"})),
+            Some(ADMIN),
+        )
+        .await;
+    // A burst of twice the rate passes, then the bucket is empty.
+    for _ in 0..2 {
+        assert_eq!(
+            stack.call("GET", "/v1/webhooks", None, None).await.0,
+            StatusCode::OK
+        );
+    }
+    let answer = stack
+        .call(
+            "POST",
+            "/v1/events",
+            Some(json!({"type": "jobs.failed"})),
+            None,
+        )
+        .await;
+    assert_problem(&answer, 429);
+    assert_eq!(answer.1["retry-after"], "1");
+    let (status, _, _) = stack
+        .call("GET", "/v1/webhooks", None, other["key"].as_str())
+        .await;
+    assert_eq!(status, StatusCode::OK, "buckets are per tenant");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(
+        stack.call("GET", "/v1/webhooks", None, None).await.0,
+        StatusCode::OK,
+        "the bucket refills"
+    );
+}

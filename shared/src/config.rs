@@ -35,6 +35,9 @@ pub struct Config {
     pub delivery_timeout: Duration,
     /// Webhooks one tenant may have (`HERALD_MAX_WEBHOOKS`).
     pub max_webhooks: usize,
+    /// Requests per second one tenant may make to one container (`HERALD_RATE_LIMIT`, bursts of
+    /// twice that); 0 turns the limit off.
+    pub rate_limit: u32,
 }
 
 pub const DEFAULT_RETRY_SCHEDULE: &str = "0s,5s,5m,30m,2h,5h,10h,10h";
@@ -126,6 +129,19 @@ impl Config {
                 }
             },
         };
+        let rate_limit = match get("HERALD_RATE_LIMIT") {
+            None => 1000,
+            Some(v) => v
+                .parse::<u32>()
+                .ok()
+                .filter(|n| *n <= 1_000_000)
+                .ok_or_else(|| ConfigError {
+                    name: "HERALD_RATE_LIMIT",
+                    message: format!(
+                        "expected requests per second from 0 (off) to 1000000, got `{v}`"
+                    ),
+                })?,
+        };
         Ok(Config {
             api_key: Secret::new(get("HERALD_API_KEY").unwrap_or_else(|| DEFAULT_API_KEY.into())),
             admin_key: get("HERALD_ADMIN_KEY").map(Secret::new),
@@ -138,6 +154,7 @@ impl Config {
             dispatch_concurrency,
             delivery_timeout,
             max_webhooks,
+            rate_limit,
         })
     }
 }
@@ -190,6 +207,7 @@ mod tests {
         assert_eq!(local.retry_schedule[2], Duration::from_secs(300));
         assert_eq!(local.delivery_timeout, Duration::from_secs(10));
         assert_eq!(local.max_webhooks, 100);
+        assert_eq!(local.rate_limit, 1000);
     }
 
     #[test]
@@ -213,6 +231,8 @@ mod tests {
         assert_eq!(err.name, "HERALD_TARGET_POLICY");
         let err = config(Mode::Lambda, &[("HERALD_DISPATCH_CONCURRENCY", "0")]).unwrap_err();
         assert_eq!(err.name, "HERALD_DISPATCH_CONCURRENCY");
+        let err = config(Mode::Lambda, &[("HERALD_RATE_LIMIT", "fast")]).unwrap_err();
+        assert_eq!(err.name, "HERALD_RATE_LIMIT");
         let err = config(Mode::Lambda, &[("HERALD_MAX_WEBHOOKS", "-1")]).unwrap_err();
         assert_eq!(err.name, "HERALD_MAX_WEBHOOKS");
         let err = config(Mode::Lambda, &[("HERALD_RETRY_SCHEDULE", "soon")]).unwrap_err();

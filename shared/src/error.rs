@@ -45,6 +45,9 @@ pub enum Error {
     PayloadTooLarge(usize),
     #[error("expected Content-Type: application/json")]
     UnsupportedMediaType,
+    /// The tenant is over its request rate; retry after this many seconds.
+    #[error("rate limit exceeded; retry in {0} s")]
+    RateLimited(u64),
     /// The store could not be reached or answered an error; the caller may retry.
     #[error("store unavailable: {0}")]
     Store(String),

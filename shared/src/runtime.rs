@@ -67,6 +67,7 @@ pub fn app_state(
             config.max_webhooks,
         )),
         admin_key: config.admin_key.clone(),
+        limiter: crate::web::auth::TenantLimiter::new(config.rate_limit).map(Arc::new),
         store,
     }
 }

@@ -61,9 +61,41 @@ impl FromRequestParts<AppState> for Caller {
     ) -> Result<Self, Self::Rejection> {
         let key = bearer(parts).ok_or(Error::Unauthorized)?;
         // Looking up the hash, not the key, keeps the comparison independent of the key's bytes.
-        match state.store.tenant_for_key(&hash_key(key)).await? {
-            Some(tenant_id) => Ok(Caller { tenant_id }),
-            None => Err(Error::Unauthorized),
+        let Some(tenant_id) = state.store.tenant_for_key(&hash_key(key)).await? else {
+            return Err(Error::Unauthorized);
+        };
+        if let Some(limiter) = &state.limiter {
+            limiter.check(&tenant_id)?;
         }
+        Ok(Caller { tenant_id })
+    }
+}
+
+/// A per-tenant token bucket, per process (per Lambda container): it protects one container
+/// from one tenant; API Gateway's throttling protects the deployment as a whole.
+pub struct TenantLimiter {
+    limiter: governor::DefaultKeyedRateLimiter<String>,
+}
+
+impl TenantLimiter {
+    /// `None` when `per_second` is 0 (no limit).
+    pub fn new(per_second: u32) -> Option<Self> {
+        let rate = std::num::NonZeroU32::new(per_second)?;
+        let burst = rate.saturating_mul(std::num::NonZeroU32::new(2).expect("2 is not zero"));
+        Some(TenantLimiter {
+            limiter: governor::RateLimiter::keyed(
+                governor::Quota::per_second(rate).allow_burst(burst),
+            ),
+        })
+    }
+
+    pub fn check(&self, tenant_id: &str) -> Result<(), Error> {
+        use governor::clock::{Clock, DefaultClock};
+        self.limiter
+            .check_key(&tenant_id.to_string())
+            .map_err(|not_until| {
+                let wait = not_until.wait_time_from(DefaultClock::default().now());
+                Error::RateLimited(wait.as_secs_f64().ceil().max(1.0) as u64)
+            })
     }
 }

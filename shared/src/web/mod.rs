@@ -35,6 +35,7 @@ pub struct AppState {
     pub ingest: Arc<Ingest>,
     pub api: Arc<Api>,
     pub admin_key: Option<crate::secret::Secret>,
+    pub limiter: Option<Arc<auth::TenantLimiter>>,
 }
 
 /// The routes of the ingest function: `/v1/events*`.

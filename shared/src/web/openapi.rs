@@ -232,6 +232,7 @@ problem_responses! {
     MediaType => "The body is not application/json",
     Invalid => "Invalid fields; `errors` names each one",
     Unavailable => "Storage or the queue is unavailable; retry",
+    TooMany => "The tenant is over its request rate; retry after `Retry-After` seconds",
 }
 
 #[derive(OpenApi)]
@@ -250,7 +251,7 @@ problem_responses! {
             EventTypeInfo, PatternInfo, Accepted, Outcome, BatchItem, FieldError, Problem, WebhookView,
             HeaderView, Kind, Filters, ObjectFilter, EnvironmentType, ObjectRef, DeliveryView, Attempt,
             DeliveryStatus, TestResult, NewKey, NewTenant),
-        responses(Malformed, Unauthorized, NotFound, Conflict, TooLarge, MediaType, Invalid, Unavailable),
+        responses(Malformed, Unauthorized, NotFound, Conflict, TooLarge, MediaType, Invalid, Unavailable, TooMany),
     ),
     tags((name = "events", description = "Platforms post lifecycle events"),
          (name = "webhooks", description = "Subscriptions, secrets and test sends"),
@@ -273,6 +274,15 @@ fn finish(mut doc: Value) -> Value {
         json!({"type": "string", "enum": catalog::valid_patterns()});
     for name in ["TestInput", "UnsavedTestInput"] {
         schemas[name]["properties"]["event_type"]["enum"] = json!(catalog::type_names());
+    }
+    // Every operation that takes a tenant key is rate limited per tenant.
+    for path in doc["paths"].as_object_mut().expect("paths").values_mut() {
+        for operation in path.as_object_mut().expect("a path item").values_mut() {
+            let keyed = operation.get("security").is_none();
+            if keyed {
+                operation["responses"]["429"] = json!({"$ref": "#/components/responses/TooMany"});
+            }
+        }
     }
     // Links let clients and stateful testers follow a created webhook to its routes.
     let by_id = json!({"id": "$response.body#/id"});

@@ -114,6 +114,16 @@ impl From<Error> for Problem {
                 "Unsupported media type",
                 "send the body as Content-Type: application/json",
             ),
+            Error::RateLimited(secs) => {
+                let mut p = Problem::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "urn:herald:problem:rate-limited",
+                    "Too many requests",
+                    format!("this tenant is over its request rate; retry in {secs} s"),
+                );
+                p.retry_after = Some(secs);
+                p
+            }
             // Internal details stay in the logs; the caller learns it may retry.
             Error::Store(_) | Error::Queue(_) => {
                 let mut p = Problem::new(
