@@ -83,3 +83,11 @@ pub fn dispatcher(config: &Config, store: Arc<dyn Store>) -> Dispatcher {
         config.dispatch_concurrency,
     )
 }
+
+/// The routers' state over DynamoDB and SQS: what the ingest and api Lambdas serve.
+pub async fn aws_app_state(sdk: &aws_config::SdkConfig, config: &Config) -> Result<AppState> {
+    let store: Arc<dyn Store> = Arc::new(dynamo_store(sdk, config));
+    let queue = Arc::new(sqs_queue(sdk, config).await?);
+    let dispatcher = Arc::new(dispatcher(config, store.clone()));
+    Ok(app_state(config, store, queue, dispatcher))
+}

@@ -100,6 +100,36 @@ pub struct Webhook {
 }
 
 impl Webhook {
+    /// A new webhook of `tenant_id` configured by `spec`, signed with `secret`.
+    pub fn new(
+        id: String,
+        tenant_id: &str,
+        spec: WebhookSpec,
+        secret: Secret,
+        now: OffsetDateTime,
+    ) -> Self {
+        Webhook {
+            id,
+            tenant_id: tenant_id.to_string(),
+            name: spec.name,
+            description: spec.description,
+            url: spec.url,
+            kind: spec.kind,
+            events: spec.events,
+            filters: spec.filters,
+            headers: spec.headers,
+            include_result: spec.include_result,
+            enabled: spec.enabled,
+            disabled_reason: None,
+            secrets: vec![SigningSecret {
+                secret,
+                expires_at: None,
+            }],
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
     /// The secrets that sign at `now`: the current one and any rotated one not yet expired.
     pub fn active_secrets(&self, now: OffsetDateTime) -> impl Iterator<Item = &Secret> {
         self.secrets

@@ -1,21 +1,14 @@
 //! The api Lambda: webhook management, event catalog and health behind API Gateway.
 
 use herald_shared::config::{Config, Mode};
-use herald_shared::runtime;
-use std::sync::Arc;
+use herald_shared::{runtime, web};
 
-/// Builds the management router over DynamoDB. The queue is wired for the routes that enqueue
-/// (redelivery), so the api function reads the same `HERALD_QUEUE_URL` as ingest.
+/// The router this function serves, over DynamoDB and SQS.
 pub async fn app(
     sdk: &aws_config::SdkConfig,
     config: &Config,
 ) -> Result<axum::Router, herald_shared::Error> {
-    let store = Arc::new(runtime::dynamo_store(sdk, config));
-    let queue = Arc::new(runtime::sqs_queue(sdk, config).await?);
-    let dispatcher = Arc::new(runtime::dispatcher(config, store.clone()));
-    Ok(herald_shared::web::api_router(runtime::app_state(
-        config, store, queue, dispatcher,
-    )))
+    Ok(web::api_router(runtime::aws_app_state(sdk, config).await?))
 }
 
 pub fn config() -> Result<Config, herald_shared::config::ConfigError> {

@@ -255,26 +255,13 @@ impl Api {
         }
         let now = OffsetDateTime::now_utc();
         let secret = signing::generate_secret();
-        let webhook = Webhook {
-            id: crate::ids::prefixed("wh"),
-            tenant_id: tenant_id.to_string(),
-            name: spec.name,
-            description: spec.description,
-            url: spec.url,
-            kind: spec.kind,
-            events: spec.events,
-            filters: spec.filters,
-            headers: spec.headers,
-            include_result: spec.include_result,
-            enabled: spec.enabled,
-            disabled_reason: None,
-            secrets: vec![SigningSecret {
-                secret: secret.clone(),
-                expires_at: None,
-            }],
-            created_at: now,
-            updated_at: now,
-        };
+        let webhook = Webhook::new(
+            crate::ids::prefixed("wh"),
+            tenant_id,
+            spec,
+            secret.clone(),
+            now,
+        );
         self.store.create_webhook(&webhook).await?;
         tracing::info!(tenant_id, webhook_id = %webhook.id, "webhook created");
         let mut view = WebhookView::from(&webhook);
@@ -450,26 +437,14 @@ impl Api {
         let spec = WebhookSpec::parse(&spec_body, self.rules)?;
         let event_type = event_type_for(requested.as_ref(), &spec.events)?;
         let now = OffsetDateTime::now_utc();
-        let webhook = Webhook {
-            id: "wh_unsaved".into(),
-            tenant_id: tenant_id.to_string(),
-            name: spec.name,
-            description: spec.description,
-            url: spec.url,
-            kind: spec.kind,
-            events: spec.events,
-            filters: spec.filters,
-            headers: spec.headers,
-            include_result: spec.include_result,
-            enabled: true,
-            disabled_reason: None,
-            secrets: vec![SigningSecret {
-                secret: signing::generate_secret(),
-                expires_at: None,
-            }],
-            created_at: now,
-            updated_at: now,
-        };
+        // Enabled whatever the body says: a test is sent on request.
+        let webhook = Webhook::new(
+            "wh_unsaved".into(),
+            tenant_id,
+            spec,
+            signing::generate_secret(),
+            now,
+        );
         Ok(self.send_test(&webhook, event_type).await)
     }
 

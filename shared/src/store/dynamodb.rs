@@ -175,6 +175,26 @@ impl DynamoStore {
         Ok(out.item)
     }
 
+    /// Writes a webhook item if `condition` holds; `false` when it does not.
+    async fn put_webhook(&self, webhook: &Webhook, condition: &str) -> Result<bool> {
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("PK", s(format!("T#{}", webhook.tenant_id)))
+            .item("SK", s(format!("WH#{}", webhook.id)))
+            .item("enabled", AttributeValue::Bool(webhook.enabled))
+            .item("doc", to_doc(webhook))
+            .condition_expression(condition)
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(true),
+            Err(e) if is_conditional_failure(&e) => Ok(false),
+            Err(e) => Err(store_err(e)),
+        }
+    }
+
     /// Runs a query page by page until `want` items or the end, so 1 MB pages never shorten a
     /// listing. Returns the items and whether the table holds more.
     async fn query(
@@ -287,23 +307,13 @@ impl Store for DynamoStore {
     }
 
     async fn create_webhook(&self, webhook: &Webhook) -> Result<()> {
-        let put = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .item("PK", s(format!("T#{}", webhook.tenant_id)))
-            .item("SK", s(format!("WH#{}", webhook.id)))
-            .item("enabled", AttributeValue::Bool(webhook.enabled))
-            .item("doc", to_doc(webhook))
-            .condition_expression("attribute_not_exists(PK)")
-            .send()
-            .await;
-        match put {
-            Ok(_) => Ok(()),
-            Err(e) if is_conditional_failure(&e) => {
-                Err(Error::Conflict(format!("webhook {} exists", webhook.id)))
-            }
-            Err(e) => Err(store_err(e)),
+        if self
+            .put_webhook(webhook, "attribute_not_exists(PK)")
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(Error::Conflict(format!("webhook {} exists", webhook.id)))
         }
     }
 
@@ -315,22 +325,7 @@ impl Store for DynamoStore {
     }
 
     async fn update_webhook(&self, webhook: &Webhook) -> Result<bool> {
-        let put = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .item("PK", s(format!("T#{}", webhook.tenant_id)))
-            .item("SK", s(format!("WH#{}", webhook.id)))
-            .item("enabled", AttributeValue::Bool(webhook.enabled))
-            .item("doc", to_doc(webhook))
-            .condition_expression("attribute_exists(PK)")
-            .send()
-            .await;
-        match put {
-            Ok(_) => Ok(true),
-            Err(e) if is_conditional_failure(&e) => Ok(false),
-            Err(e) => Err(store_err(e)),
-        }
+        self.put_webhook(webhook, "attribute_exists(PK)").await
     }
 
     async fn count_webhooks(&self, tenant_id: &str) -> Result<usize> {
