@@ -156,7 +156,7 @@ async fn dispatch_function_delivers_and_reports_only_the_bad_record() {
     let receiver = Receiver::start(200).await;
     let (sdk, config, queue) = (sdk, config, std::sync::Arc::new(queue));
     let store = std::sync::Arc::new(herald_shared::runtime::dynamo_store(&sdk, &config));
-    let dispatcher = std::sync::Arc::new(herald_dispatch::dispatcher(&sdk, &config));
+    let dispatcher = std::sync::Arc::new(herald_dispatch::dispatcher(&sdk, &config).await.unwrap());
     let view = herald_shared::runtime::app_state(&config, store, queue, dispatcher)
         .api
         .create_webhook(
@@ -167,7 +167,7 @@ async fn dispatch_function_delivers_and_reports_only_the_bad_record() {
         .unwrap();
 
     let event = serde_json::from_str(&event_file("dispatch-sqs-batch.json")).unwrap();
-    let dispatcher = herald_dispatch::dispatcher(&sdk, &config);
+    let dispatcher = herald_dispatch::dispatcher(&sdk, &config).await.unwrap();
     let response = herald_dispatch::handle(&dispatcher, event).await;
     let failed: Vec<_> = response
         .batch_item_failures

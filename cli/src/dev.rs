@@ -48,7 +48,7 @@ pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     tenants::ensure_tenant_with_key(store.as_ref(), DEV_TENANT, "dev", config.api_key.expose())
         .await?;
 
-    let dispatcher = Arc::new(runtime::dispatcher(&config, store.clone()));
+    let dispatcher = Arc::new(runtime::dispatcher(&config, store.clone(), queue.clone()));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut pollers = Vec::new();
     for _ in 0..args.pollers.max(1) {

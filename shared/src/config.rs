@@ -35,6 +35,10 @@ pub struct Config {
     pub delivery_timeout: Duration,
     /// Webhooks one tenant may have (`HERALD_MAX_WEBHOOKS`).
     pub max_webhooks: usize,
+    /// Deliveries in flight to one URL per container (`HERALD_ENDPOINT_CONCURRENCY`).
+    pub endpoint_concurrency: usize,
+    /// A webhook whose every attempt failed for this long is disabled (`HERALD_DISABLE_AFTER`).
+    pub disable_after: Duration,
     /// Requests per second one tenant may make to one container (`HERALD_RATE_LIMIT`, bursts of
     /// twice that); 0 turns the limit off.
     pub rate_limit: u32,
@@ -129,6 +133,27 @@ impl Config {
                 }
             },
         };
+        let endpoint_concurrency = match get("HERALD_ENDPOINT_CONCURRENCY") {
+            None => 10,
+            Some(v) => v
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=1024).contains(n))
+                .ok_or_else(|| ConfigError {
+                    name: "HERALD_ENDPOINT_CONCURRENCY",
+                    message: format!("expected a whole number from 1 to 1024, got `{v}`"),
+                })?,
+        };
+        let disable_after = match get("HERALD_DISABLE_AFTER") {
+            None => Duration::from_secs(5 * 86_400),
+            Some(v) => humantime::parse_duration(&v)
+                .ok()
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| ConfigError {
+                    name: "HERALD_DISABLE_AFTER",
+                    message: format!("expected a duration such as `5d` or `12h`, got `{v}`"),
+                })?,
+        };
         let rate_limit = match get("HERALD_RATE_LIMIT") {
             None => 1000,
             Some(v) => v
@@ -154,6 +179,8 @@ impl Config {
             dispatch_concurrency,
             delivery_timeout,
             max_webhooks,
+            endpoint_concurrency,
+            disable_after,
             rate_limit,
         })
     }
@@ -208,6 +235,8 @@ mod tests {
         assert_eq!(local.delivery_timeout, Duration::from_secs(10));
         assert_eq!(local.max_webhooks, 100);
         assert_eq!(local.rate_limit, 1000);
+        assert_eq!(local.endpoint_concurrency, 10);
+        assert_eq!(local.disable_after, Duration::from_secs(5 * 86_400));
     }
 
     #[test]
@@ -231,6 +260,10 @@ mod tests {
         assert_eq!(err.name, "HERALD_TARGET_POLICY");
         let err = config(Mode::Lambda, &[("HERALD_DISPATCH_CONCURRENCY", "0")]).unwrap_err();
         assert_eq!(err.name, "HERALD_DISPATCH_CONCURRENCY");
+        let err = config(Mode::Lambda, &[("HERALD_DISABLE_AFTER", "never")]).unwrap_err();
+        assert_eq!(err.name, "HERALD_DISABLE_AFTER");
+        let err = config(Mode::Lambda, &[("HERALD_ENDPOINT_CONCURRENCY", "0")]).unwrap_err();
+        assert_eq!(err.name, "HERALD_ENDPOINT_CONCURRENCY");
         let err = config(Mode::Lambda, &[("HERALD_RATE_LIMIT", "fast")]).unwrap_err();
         assert_eq!(err.name, "HERALD_RATE_LIMIT");
         let err = config(Mode::Lambda, &[("HERALD_MAX_WEBHOOKS", "-1")]).unwrap_err();

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use std::time::Duration;
 use time::OffsetDateTime;
 use ulid::Ulid;
 
@@ -58,6 +59,10 @@ pub struct Delivery {
     pub next_attempt_at: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+    /// Index of the first attempt of the current series: a redelivery starts a new series,
+    /// with the whole schedule ahead of it.
+    #[serde(default)]
+    pub series_start: usize,
 }
 
 impl Delivery {
@@ -79,7 +84,13 @@ impl Delivery {
             attempts: Vec::new(),
             next_attempt_at: Some(now),
             created_at: now,
+            series_start: 0,
         }
+    }
+
+    /// Attempts made in the current series.
+    pub fn attempts_in_series(&self) -> usize {
+        self.attempts.len().saturating_sub(self.series_start)
     }
 
     /// Records an attempt. With `retries_left` false a failure is final; the retry schedule that
@@ -99,6 +110,61 @@ impl Delivery {
         };
         self.attempts.push(attempt);
     }
+}
+
+/// What an attempt's outcome means for the delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Succeeded,
+    /// Try again after this delay.
+    Retry(Duration),
+    /// The schedule is spent, or retrying cannot help.
+    Failed,
+    /// The endpoint answered 410: the delivery fails and the webhook is disabled at once.
+    Gone,
+}
+
+/// What an attempt produced, as the retry policy needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
+    pub status_code: Option<u16>,
+    /// Refused by the SSRF guard: retrying would only be refused again.
+    pub blocked: bool,
+    pub retry_after: Option<Duration>,
+}
+
+/// The retry policy (SPEC §4). `attempts` is how many attempts the series has made, this one
+/// included; `schedule[i]` is the delay before attempt i+1. Timeouts, connection errors and
+/// every non-2xx status retry (receivers misconfigure) except 410. `Retry-After` on 429/503
+/// lengthens the wait, up to the schedule's longest delay. `jitter` in [-1, 1] scales ±10 %.
+pub fn verdict(outcome: Outcome, attempts: usize, schedule: &[Duration], jitter: f64) -> Verdict {
+    match outcome.status_code {
+        Some(code) if (200..300).contains(&code) => return Verdict::Succeeded,
+        Some(410) => return Verdict::Gone,
+        _ => {}
+    }
+    if outcome.blocked || attempts >= schedule.len() {
+        return Verdict::Failed;
+    }
+    let scheduled = schedule[attempts].mul_f64(1.0 + 0.1 * jitter.clamp(-1.0, 1.0));
+    let honoured = match (outcome.status_code, outcome.retry_after) {
+        (Some(429 | 503), Some(asked)) => {
+            let longest = schedule.iter().max().copied().unwrap_or_default();
+            scheduled.max(asked.min(longest))
+        }
+        _ => scheduled,
+    };
+    Verdict::Retry(honoured)
+}
+
+/// Parses `Retry-After`: delay-seconds or an HTTP date.
+pub fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or_default())
 }
 
 /// The delivery id of (acceptance, webhook): deterministic so a redelivered queue message finds
@@ -126,6 +192,130 @@ mod tests {
             error: error.map(str::to_string),
             response_body: None,
         }
+    }
+
+    fn outcome(status_code: Option<u16>) -> Outcome {
+        Outcome {
+            status_code,
+            blocked: false,
+            retry_after: None,
+        }
+    }
+
+    fn schedule() -> Vec<Duration> {
+        crate::config::parse_schedule(crate::config::DEFAULT_RETRY_SCHEDULE).unwrap()
+    }
+
+    #[test]
+    fn the_default_schedule_spans_about_27_6_hours() {
+        let total: Duration = schedule().iter().sum();
+        assert_eq!(schedule().len(), 8);
+        assert_eq!(
+            total.as_secs(),
+            5 + 300 + 1800 + 7200 + 18000 + 36000 + 36000
+        );
+    }
+
+    #[test]
+    fn verdicts_follow_the_spec() {
+        let s = schedule();
+        assert_eq!(verdict(outcome(Some(204)), 1, &s, 0.0), Verdict::Succeeded);
+        assert_eq!(verdict(outcome(Some(410)), 1, &s, 0.0), Verdict::Gone);
+        for code in [
+            None,
+            Some(500),
+            Some(503),
+            Some(429),
+            Some(408),
+            Some(400),
+            Some(404),
+            Some(301),
+        ] {
+            assert_eq!(
+                verdict(outcome(code), 1, &s, 0.0),
+                Verdict::Retry(Duration::from_secs(5)),
+                "{code:?}"
+            );
+        }
+        assert_eq!(
+            verdict(outcome(Some(500)), 2, &s, 0.0),
+            Verdict::Retry(Duration::from_secs(300))
+        );
+        assert_eq!(
+            verdict(outcome(Some(500)), 7, &s, 0.0),
+            Verdict::Retry(Duration::from_secs(36000))
+        );
+        assert_eq!(
+            verdict(outcome(Some(500)), 8, &s, 0.0),
+            Verdict::Failed,
+            "8 attempts, then failed"
+        );
+        let blocked = Outcome {
+            status_code: None,
+            blocked: true,
+            retry_after: None,
+        };
+        assert_eq!(verdict(blocked, 1, &s, 0.0), Verdict::Failed);
+    }
+
+    #[test]
+    fn jitter_is_ten_percent_at_most() {
+        let s = schedule();
+        assert_eq!(
+            verdict(outcome(Some(500)), 2, &s, 1.0),
+            Verdict::Retry(Duration::from_secs(330))
+        );
+        assert_eq!(
+            verdict(outcome(Some(500)), 2, &s, -1.0),
+            Verdict::Retry(Duration::from_secs(270))
+        );
+        assert_eq!(
+            verdict(outcome(Some(500)), 2, &s, 7.0),
+            Verdict::Retry(Duration::from_secs(330))
+        );
+    }
+
+    #[test]
+    fn retry_after_lengthens_within_the_schedule() {
+        let s = schedule();
+        let asked = |secs, code| Outcome {
+            status_code: Some(code),
+            blocked: false,
+            retry_after: Some(Duration::from_secs(secs)),
+        };
+        assert_eq!(
+            verdict(asked(60, 429), 1, &s, 0.0),
+            Verdict::Retry(Duration::from_secs(60))
+        );
+        assert_eq!(
+            verdict(asked(1, 503), 1, &s, 0.0),
+            Verdict::Retry(Duration::from_secs(5)),
+            "never shorter"
+        );
+        assert_eq!(
+            verdict(asked(999_999, 503), 1, &s, 0.0),
+            Verdict::Retry(Duration::from_secs(36000)),
+            "capped"
+        );
+        assert_eq!(
+            verdict(asked(60, 500), 1, &s, 0.0),
+            Verdict::Retry(Duration::from_secs(5)),
+            "only on 429/503"
+        );
+        let now = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(784111777);
+        assert_eq!(
+            parse_retry_after("120", now),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:59:37 GMT", now),
+            Some(Duration::from_secs(600 - 0))
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
     }
 
     #[test]

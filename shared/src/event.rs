@@ -104,15 +104,28 @@ pub struct EventEnvelope {
     /// acceptance of the same event id (after the dedupe window).
     pub envelope_id: Ulid,
     pub event: Event,
-    /// Set on redelivery: only this webhook, recorded on this (existing) delivery.
+    /// Set on retries and redeliveries: only this webhook, recorded on this delivery.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<Target>,
+    /// Not to be attempted before this time: waits longer than SQS's 900 s delay are chained
+    /// by sending the message again until it is due.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    pub not_before: Option<OffsetDateTime>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Target {
     pub webhook_id: String,
     pub delivery_id: String,
+    /// How many attempts the delivery had when this message was sent. A message whose count
+    /// no longer matches is a duplicate or overtaken, and is dropped, so SQS redelivery never
+    /// makes an extra attempt.
+    #[serde(default)]
+    pub expect_attempts: usize,
 }
 
 impl Event {

@@ -5,6 +5,7 @@ use crate::config::Config;
 use crate::error::Result;
 use crate::http::Outbound;
 use crate::queue::{Queue, SqsQueue};
+use crate::service::dispatch::Settings;
 use crate::service::{Api, Dispatcher, Ingest};
 use crate::store::{DynamoStore, Store};
 use crate::web::AppState;
@@ -72,22 +73,28 @@ pub fn app_state(
     }
 }
 
-pub fn dispatcher(config: &Config, store: Arc<dyn Store>) -> Dispatcher {
+pub fn dispatcher(config: &Config, store: Arc<dyn Store>, queue: Arc<dyn Queue>) -> Dispatcher {
     Dispatcher::new(
         store,
+        queue,
         Outbound::new(
             config.target_policy,
             config.require_https,
             config.delivery_timeout,
         ),
-        config.dispatch_concurrency,
+        Settings {
+            concurrency: config.dispatch_concurrency,
+            per_endpoint: config.endpoint_concurrency,
+            schedule: config.retry_schedule.clone(),
+            disable_after: config.disable_after,
+        },
     )
 }
 
 /// The routers' state over DynamoDB and SQS: what the ingest and api Lambdas serve.
 pub async fn aws_app_state(sdk: &aws_config::SdkConfig, config: &Config) -> Result<AppState> {
     let store: Arc<dyn Store> = Arc::new(dynamo_store(sdk, config));
-    let queue = Arc::new(sqs_queue(sdk, config).await?);
-    let dispatcher = Arc::new(dispatcher(config, store.clone()));
+    let queue: Arc<dyn Queue> = Arc::new(sqs_queue(sdk, config).await?);
+    let dispatcher = Arc::new(dispatcher(config, store.clone(), queue.clone()));
     Ok(app_state(config, store, queue, dispatcher))
 }

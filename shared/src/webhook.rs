@@ -92,6 +92,9 @@ pub struct Webhook {
     pub enabled: bool,
     #[serde(default)]
     pub disabled_reason: Option<String>,
+    /// Since when every attempt has failed (cleared by a success): drives auto-disable.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub failing_since: Option<OffsetDateTime>,
     pub secrets: Vec<SigningSecret>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
@@ -121,6 +124,7 @@ impl Webhook {
             include_result: spec.include_result,
             enabled: spec.enabled,
             disabled_reason: None,
+            failing_since: None,
             secrets: vec![SigningSecret {
                 secret,
                 expires_at: None,
@@ -770,6 +774,7 @@ mod tests {
             include_result: false,
             enabled: true,
             disabled_reason: None,
+            failing_since: None,
             secrets: vec![SigningSecret {
                 secret: Secret::new("whsec_abc"),
                 expires_at: None,

@@ -25,6 +25,7 @@ pub fn webhook(tenant: &str, id: &str, enabled: bool) -> Webhook {
         include_result: false,
         enabled,
         disabled_reason: None,
+        failing_since: None,
         secrets: vec![SigningSecret {
             secret: Secret::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
             expires_at: None,

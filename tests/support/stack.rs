@@ -25,8 +25,12 @@ pub struct Stack {
     wait: Duration,
 }
 
+/// The local stack's defaults, but one attempt per delivery: scenarios about retries set
+/// their own (compressed) schedule.
 pub fn local_config() -> Config {
-    Config::from_lookup(Mode::Local, |_| None).expect("default config")
+    let mut config = Config::from_lookup(Mode::Local, |_| None).expect("default config");
+    config.retry_schedule = vec![Duration::ZERO];
+    config
 }
 
 impl Stack {
@@ -56,7 +60,7 @@ impl Stack {
         tenants::ensure_tenant_with_key(store.as_ref(), TENANT, "test", KEY)
             .await
             .expect("tenant created");
-        let dispatcher = Arc::new(runtime::dispatcher(&config, store.clone()));
+        let dispatcher = Arc::new(runtime::dispatcher(&config, store.clone(), queue.clone()));
         Stack {
             router: web::router(runtime::app_state(
                 &config,

@@ -28,9 +28,18 @@ pub async fn handle(dispatcher: &Dispatcher, event: SqsEvent) -> SqsBatchRespons
     response
 }
 
-/// The dispatcher over DynamoDB with the shared delivery client, built once per container.
-pub fn dispatcher(sdk: &aws_config::SdkConfig, config: &Config) -> Dispatcher {
-    runtime::dispatcher(config, Arc::new(runtime::dynamo_store(sdk, config)))
+/// The dispatcher over DynamoDB and SQS (for retries) with the shared delivery client, built
+/// once per container.
+pub async fn dispatcher(
+    sdk: &aws_config::SdkConfig,
+    config: &Config,
+) -> Result<Dispatcher, herald_shared::Error> {
+    let queue = Arc::new(runtime::sqs_queue(sdk, config).await?);
+    Ok(runtime::dispatcher(
+        config,
+        Arc::new(runtime::dynamo_store(sdk, config)),
+        queue,
+    ))
 }
 
 pub fn config() -> Result<Config, herald_shared::config::ConfigError> {

@@ -6,7 +6,7 @@ async fn main() -> Result<(), Error> {
     herald_shared::runtime::init_tracing(true);
     let config = herald_dispatch::config()?;
     let sdk = herald_shared::runtime::aws_sdk_config().await;
-    let dispatcher = herald_dispatch::dispatcher(&sdk, &config);
+    let dispatcher = herald_dispatch::dispatcher(&sdk, &config).await?;
     let dispatcher = &dispatcher;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         Ok::<SqsBatchResponse, Error>(herald_dispatch::handle(dispatcher, event.payload).await)

@@ -2,7 +2,7 @@
 //! guarded resolver, a hard timeout, and at most 1 KiB of each answer kept.
 
 use super::guard::{self, BlockedHost, GuardedResolver, TargetPolicy};
-use crate::delivery::RESPONSE_SNIPPET_BYTES;
+use crate::delivery::{parse_retry_after, RESPONSE_SNIPPET_BYTES};
 use bytes::Bytes;
 use http::HeaderMap;
 use std::error::Error as _;
@@ -30,9 +30,36 @@ pub enum DeliveryError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PostOutcome {
     pub status_code: Option<u16>,
+    /// `Retry-After` of a 429 or 503 answer.
+    pub retry_after: Option<Duration>,
     pub response_body: Option<String>,
     pub duration: Duration,
     pub error: Option<DeliveryError>,
+}
+
+impl PostOutcome {
+    pub fn failed(started: Instant, error: DeliveryError) -> Self {
+        PostOutcome {
+            status_code: None,
+            retry_after: None,
+            response_body: None,
+            duration: started.elapsed(),
+            error: Some(error),
+        }
+    }
+
+    /// The outcome as the retry policy sees it.
+    pub fn policy_view(&self) -> crate::delivery::Outcome {
+        crate::delivery::Outcome {
+            status_code: if self.error.is_none() {
+                self.status_code
+            } else {
+                None
+            },
+            blocked: matches!(self.error, Some(DeliveryError::Blocked(_))),
+            retry_after: self.retry_after,
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -73,12 +100,7 @@ impl Outbound {
         let started = Instant::now();
         // Literal addresses bypass the resolver, so the URL is checked on every request too.
         if let Err(e) = guard::check_url(url, self.policy, self.require_https) {
-            return PostOutcome {
-                status_code: None,
-                response_body: None,
-                duration: started.elapsed(),
-                error: Some(DeliveryError::Blocked(format!("url {e}"))),
-            };
+            return PostOutcome::failed(started, DeliveryError::Blocked(format!("url {e}")));
         }
         let result = self
             .client
@@ -89,16 +111,14 @@ impl Outbound {
             .await;
         let mut response = match result {
             Ok(r) => r,
-            Err(e) => {
-                return PostOutcome {
-                    status_code: None,
-                    response_body: None,
-                    duration: started.elapsed(),
-                    error: Some(self.classify(&e)),
-                }
-            }
+            Err(e) => return PostOutcome::failed(started, self.classify(&e)),
         };
         let status = response.status().as_u16();
+        let retry_after = matches!(status, 429 | 503)
+            .then(|| response.headers().get(http::header::RETRY_AFTER))
+            .flatten()
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, std::time::SystemTime::now()));
         let mut snippet = Vec::new();
         while snippet.len() < RESPONSE_SNIPPET_BYTES {
             match response.chunk().await {
@@ -112,6 +132,7 @@ impl Outbound {
         }
         PostOutcome {
             status_code: Some(status),
+            retry_after,
             response_body: (!snippet.is_empty())
                 .then(|| String::from_utf8_lossy(&snippet).into_owned()),
             duration: started.elapsed(),

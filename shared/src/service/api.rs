@@ -515,9 +515,13 @@ impl Api {
         envelope.target = Some(Target {
             webhook_id: webhook.id.clone(),
             delivery_id: delivery.id.clone(),
+            expect_attempts: delivery.attempts.len(),
         });
+        envelope.not_before = None;
         let now = OffsetDateTime::now_utc();
+        // A new series: the whole schedule is ahead of it.
         delivery.status = DeliveryStatus::Pending;
+        delivery.series_start = delivery.attempts.len();
         delivery.next_attempt_at = Some(now);
         self.store.put_delivery(&delivery).await?;
         let message = serde_json::to_string(&envelope).expect("envelopes serialize");
@@ -607,17 +611,19 @@ impl Api {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::{Outbound, TargetPolicy};
+    use crate::http::TargetPolicy;
     use crate::queue::MemoryQueue;
     use crate::store::MemoryStore;
 
     fn api_with_limit(max: usize) -> Api {
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-        let outbound = Outbound::new(TargetPolicy::Public, false, Duration::from_secs(1));
+        let queue: Arc<dyn Queue> = Arc::new(MemoryQueue::default());
+        let config =
+            crate::config::Config::from_lookup(crate::config::Mode::Local, |_| None).unwrap();
         Api::new(
             store.clone(),
-            Arc::new(MemoryQueue::default()),
-            Arc::new(Dispatcher::new(store, outbound, 4)),
+            queue.clone(),
+            Arc::new(crate::runtime::dispatcher(&config, store, queue)),
             UrlRules {
                 policy: TargetPolicy::Public,
                 require_https: false,

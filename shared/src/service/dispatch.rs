@@ -1,13 +1,18 @@
 //! Dispatch: for each queued event, match the tenant's enabled webhooks, format, sign, POST
-//! (concurrently, bounded) and record the delivery. A record fails — and stays on the queue —
-//! only when something internal went wrong (unreadable message, store down); a receiver's
-//! error is a recorded failed attempt, not a lost event.
+//! (concurrently, bounded overall and per endpoint) and record the delivery; schedule a retry
+//! message for each failed attempt that has attempts left.
+//!
+//! A record fails — and stays on the queue — only when something internal went wrong
+//! (unreadable message, store or queue unavailable); a receiver's error is a recorded attempt.
+//! Every step is safe to repeat: a delivery that succeeded is never attempted again, and a
+//! retry message whose expected attempt count is stale is dropped.
 
-use crate::delivery::{delivery_id, Attempt, Delivery};
-use crate::event::{Event, EventEnvelope};
+use crate::delivery::{delivery_id, verdict, Attempt, Delivery, DeliveryStatus, Verdict};
+use crate::event::{Event, EventEnvelope, Target};
 use crate::format;
-use crate::http::{Outbound, PostOutcome};
+use crate::http::{DeliveryError, Outbound, PostOutcome};
 use crate::matching::webhook_matches;
+use crate::queue::Queue;
 use crate::signing;
 use crate::store::Store;
 use crate::webhook::{Kind, Webhook};
@@ -17,8 +22,13 @@ use futures::stream::{self, StreamExt};
 use futures::FutureExt;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use time::OffsetDateTime;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// SQS's longest message delay; longer waits are chained.
+pub const MAX_QUEUE_DELAY: Duration = Duration::from_secs(900);
 
 /// One queue message as the dispatcher sees it, whatever carried it (SQS event, local poller).
 #[derive(Debug, Clone)]
@@ -27,10 +37,24 @@ pub struct Record {
     pub body: String,
 }
 
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Deliveries in flight at once per container.
+    pub concurrency: usize,
+    /// Deliveries in flight at once to one URL, so a slow receiver cannot take every slot.
+    pub per_endpoint: usize,
+    /// Delay before each attempt, counted from the previous one.
+    pub schedule: Vec<Duration>,
+    /// A webhook whose every attempt failed for this long is disabled.
+    pub disable_after: Duration,
+}
+
 pub struct Dispatcher {
     store: Arc<dyn Store>,
+    queue: Arc<dyn Queue>,
     outbound: Outbound,
-    concurrency: usize,
+    settings: Settings,
+    endpoints: Mutex<HashMap<String, Arc<Semaphore>>>,
 }
 
 /// Decides whether a loaded webhook receives an event.
@@ -44,12 +68,27 @@ struct Job<'a> {
     body: Bytes,
 }
 
+fn jitter() -> f64 {
+    rand::random::<f64>() * 2.0 - 1.0
+}
+
 impl Dispatcher {
-    pub fn new(store: Arc<dyn Store>, outbound: Outbound, concurrency: usize) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        queue: Arc<dyn Queue>,
+        outbound: Outbound,
+        settings: Settings,
+    ) -> Self {
         Dispatcher {
             store,
+            queue,
             outbound,
-            concurrency: concurrency.max(1),
+            settings: Settings {
+                concurrency: settings.concurrency.max(1),
+                per_endpoint: settings.per_endpoint.max(1),
+                ..settings
+            },
+            endpoints: Mutex::new(HashMap::new()),
         }
     }
 
@@ -59,6 +98,7 @@ impl Dispatcher {
 
     /// Handles a batch; returns the message ids that must be retried.
     pub async fn handle(&self, records: &[Record]) -> Vec<String> {
+        let now = OffsetDateTime::now_utc();
         let mut failed = vec![false; records.len()];
         let mut envelopes: Vec<Option<EventEnvelope>> = Vec::with_capacity(records.len());
         for (i, record) in records.iter().enumerate() {
@@ -71,6 +111,26 @@ impl Dispatcher {
                     envelopes.push(None);
                 }
             }
+        }
+
+        // Messages not yet due go back on the queue (chained waits, a delayed first attempt).
+        for (i, slot) in envelopes.iter_mut().enumerate() {
+            let Some(env) = slot else { continue };
+            let due = env.not_before.or_else(|| {
+                let first = self.settings.schedule.first().copied().unwrap_or_default();
+                (env.target.is_none() && !first.is_zero()).then(|| accepted_at(env) + first)
+            });
+            let Some(due) = due.filter(|d| *d > now + time::Duration::SECOND) else {
+                continue;
+            };
+            env.not_before = Some(due);
+            let wait: Duration = (due - now).try_into().unwrap_or_default();
+            let body = serde_json::to_string(env).expect("envelopes serialize");
+            if let Err(e) = self.queue.send(body, wait.min(MAX_QUEUE_DELAY)).await {
+                tracing::error!(error = %e, "could not defer a message");
+                failed[i] = true;
+            }
+            *slot = None;
         }
 
         // One subscription read per tenant per batch.
@@ -88,7 +148,7 @@ impl Dispatcher {
             }
         }
 
-        // Redeliveries name their webhook: it is read directly, enabled or matching or not.
+        // Retries and redeliveries name their webhook; one that is gone or disabled ends them.
         let mut targeted: Vec<Option<Vec<Webhook>>> = Vec::with_capacity(envelopes.len());
         for (i, env) in envelopes.iter().enumerate() {
             let target = env.as_ref().and_then(|e| e.target.as_ref().map(|t| (e, t)));
@@ -101,7 +161,13 @@ impl Dispatcher {
                 .get_webhook(&env.tenant_id, &target.webhook_id)
                 .await
             {
-                Ok(found) => targeted.push(Some(found.into_iter().collect())),
+                Ok(Some(w)) if w.enabled => targeted.push(Some(vec![w])),
+                Ok(_) => {
+                    if !self.abandon(&env.tenant_id, target).await {
+                        failed[i] = true;
+                    }
+                    targeted.push(None);
+                }
                 Err(e) => {
                     tracing::error!(webhook_id = %target.webhook_id, error = %e, "could not load webhook");
                     failed[i] = true;
@@ -158,7 +224,7 @@ impl Dispatcher {
             })
             .collect();
         let outcomes: Vec<(usize, bool)> = stream::iter(deliveries)
-            .buffer_unordered(self.concurrency)
+            .buffer_unordered(self.settings.concurrency)
             .collect()
             .await;
         for (record, ok) in outcomes {
@@ -174,55 +240,187 @@ impl Dispatcher {
             .collect()
     }
 
-    async fn deliver_and_record(&self, job: &Job<'_>) -> bool {
+    /// The delivery this job continues or starts, or `None` when there is nothing to do: it
+    /// already succeeded, an earlier run already took it, or the message is stale.
+    async fn delivery_for(&self, job: &Job<'_>) -> Result<Option<Delivery>, crate::Error> {
         let env = job.envelope;
-        let now = OffsetDateTime::now_utc();
-        let outcome = self.send(job.webhook, &env.event, job.body.clone()).await;
-        let fresh = || {
-            Delivery::new(
-                delivery_id(env.envelope_id, &job.webhook.id),
+        let id = match &env.target {
+            Some(t) => t.delivery_id.clone(),
+            None => delivery_id(env.envelope_id, &job.webhook.id),
+        };
+        let existing = self.store.get_delivery(&env.tenant_id, &id).await?;
+        Ok(match (&env.target, existing) {
+            (None, None) => Some(Delivery::new(
+                id,
                 &env.tenant_id,
                 &env.event.id,
                 &env.event.event_type,
                 &job.webhook.id,
-                now,
-            )
+                OffsetDateTime::now_utc(),
+            )),
+            (None, Some(d)) => (d.status == DeliveryStatus::Pending).then_some(d),
+            (Some(_), None) => None,
+            (Some(t), Some(d)) => (d.status != DeliveryStatus::Succeeded
+                && d.attempts.len() == t.expect_attempts)
+                .then_some(d),
+        })
+    }
+
+    async fn deliver_and_record(&self, job: &Job<'_>) -> bool {
+        let env = job.envelope;
+        let webhook = job.webhook;
+        let mut delivery = match self.delivery_for(job).await {
+            Ok(Some(d)) => d,
+            Ok(None) => return true,
+            Err(e) => {
+                tracing::error!(webhook_id = %webhook.id, error = %e, "could not read delivery");
+                return false;
+            }
         };
-        // A redelivery continues the delivery it was asked for, keeping its earlier attempts.
-        let mut delivery = match &env.target {
-            None => fresh(),
-            Some(target) => match self
-                .store
-                .get_delivery(&env.tenant_id, &target.delivery_id)
-                .await
-            {
-                Ok(Some(existing)) => existing,
-                Ok(None) => fresh(),
-                Err(e) => {
-                    tracing::error!(delivery_id = %target.delivery_id, error = %e, "could not load delivery");
+        let outcome = {
+            let _permit = self.endpoint_permit(&webhook.url).await;
+            self.send(webhook, &env.event, job.body.clone()).await
+        };
+        let now = OffsetDateTime::now_utc();
+        let verdict = verdict(
+            outcome.policy_view(),
+            delivery.attempts_in_series() + 1,
+            &self.settings.schedule,
+            jitter(),
+        );
+        let next = match verdict {
+            Verdict::Retry(delay) => {
+                let due = now + delay;
+                // The retry is queued before the state says "retrying", so a crash in between
+                // leaves a delivery that is retried, never one that waits for nothing.
+                let retry = EventEnvelope {
+                    tenant_id: env.tenant_id.clone(),
+                    envelope_id: env.envelope_id,
+                    event: env.event.clone(),
+                    target: Some(Target {
+                        webhook_id: webhook.id.clone(),
+                        delivery_id: delivery.id.clone(),
+                        expect_attempts: delivery.attempts.len() + 1,
+                    }),
+                    not_before: Some(due),
+                };
+                let body = serde_json::to_string(&retry).expect("envelopes serialize");
+                if let Err(e) = self.queue.send(body, delay.min(MAX_QUEUE_DELAY)).await {
+                    tracing::error!(delivery_id = %delivery.id, error = %e, "could not queue a retry");
                     return false;
                 }
-            },
+                Some(due)
+            }
+            _ => None,
         };
-        // Retry scheduling is not wired yet: a failed first attempt is final.
-        delivery.record(attempt(now, &outcome), None);
+        delivery.record(attempt(now, &outcome), next);
         tracing::info!(
             delivery_id = %delivery.id,
-            webhook_id = %job.webhook.id,
+            webhook_id = %webhook.id,
             event_id = %env.event.id,
+            attempt = delivery.attempts.len(),
             status = delivery.status.as_str(),
             status_code = outcome.status_code,
             duration_ms = outcome.duration.as_millis() as u64,
             error = outcome.error.as_ref().map(|e| e.to_string()),
             "delivery attempt"
         );
-        match self.store.put_delivery(&delivery).await {
-            Ok(()) => true,
-            Err(e) => {
-                tracing::error!(delivery_id = %delivery.id, error = %e, "could not record delivery");
-                false
-            }
+        if let Err(e) = self.store.put_delivery(&delivery).await {
+            tracing::error!(delivery_id = %delivery.id, error = %e, "could not record delivery");
+            return false;
         }
+        self.track_health(webhook, verdict, now).await
+    }
+
+    /// Auto-disable: a 410 disables at once; failures since `failing_since` for longer than
+    /// `disable_after` disable; one success clears the clock. Written only on transitions.
+    async fn track_health(&self, seen: &Webhook, verdict: Verdict, now: OffsetDateTime) -> bool {
+        let change: Option<fn(&mut Webhook, OffsetDateTime, Duration) -> bool> = match verdict {
+            Verdict::Succeeded if seen.failing_since.is_some() => Some(|w, _, _| {
+                w.failing_since = None;
+                true
+            }),
+            Verdict::Succeeded => None,
+            Verdict::Gone => Some(|w, now, _| {
+                w.enabled = false;
+                w.disabled_reason = Some("the endpoint answered 410 Gone".into());
+                w.updated_at = now;
+                true
+            }),
+            Verdict::Retry(_) | Verdict::Failed => Some(|w, now, after| match w.failing_since {
+                None => {
+                    w.failing_since = Some(now);
+                    true
+                }
+                Some(since) if now - since >= after => {
+                    w.enabled = false;
+                    w.disabled_reason = Some(format!(
+                        "every delivery attempt failed since {}",
+                        since
+                            .format(&time::format_description::well_known::Rfc3339)
+                            .unwrap_or_default()
+                    ));
+                    w.updated_at = now;
+                    true
+                }
+                Some(_) => false,
+            }),
+        };
+        let Some(change) = change else { return true };
+        // Re-read so a concurrent edit by the user is not overwritten with a stale copy.
+        let fresh = match self.store.get_webhook(&seen.tenant_id, &seen.id).await {
+            Ok(Some(w)) => w,
+            Ok(None) => return true,
+            Err(e) => {
+                tracing::warn!(webhook_id = %seen.id, error = %e, "could not read webhook health");
+                return true;
+            }
+        };
+        let mut updated = fresh;
+        if !change(&mut updated, now, self.settings.disable_after) {
+            return true;
+        }
+        if !updated.enabled {
+            tracing::warn!(webhook_id = %updated.id, reason = ?updated.disabled_reason, "webhook disabled");
+        }
+        if let Err(e) = self.store.update_webhook(&updated).await {
+            // Health is advisory: the delivery itself is recorded, so the record is done.
+            tracing::warn!(webhook_id = %seen.id, error = %e, "could not update webhook health");
+        }
+        true
+    }
+
+    /// Ends a retry chain whose webhook was deleted or disabled: the delivery fails as it is.
+    async fn abandon(&self, tenant_id: &str, target: &Target) -> bool {
+        match self
+            .store
+            .get_delivery(tenant_id, &target.delivery_id)
+            .await
+        {
+            Ok(Some(mut d))
+                if d.status != DeliveryStatus::Succeeded
+                    && d.attempts.len() == target.expect_attempts =>
+            {
+                d.status = DeliveryStatus::Failed;
+                d.next_attempt_at = None;
+                self.store.put_delivery(&d).await.is_ok()
+            }
+            Ok(_) => true,
+            Err(_) => false,
+        }
+    }
+
+    async fn endpoint_permit(&self, url: &str) -> OwnedSemaphorePermit {
+        let semaphore = {
+            let mut map = self.endpoints.lock().unwrap_or_else(|e| e.into_inner());
+            map.entry(url.to_string())
+                .or_insert_with(|| Arc::new(Semaphore::new(self.settings.per_endpoint)))
+                .clone()
+        };
+        semaphore
+            .acquire_owned()
+            .await
+            .expect("endpoint semaphores are never closed")
     }
 
     /// Signs and POSTs one formatted body: the path real deliveries and test sends share.
@@ -230,14 +428,18 @@ impl Dispatcher {
         let now = OffsetDateTime::now_utc();
         match signed_headers(webhook, event, &body, now) {
             Ok(headers) => self.outbound.post(&webhook.url, headers, body).await,
-            Err(e) => PostOutcome {
-                status_code: None,
-                response_body: None,
-                duration: std::time::Duration::ZERO,
-                error: Some(crate::http::DeliveryError::Request(format!("signing: {e}"))),
-            },
+            Err(e) => PostOutcome::failed(
+                std::time::Instant::now(),
+                DeliveryError::Request(format!("signing: {e}")),
+            ),
         }
     }
+}
+
+/// When ingest accepted the envelope (its ULID's time).
+fn accepted_at(env: &EventEnvelope) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(env.envelope_id.timestamp_ms() as i128 * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
 /// The request headers of a delivery: content type, Standard Webhooks headers, then the
@@ -323,7 +525,7 @@ pub async fn poll(
         let failed = dispatcher.handle(&records).await;
         for m in messages.iter().filter(|m| !failed.contains(&m.message_id)) {
             if let Err(e) = queue.delete(&m.receipt).await {
-                // It will be received again; dispatch skips nothing yet, so log loudly.
+                // It will be received again; deliveries already made are skipped then.
                 tracing::warn!(message_id = %m.message_id, error = %e, "could not delete handled message");
             }
         }

@@ -190,6 +190,7 @@ fn envelope(tenant_id: &str, event: Event) -> String {
         envelope_id: crate::ids::ulid(),
         event,
         target: None,
+        not_before: None,
     })
     .expect("envelopes serialize")
 }
