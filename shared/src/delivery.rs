@@ -313,7 +313,7 @@ mod tests {
         );
         assert_eq!(
             parse_retry_after("Sun, 06 Nov 1994 08:59:37 GMT", now),
-            Some(Duration::from_secs(600 - 0))
+            Some(Duration::from_secs(600))
         );
         assert_eq!(parse_retry_after("soon", now), None);
     }
