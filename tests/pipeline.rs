@@ -2,16 +2,14 @@
 //! queued, dispatched by the Lambda handler, delivered to real local receivers. Each scenario
 //! runs over the in-memory backends and over DynamoDB/SQS on moto.
 
-use herald_shared::delivery::{Delivery, DeliveryStatus};
-use herald_shared::error::Result;
+use herald_shared::delivery::DeliveryStatus;
 use herald_shared::secret::Secret;
 use herald_shared::signing;
-use herald_shared::store::{ApiKey, MemoryStore, Page, Store, Tenant};
-use herald_shared::webhook::Webhook;
+use herald_shared::store::MemoryStore;
+use herald_tests::faults::{Faults, FlakyStore};
 use herald_tests::receiver::Receiver;
 use herald_tests::stack::{Stack, TENANT};
 use serde_json::{json, Value};
-use time::OffsetDateTime;
 
 /// One event of each resource family (SPEC §2), with the standard payload it must produce.
 fn families() -> Vec<(Value, Value)> {
@@ -269,86 +267,17 @@ async fn a_failing_receiver_yields_a_recorded_failed_attempt(stack: Stack) {
     );
 }
 
-/// A store whose delivery writes fail: the record must be reported for retry, not dropped.
-struct FailingDeliveryWrites(MemoryStore);
-
-#[async_trait::async_trait]
-impl Store for FailingDeliveryWrites {
-    async fn put_tenant(&self, t: &Tenant) -> Result<()> {
-        self.0.put_tenant(t).await
-    }
-    async fn put_api_key(&self, k: &ApiKey) -> Result<()> {
-        self.0.put_api_key(k).await
-    }
-    async fn tenant_for_key(&self, h: &str) -> Result<Option<String>> {
-        self.0.tenant_for_key(h).await
-    }
-    async fn delete_api_key(&self, t: &str, k: &str) -> Result<bool> {
-        self.0.delete_api_key(t, k).await
-    }
-    async fn create_webhook(&self, w: &Webhook) -> Result<()> {
-        self.0.create_webhook(w).await
-    }
-    async fn get_webhook(&self, t: &str, id: &str) -> Result<Option<Webhook>> {
-        self.0.get_webhook(t, id).await
-    }
-    async fn update_webhook(&self, w: &Webhook) -> Result<bool> {
-        self.0.update_webhook(w).await
-    }
-    async fn count_webhooks(&self, t: &str) -> Result<usize> {
-        self.0.count_webhooks(t).await
-    }
-    async fn list_webhooks(&self, t: &str, l: usize, a: Option<&str>) -> Result<Page<Webhook>> {
-        self.0.list_webhooks(t, l, a).await
-    }
-    async fn enabled_webhooks(&self, t: &str) -> Result<Vec<Webhook>> {
-        self.0.enabled_webhooks(t).await
-    }
-    async fn delete_webhook(&self, t: &str, id: &str) -> Result<bool> {
-        self.0.delete_webhook(t, id).await
-    }
-    async fn put_delivery(&self, _: &Delivery) -> Result<()> {
-        Err(herald_shared::Error::Store(
-            "injected: table unavailable".into(),
-        ))
-    }
-    async fn get_delivery(&self, t: &str, id: &str) -> Result<Option<Delivery>> {
-        self.0.get_delivery(t, id).await
-    }
-    async fn list_deliveries(
-        &self,
-        t: &str,
-        w: &str,
-        l: usize,
-        b: Option<&str>,
-    ) -> Result<Page<Delivery>> {
-        self.0.list_deliveries(t, w, l, b).await
-    }
-    async fn claim_event(
-        &self,
-        t: &str,
-        e: &str,
-        m: &str,
-        u: OffsetDateTime,
-        n: OffsetDateTime,
-    ) -> Result<bool> {
-        self.0.claim_event(t, e, m, u, n).await
-    }
-    async fn get_event(&self, t: &str, e: &str) -> Result<Option<String>> {
-        self.0.get_event(t, e).await
-    }
-    async fn release_event_id(&self, t: &str, e: &str) -> Result<()> {
-        self.0.release_event_id(t, e).await
-    }
-}
-
 #[tokio::test]
 async fn an_unrecorded_delivery_leaves_its_record_on_the_queue() {
     let queue = std::sync::Arc::new(herald_shared::queue::MemoryQueue::default());
+    let faults = std::sync::Arc::new(Faults::default());
+    Faults::set(&faults.fail_put_delivery, true);
+    let store = FlakyStore {
+        inner: std::sync::Arc::new(MemoryStore::new()),
+        faults,
+    };
     let stack = Stack::new(
-        std::sync::Arc::new(FailingDeliveryWrites(
-            herald_shared::store::MemoryStore::new(),
-        )),
+        std::sync::Arc::new(store),
         queue.clone(),
         std::time::Duration::ZERO,
     )

@@ -1,6 +1,7 @@
 //! `herald`: the local stack and tools around a Herald deployment.
 
 mod dev;
+mod dlq;
 mod receive;
 
 use clap::{Parser, Subcommand};
@@ -21,6 +22,11 @@ enum Command {
     Receive(receive::Args),
     /// Print the OpenAPI document of the HTTP API.
     Openapi,
+    /// Dead-letter queue tools.
+    Dlq {
+        #[command(subcommand)]
+        command: dlq::Command,
+    },
 }
 
 #[tokio::main]
@@ -30,6 +36,7 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Dev(args) => dev::run(args).await,
         Command::Receive(args) => receive::run(args).await,
+        Command::Dlq { command } => dlq::run(command).await,
         Command::Openapi => {
             print!("{}", herald_shared::web::openapi::document());
             Ok(())

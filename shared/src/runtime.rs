@@ -39,7 +39,15 @@ pub async fn sqs_queue(sdk: &aws_config::SdkConfig, config: &Config) -> Result<S
     let client = aws_sdk_sqs::Client::new(sdk);
     match &config.queue_url {
         Some(url) => Ok(SqsQueue::new(client, url)),
-        None => SqsQueue::ensure(client, &config.queue_name, 5).await,
+        None => {
+            SqsQueue::ensure(
+                client,
+                &config.queue_name,
+                5,
+                std::time::Duration::from_secs(60),
+            )
+            .await
+        }
     }
 }
 

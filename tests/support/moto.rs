@@ -92,10 +92,25 @@ impl Moto {
 
     /// A fresh queue (with its DLQ) for one test.
     pub async fn queue(&self, max_receives: u32) -> herald_shared::queue::SqsQueue {
+        self.queue_with(max_receives, std::time::Duration::from_secs(60))
+            .await
+    }
+
+    /// A fresh queue whose visibility timeout is `visibility`.
+    pub async fn queue_with(
+        &self,
+        max_receives: u32,
+        visibility: std::time::Duration,
+    ) -> herald_shared::queue::SqsQueue {
         let sdk = self.sdk_config().await;
         let name = format!("herald-{}", ulid::Ulid::new().to_string().to_lowercase());
-        herald_shared::queue::SqsQueue::ensure(aws_sdk_sqs::Client::new(&sdk), &name, max_receives)
-            .await
-            .expect("queue created")
+        herald_shared::queue::SqsQueue::ensure(
+            aws_sdk_sqs::Client::new(&sdk),
+            &name,
+            max_receives,
+            visibility,
+        )
+        .await
+        .expect("queue created")
     }
 }

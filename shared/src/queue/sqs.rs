@@ -43,7 +43,12 @@ impl SqsQueue {
 
     /// Creates `name` and its dead-letter queue `name-dlq` (after `max_receives`) if absent:
     /// for the local stack and tests. In AWS the SAM template owns the queues.
-    pub async fn ensure(client: Client, name: &str, max_receives: u32) -> Result<SqsQueue> {
+    pub async fn ensure(
+        client: Client,
+        name: &str,
+        max_receives: u32,
+        visibility: Duration,
+    ) -> Result<SqsQueue> {
         let dlq_url = client
             .create_queue()
             .queue_name(format!("{name}-dlq"))
@@ -71,13 +76,85 @@ impl SqsQueue {
             .create_queue()
             .queue_name(name)
             .attributes(QueueAttributeName::RedrivePolicy, redrive)
-            .attributes(QueueAttributeName::VisibilityTimeout, "60")
+            .attributes(
+                QueueAttributeName::VisibilityTimeout,
+                visibility.as_secs().to_string(),
+            )
             .send()
             .await
             .map_err(queue_err)?
             .queue_url
             .ok_or_else(|| Error::Queue("create_queue returned no URL".into()))?;
         Ok(SqsQueue::new(client, url))
+    }
+}
+
+impl SqsQueue {
+    /// The dead-letter queue named by this queue's redrive policy.
+    pub async fn dead_letter_queue_url(&self) -> Result<String> {
+        let attributes = self
+            .client
+            .get_queue_attributes()
+            .queue_url(&self.url)
+            .attribute_names(QueueAttributeName::RedrivePolicy)
+            .send()
+            .await
+            .map_err(queue_err)?
+            .attributes
+            .unwrap_or_default();
+        let policy = attributes
+            .get(&QueueAttributeName::RedrivePolicy)
+            .ok_or_else(|| Error::Queue(format!("{} has no redrive policy", self.url)))?;
+        let arn = serde_json::from_str::<serde_json::Value>(policy)
+            .ok()
+            .and_then(|p| p["deadLetterTargetArn"].as_str().map(str::to_string))
+            .ok_or_else(|| Error::Queue("unreadable redrive policy".into()))?;
+        let name = arn.rsplit(':').next().unwrap_or_default();
+        self.client
+            .get_queue_url()
+            .queue_name(name)
+            .send()
+            .await
+            .map_err(queue_err)?
+            .queue_url
+            .ok_or_else(|| Error::Queue(format!("no URL for {name}")))
+    }
+
+    /// Moves every message of the dead-letter queue `dlq_url` back to this queue. Each is
+    /// deleted from the DLQ only once it is sent here, so a failure midway loses nothing (at
+    /// worst a message is in both). Returns how many were moved.
+    pub async fn redrive_from(&self, dlq_url: &str) -> Result<usize> {
+        let mut moved = 0;
+        loop {
+            let messages = self
+                .client
+                .receive_message()
+                .queue_url(dlq_url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(1)
+                .send()
+                .await
+                .map_err(queue_err)?
+                .messages
+                .unwrap_or_default();
+            if messages.is_empty() {
+                return Ok(moved);
+            }
+            for m in messages {
+                let (Some(body), Some(receipt)) = (m.body, m.receipt_handle) else {
+                    continue;
+                };
+                self.send(body, Duration::ZERO).await?;
+                self.client
+                    .delete_message()
+                    .queue_url(dlq_url)
+                    .receipt_handle(receipt)
+                    .send()
+                    .await
+                    .map_err(queue_err)?;
+                moved += 1;
+            }
+        }
     }
 }
 
@@ -88,7 +165,8 @@ impl Queue for SqsQueue {
             .send_message()
             .queue_url(&self.url)
             .message_body(body)
-            .delay_seconds(delay.min(MAX_DELAY).as_secs() as i32)
+            // Rounded up: a message must never become visible before it is due.
+            .delay_seconds(delay.min(MAX_DELAY).as_millis().div_ceil(1000) as i32)
             .send()
             .await
             .map_err(queue_err)?;

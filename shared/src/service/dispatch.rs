@@ -120,7 +120,7 @@ impl Dispatcher {
                 let first = self.settings.schedule.first().copied().unwrap_or_default();
                 (env.target.is_none() && !first.is_zero()).then(|| accepted_at(env) + first)
             });
-            let Some(due) = due.filter(|d| *d > now + time::Duration::SECOND) else {
+            let Some(due) = due.filter(|d| *d > now + time::Duration::milliseconds(100)) else {
                 continue;
             };
             env.not_before = Some(due);

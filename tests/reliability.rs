@@ -1,0 +1,659 @@
+//! Nothing lost (SPEC §4): retries on the schedule, idempotent dispatch under SQS redelivery
+//! and crashes, auto-disable, the per-endpoint cap, and faults injected into the store, the
+//! queue and DynamoDB itself. Retry schedules are compressed to seconds.
+
+use herald_shared::config::{parse_schedule, Config};
+use herald_shared::delivery::{Delivery, DeliveryStatus};
+use herald_shared::queue::{MemoryQueue, Queue};
+use herald_shared::store::{MemoryStore, Store};
+use herald_tests::faults::{Faults, FlakyQueue, FlakyStore};
+use herald_tests::moto::moto;
+use herald_tests::receiver::{Receiver, Reply};
+use herald_tests::stack::{local_config, Stack, TENANT};
+use serde_json::{json, Value};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn config(schedule: &str, change: impl FnOnce(&mut Config)) -> Config {
+    let mut c = local_config();
+    c.retry_schedule = parse_schedule(schedule).unwrap();
+    change(&mut c);
+    c
+}
+
+async fn memory(config: Config) -> Stack {
+    Stack::with_config(
+        config,
+        Arc::new(MemoryStore::new()),
+        Arc::new(MemoryQueue::new(Duration::from_secs(1), 5)),
+        Duration::ZERO,
+    )
+    .await
+}
+
+async fn on_moto(config: Config) -> Stack {
+    let m = moto();
+    Stack::with_config(
+        config,
+        Arc::new(m.store().await),
+        Arc::new(m.queue_with(5, Duration::from_secs(2)).await),
+        Duration::from_secs(1),
+    )
+    .await
+}
+
+/// Drives the queue until `count` deliveries of the webhook are final (bounded).
+async fn settle(stack: &Stack, webhook_id: &str, count: usize) -> Vec<Delivery> {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        stack.drain().await;
+        let items = stack
+            .store
+            .list_deliveries(TENANT, webhook_id, 100, None)
+            .await
+            .unwrap()
+            .items;
+        let done = items.len() == count
+            && items
+                .iter()
+                .all(|d| matches!(d.status, DeliveryStatus::Succeeded | DeliveryStatus::Failed));
+        if done {
+            return items;
+        }
+        let states: Vec<_> = items.iter().map(|d| (d.status, d.attempts.len())).collect();
+        assert!(Instant::now() < deadline, "not settled: {states:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn id(webhook: &Value) -> &str {
+    webhook["id"].as_str().unwrap()
+}
+
+async fn fails_k_times_then_succeeds(stack: Stack) {
+    let rx = Receiver::start(200).await;
+    rx.script([
+        Reply::Status(500),
+        Reply::Close,
+        Reply::Hang(Duration::from_millis(1500)),
+    ]);
+    let wh = stack
+        .create_webhook(json!({"url": rx.url, "events": ["jobs.*"]}))
+        .await;
+    stack
+        .post_event(json!({"id": "evt-k", "type": "jobs.failed"}))
+        .await;
+    let d = &settle(&stack, id(&wh), 1).await[0];
+
+    assert_eq!(d.status, DeliveryStatus::Succeeded);
+    assert_eq!(d.attempts.len(), 4, "delivered on attempt k+1");
+    let codes: Vec<_> = d.attempts.iter().map(|a| a.status_code).collect();
+    assert_eq!(codes, [Some(500), None, None, Some(200)]);
+    assert!(
+        d.attempts[1].error.is_some(),
+        "a closed connection is recorded"
+    );
+    assert!(
+        d.attempts[2]
+            .error
+            .as_deref()
+            .unwrap()
+            .starts_with("timeout"),
+        "{:?}",
+        d.attempts[2]
+    );
+    assert_eq!(d.next_attempt_at, None);
+    for pair in d.attempts.windows(2) {
+        let gap = pair[1].at - pair[0].at;
+        assert!(
+            gap >= time::Duration::milliseconds(850),
+            "attempts follow the schedule: {gap}"
+        );
+    }
+    let got = rx.requests();
+    assert_eq!(got.len(), 4);
+    assert!(
+        got.iter().all(|r| r.header("webhook-id") == "evt-k"),
+        "webhook-id is stable across attempts"
+    );
+    assert!(got.iter().all(|r| r.body == got[0].body));
+}
+
+async fn never_succeeds_takes_exactly_the_schedule(stack: Stack) {
+    let rx = Receiver::start(503).await;
+    let wh = stack
+        .create_webhook(json!({"url": rx.url, "events": ["*"]}))
+        .await;
+    stack.post_event(json!({"type": "builds.failed"})).await;
+    let d = &settle(&stack, id(&wh), 1).await[0];
+    assert_eq!(d.status, DeliveryStatus::Failed);
+    assert_eq!(d.attempts.len(), 3, "exactly the schedule's attempts");
+    assert_eq!(d.next_attempt_at, None);
+    // Nothing left in flight: no message comes back, no further attempt is made.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(stack.drain().await.is_empty());
+    assert!(stack
+        .queue
+        .receive(10, Duration::from_millis(500))
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(rx.requests().len(), 3);
+}
+
+async fn duplicate_ingest_delivers_once_per_webhook(stack: Stack) {
+    let (a, b) = (Receiver::start(200).await, Receiver::start(200).await);
+    for rx in [&a, &b] {
+        stack
+            .create_webhook(json!({"url": rx.url, "events": ["*"]}))
+            .await;
+    }
+    let event = json!({"id": "dup-1", "type": "experiments.failed"});
+    assert_eq!(stack.post_event(event.clone()).await["status"], "accepted");
+    for _ in 0..2 {
+        let (status, _, answer) = stack
+            .call("POST", "/v1/events", Some(event.clone()), None)
+            .await;
+        assert_eq!(
+            (status.as_u16(), answer["status"].as_str()),
+            (200, Some("duplicate"))
+        );
+    }
+    let (_, _, batch) = stack
+        .call(
+            "POST",
+            "/v1/events/batch",
+            Some(json!({"events": [event]})),
+            None,
+        )
+        .await;
+    assert_eq!(batch["data"][0]["status"], "duplicate");
+    assert!(stack.drain().await.is_empty());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!((a.requests().len(), b.requests().len()), (1, 1));
+}
+
+/// SQS may deliver a message twice, and a batch may be replayed: endpoints that answered 2xx
+/// get nothing twice, and a duplicated retry message makes no extra attempt.
+async fn redelivered_messages_send_nothing_twice(stack: Stack) {
+    let (ok, flaky) = (Receiver::start(200).await, Receiver::start(200).await);
+    flaky.script([Reply::Status(500)]);
+    stack
+        .create_webhook(json!({"url": ok.url, "events": ["*"]}))
+        .await;
+    let wh = stack
+        .create_webhook(json!({"url": flaky.url, "events": ["*"]}))
+        .await;
+    stack
+        .post_event(json!({"id": "evt-twice", "type": "jobs.succeeded"}))
+        .await;
+
+    let replay = |messages: &[herald_shared::queue::Received]| {
+        let records: Vec<Value> = messages
+            .iter()
+            .map(|m| json!({"messageId": m.message_id, "receiptHandle": m.receipt, "body": m.body}))
+            .collect();
+        serde_json::from_value::<aws_lambda_events::event::sqs::SqsEvent>(
+            json!({ "Records": records }),
+        )
+        .unwrap()
+    };
+    let first = stack
+        .queue
+        .receive(10, Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 1);
+    for _ in 0..3 {
+        let response = herald_dispatch::handle(&stack.dispatcher, replay(&first)).await;
+        assert!(response.batch_item_failures.is_empty());
+    }
+    stack.queue.delete(&first[0].receipt).await.unwrap();
+    assert_eq!(
+        ok.requests().len(),
+        1,
+        "the 2xx endpoint got the event once"
+    );
+    assert_eq!(flaky.requests().len(), 1, "one failed attempt, not three");
+
+    // The retry message, received twice, makes one attempt.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let retry = loop {
+        let got = stack
+            .queue
+            .receive(10, Duration::from_millis(500))
+            .await
+            .unwrap();
+        if !got.is_empty() {
+            break got;
+        }
+        assert!(Instant::now() < deadline, "the retry was not queued");
+    };
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    for _ in 0..2 {
+        herald_dispatch::handle(&stack.dispatcher, replay(&retry)).await;
+    }
+    stack.queue.delete(&retry[0].receipt).await.unwrap();
+    let d = &settle(&stack, id(&wh), 1).await[0];
+    assert_eq!((d.status, d.attempts.len()), (DeliveryStatus::Succeeded, 2));
+    assert_eq!(flaky.requests().len(), 2);
+    assert_eq!(ok.requests().len(), 1);
+}
+
+macro_rules! on_both_backends {
+    ($($scenario:ident => $schedule:literal),* $(,)?) => {
+        mod memory { $( #[tokio::test] async fn $scenario() {
+            super::$scenario(super::memory(super::config($schedule, |c| c.delivery_timeout = std::time::Duration::from_millis(500))).await).await
+        } )* }
+        mod moto { $( #[tokio::test] async fn $scenario() {
+            super::$scenario(super::on_moto(super::config($schedule, |c| c.delivery_timeout = std::time::Duration::from_millis(500))).await).await
+        } )* }
+    };
+}
+
+on_both_backends!(
+    fails_k_times_then_succeeds => "0s,1s,1s,1s,1s",
+    never_succeeds_takes_exactly_the_schedule => "0s,1s,1s",
+    duplicate_ingest_delivers_once_per_webhook => "0s",
+    redelivered_messages_send_nothing_twice => "0s,1s,1s",
+);
+
+#[tokio::test]
+async fn retry_after_is_honoured_within_the_schedule() {
+    let stack = memory(config("0s,1s,5s", |_| {})).await;
+    let rx = Receiver::start(200).await;
+    rx.script([Reply::RetryAfter(429, 2)]);
+    let wh = stack
+        .create_webhook(json!({"url": rx.url, "events": ["*"]}))
+        .await;
+    stack.post_event(json!({"type": "jobs.failed"})).await;
+    let d = &settle(&stack, id(&wh), 1).await[0];
+    assert_eq!(d.attempts.len(), 2);
+    let gap = d.attempts[1].at - d.attempts[0].at;
+    assert!(
+        gap >= time::Duration::milliseconds(1900),
+        "waited as asked, not the scheduled 1 s: {gap}"
+    );
+}
+
+#[tokio::test]
+async fn gone_fails_the_delivery_and_disables_the_webhook_at_once() {
+    let stack = memory(config("0s,1s,1s", |_| {})).await;
+    let rx = Receiver::start(410).await;
+    let wh = stack
+        .create_webhook(json!({"url": rx.url, "events": ["*"]}))
+        .await;
+    stack.post_event(json!({"type": "jobs.failed"})).await;
+    let d = &settle(&stack, id(&wh), 1).await[0];
+    assert_eq!((d.status, d.attempts.len()), (DeliveryStatus::Failed, 1));
+    let (_, _, view) = stack
+        .call("GET", &format!("/v1/webhooks/{}", id(&wh)), None, None)
+        .await;
+    assert_eq!(view["enabled"], false);
+    assert!(view["disabled_reason"].as_str().unwrap().contains("410"));
+    stack.post_event(json!({"type": "jobs.failed"})).await;
+    assert!(stack.drain().await.is_empty());
+    assert_eq!(
+        rx.requests().len(),
+        1,
+        "a disabled webhook receives nothing"
+    );
+}
+
+#[tokio::test]
+async fn a_webhook_failing_for_the_whole_window_is_disabled_and_a_success_resets_it() {
+    let stack = memory(config("0s", |c| {
+        c.disable_after = Duration::from_millis(1500)
+    }))
+    .await;
+    let rx = Receiver::start(500).await;
+    let wh = stack
+        .create_webhook(json!({"url": rx.url, "events": ["*"]}))
+        .await;
+    let stored = || async {
+        stack
+            .store
+            .get_webhook(TENANT, id(&wh))
+            .await
+            .unwrap()
+            .unwrap()
+    };
+
+    stack.post_event(json!({"type": "jobs.failed"})).await;
+    stack.drain().await;
+    assert!(
+        stored().await.failing_since.is_some(),
+        "the clock starts at the first failure"
+    );
+    rx.set_status(200);
+    stack.post_event(json!({"type": "jobs.failed"})).await;
+    stack.drain().await;
+    assert_eq!(stored().await.failing_since, None, "one success resets it");
+
+    rx.set_status(500);
+    stack.post_event(json!({"type": "jobs.failed"})).await;
+    stack.drain().await;
+    assert!(
+        stored().await.enabled,
+        "failing, but not for long enough yet"
+    );
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    stack.post_event(json!({"type": "jobs.failed"})).await;
+    stack.drain().await;
+    let w = stored().await;
+    assert!(!w.enabled);
+    assert!(w
+        .disabled_reason
+        .unwrap()
+        .starts_with("every delivery attempt failed since"));
+    let (_, _, on) = stack
+        .call(
+            "PATCH",
+            &format!("/v1/webhooks/{}", id(&wh)),
+            Some(json!({"enabled": true})),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (on["enabled"].clone(), on["disabled_reason"].clone()),
+        (json!(true), Value::Null)
+    );
+}
+
+#[tokio::test]
+async fn deliveries_to_one_url_are_capped() {
+    let stack = memory(config("0s", |c| c.endpoint_concurrency = 3)).await;
+    let rx = Receiver::start(200).await;
+    rx.set_delay(Duration::from_millis(200));
+    for _ in 0..12 {
+        stack
+            .create_webhook(json!({"url": rx.url, "events": ["*"]}))
+            .await;
+    }
+    stack
+        .post_event(json!({"type": "deployments.failed"}))
+        .await;
+    assert!(stack.drain().await.is_empty());
+    assert_eq!(rx.requests().len(), 12);
+    let peak = rx.max_in_flight();
+    assert!(
+        (2..=3).contains(&peak),
+        "at most 3 in flight to one URL, and concurrent: {peak}"
+    );
+}
+
+/// The dispatcher dies between two deliveries of a batch (its poller is aborted while a
+/// delivery is stuck before it starts); after the visibility timeout a new one finishes the
+/// work. Every pair arrives exactly once.
+#[tokio::test]
+async fn a_crash_midway_loses_nothing_and_duplicates_nothing() {
+    let m = moto();
+    let faults = Arc::new(Faults::default());
+    faults.freeze_after_deliveries.store(15, Ordering::SeqCst);
+    let store: Arc<dyn Store> = Arc::new(FlakyStore {
+        inner: Arc::new(m.store().await),
+        faults: faults.clone(),
+    });
+    let queue: Arc<dyn Queue> = Arc::new(m.queue_with(5, Duration::from_secs(2)).await);
+    let stack = Stack::with_config(
+        config("0s", |c| c.dispatch_concurrency = 1),
+        store,
+        queue.clone(),
+        Duration::from_secs(1),
+    )
+    .await;
+    let (a, b) = (Receiver::start(200).await, Receiver::start(200).await);
+    let wa = stack
+        .create_webhook(json!({"url": a.url, "events": ["*"]}))
+        .await;
+    let wb = stack
+        .create_webhook(json!({"url": b.url, "events": ["*"]}))
+        .await;
+    let events: Vec<Value> = (0..20)
+        .map(|i| json!({"id": format!("crash-{i}"), "type": "jobs.failed"}))
+        .collect();
+    let (status, _, _) = stack
+        .call(
+            "POST",
+            "/v1/events/batch",
+            Some(json!({"events": events})),
+            None,
+        )
+        .await;
+    assert_eq!(status.as_u16(), 200);
+
+    let dispatcher = stack.dispatcher.clone();
+    let crashed = tokio::spawn(herald_shared::service::dispatch::poll(
+        queue.clone(),
+        dispatcher,
+        std::future::pending(),
+    ));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while faults.deliveries_recorded.load(Ordering::SeqCst) < 15 {
+        assert!(Instant::now() < deadline, "the first run did not get going");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    crashed.abort();
+    let _ = crashed.await;
+    let sent_before = a.requests().len() + b.requests().len();
+    assert_eq!(sent_before, 15, "the first run stopped between deliveries");
+
+    faults.freeze_after_deliveries.store(0, Ordering::SeqCst);
+    settle(&stack, id(&wa), 20).await;
+    settle(&stack, id(&wb), 20).await;
+    for rx in [&a, &b] {
+        let mut ids: Vec<String> = rx
+            .requests()
+            .iter()
+            .map(|r| r.header("webhook-id").to_string())
+            .collect();
+        ids.sort();
+        let before = ids.len();
+        ids.dedup();
+        assert_eq!(
+            (before, ids.len()),
+            (20, 20),
+            "every event once, none twice"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_queue_outage_while_scheduling_a_retry_is_retried_not_lost() {
+    let faults = Arc::new(Faults::default());
+    let queue: Arc<dyn Queue> = Arc::new(FlakyQueue {
+        inner: Arc::new(MemoryQueue::new(Duration::from_secs(1), 5)),
+        faults: faults.clone(),
+    });
+    let stack = Stack::with_config(
+        config("0s,1s", |_| {}),
+        Arc::new(MemoryStore::new()),
+        queue,
+        Duration::ZERO,
+    )
+    .await;
+    let rx = Receiver::start(200).await;
+    rx.script([Reply::Status(500), Reply::Status(500)]);
+    let wh = stack
+        .create_webhook(json!({"url": rx.url, "events": ["*"]}))
+        .await;
+    stack
+        .post_event(json!({"id": "evt-q", "type": "jobs.failed"}))
+        .await;
+    Faults::set(&faults.fail_send, true);
+    assert_eq!(
+        stack.drain().await.len(),
+        1,
+        "the record is reported for retry"
+    );
+    let d = stack
+        .store
+        .list_deliveries(TENANT, id(&wh), 10, None)
+        .await
+        .unwrap()
+        .items;
+    assert!(
+        d.is_empty() || d[0].status == DeliveryStatus::Pending,
+        "no state claims a retry that was never queued"
+    );
+    Faults::set(&faults.fail_send, false);
+    let d = &settle(&stack, id(&wh), 1).await[0];
+    assert_eq!(d.status, DeliveryStatus::Succeeded);
+    assert_eq!(rx.requests().len(), 3);
+
+    // Ingest: a queue outage answers 503 and releases the id, so the platform's retry works.
+    Faults::set(&faults.fail_send, true);
+    let (status, headers, problem) = stack
+        .call(
+            "POST",
+            "/v1/events",
+            Some(json!({"id": "evt-later", "type": "jobs.failed"})),
+            None,
+        )
+        .await;
+    assert_eq!(status.as_u16(), 503);
+    assert_eq!(
+        (
+            headers["content-type"].to_str().unwrap(),
+            headers["retry-after"].to_str().unwrap()
+        ),
+        ("application/problem+json", "5")
+    );
+    assert!(
+        !problem.to_string().contains("injected"),
+        "internal details stay in the logs"
+    );
+    Faults::set(&faults.fail_send, false);
+    assert_eq!(
+        stack
+            .post_event(json!({"id": "evt-later", "type": "jobs.failed"}))
+            .await["status"],
+        "accepted"
+    );
+}
+
+#[tokio::test]
+async fn a_store_outage_during_dispatch_is_a_batch_item_failure_then_delivered() {
+    let faults = Arc::new(Faults::default());
+    let store: Arc<dyn Store> = Arc::new(FlakyStore {
+        inner: Arc::new(MemoryStore::new()),
+        faults: faults.clone(),
+    });
+    let stack = Stack::with_config(
+        config("0s", |_| {}),
+        store,
+        Arc::new(MemoryQueue::new(Duration::from_secs(1), 5)),
+        Duration::ZERO,
+    )
+    .await;
+    let rx = Receiver::start(200).await;
+    let wh = stack
+        .create_webhook(json!({"url": rx.url, "events": ["*"]}))
+        .await;
+    stack.post_event(json!({"type": "jobs.failed"})).await;
+    Faults::set(&faults.fail_get_delivery, true);
+    assert_eq!(stack.drain().await.len(), 1);
+    assert!(
+        rx.requests().is_empty(),
+        "nothing sent while the delivery state is unreadable"
+    );
+    Faults::set(&faults.fail_get_delivery, false);
+    let d = &settle(&stack, id(&wh), 1).await[0];
+    assert_eq!(d.status, DeliveryStatus::Succeeded);
+    assert_eq!(rx.requests().len(), 1);
+}
+
+/// DynamoDB itself answering errors (a table that does not exist): ingest refuses with 503
+/// without accepting, and dispatch reports the record.
+#[tokio::test]
+async fn dynamodb_errors_surface_as_503_and_batch_item_failures() {
+    let m = moto();
+    let sdk = m.sdk_config().await;
+    let good = Arc::new(m.store().await);
+    let queue: Arc<dyn Queue> = Arc::new(m.queue(5).await);
+    let stack = Stack::with_config(
+        config("0s", |_| {}),
+        good,
+        queue.clone(),
+        Duration::from_secs(1),
+    )
+    .await;
+    let missing: Arc<dyn Store> = Arc::new(herald_shared::store::DynamoStore::new(
+        aws_sdk_dynamodb::Client::new(&sdk),
+        "no-such-table",
+    ));
+
+    let ingest = herald_shared::service::Ingest::new(missing.clone(), queue.clone());
+    let err = ingest
+        .accept(TENANT, &json!({"type": "jobs.failed"}))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, herald_shared::Error::Store(_)), "{err:?}");
+    assert!(
+        queue
+            .receive(10, Duration::from_millis(500))
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing accepted"
+    );
+
+    stack.post_event(json!({"type": "jobs.failed"})).await;
+    let config = local_config();
+    let dispatcher = herald_shared::runtime::dispatcher(&config, missing, queue.clone());
+    let messages = queue.receive(10, Duration::from_secs(1)).await.unwrap();
+    let records: Vec<_> = messages
+        .iter()
+        .map(|m| herald_shared::service::Record {
+            message_id: m.message_id.clone(),
+            body: m.body.clone(),
+        })
+        .collect();
+    assert_eq!(
+        dispatcher.handle(&records).await,
+        [messages[0].message_id.clone()]
+    );
+}
+
+#[tokio::test]
+async fn dead_letters_are_redriven_back_to_the_queue() {
+    let m = moto();
+    let queue = m.queue_with(1, Duration::from_secs(1)).await;
+    let stack = Stack::with_config(
+        config("0s", |_| {}),
+        Arc::new(MemoryStore::new()),
+        Arc::new(queue.clone()),
+        Duration::from_secs(1),
+    )
+    .await;
+    queue
+        .send("not an envelope".into(), Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(
+        stack.drain().await.len(),
+        1,
+        "an unreadable message is a batch item failure"
+    );
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert!(
+        queue
+            .receive(10, Duration::from_secs(1))
+            .await
+            .unwrap()
+            .is_empty(),
+        "moved to the DLQ after maxReceiveCount"
+    );
+
+    let dlq = queue.dead_letter_queue_url().await.unwrap();
+    assert!(dlq.ends_with("-dlq"));
+    assert_eq!(queue.redrive_from(&dlq).await.unwrap(), 1);
+    let back = queue.receive(10, Duration::from_secs(1)).await.unwrap();
+    assert_eq!(
+        back.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(),
+        ["not an envelope"]
+    );
+    assert_eq!(queue.redrive_from(&dlq).await.unwrap(), 0);
+}

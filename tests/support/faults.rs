@@ -1,0 +1,155 @@
+//! Store and queue wrappers whose operations fail on demand: fault injection for the
+//! "nothing lost" tests.
+
+use async_trait::async_trait;
+use herald_shared::delivery::Delivery;
+use herald_shared::error::{Error, Result};
+use herald_shared::queue::{Queue, Received};
+use herald_shared::store::{ApiKey, Page, Store, Tenant};
+use herald_shared::webhook::Webhook;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use time::OffsetDateTime;
+
+/// Switches for [`FlakyStore`] and [`FlakyQueue`].
+#[derive(Default)]
+pub struct Faults {
+    pub fail_put_delivery: AtomicBool,
+    pub fail_get_delivery: AtomicBool,
+    pub fail_send: AtomicBool,
+    /// After this many recorded deliveries, the next delivery hangs forever before it starts:
+    /// a process killed between two deliveries. 0 means never.
+    pub freeze_after_deliveries: AtomicUsize,
+    pub deliveries_recorded: AtomicUsize,
+}
+
+impl Faults {
+    pub fn set(flag: &AtomicBool, on: bool) {
+        flag.store(on, Ordering::SeqCst);
+    }
+}
+
+fn injected(what: &str) -> Error {
+    Error::Store(format!("injected fault: {what}"))
+}
+
+pub struct FlakyStore {
+    pub inner: Arc<dyn Store>,
+    pub faults: Arc<Faults>,
+}
+
+#[async_trait]
+impl Store for FlakyStore {
+    async fn put_tenant(&self, t: &Tenant) -> Result<()> {
+        self.inner.put_tenant(t).await
+    }
+    async fn put_api_key(&self, k: &ApiKey) -> Result<()> {
+        self.inner.put_api_key(k).await
+    }
+    async fn tenant_for_key(&self, h: &str) -> Result<Option<String>> {
+        self.inner.tenant_for_key(h).await
+    }
+    async fn delete_api_key(&self, t: &str, k: &str) -> Result<bool> {
+        self.inner.delete_api_key(t, k).await
+    }
+    async fn create_webhook(&self, w: &Webhook) -> Result<()> {
+        self.inner.create_webhook(w).await
+    }
+    async fn get_webhook(&self, t: &str, id: &str) -> Result<Option<Webhook>> {
+        self.inner.get_webhook(t, id).await
+    }
+    async fn update_webhook(&self, w: &Webhook) -> Result<bool> {
+        self.inner.update_webhook(w).await
+    }
+    async fn count_webhooks(&self, t: &str) -> Result<usize> {
+        self.inner.count_webhooks(t).await
+    }
+    async fn list_webhooks(&self, t: &str, l: usize, a: Option<&str>) -> Result<Page<Webhook>> {
+        self.inner.list_webhooks(t, l, a).await
+    }
+    async fn enabled_webhooks(&self, t: &str) -> Result<Vec<Webhook>> {
+        self.inner.enabled_webhooks(t).await
+    }
+    async fn delete_webhook(&self, t: &str, id: &str) -> Result<bool> {
+        self.inner.delete_webhook(t, id).await
+    }
+    async fn put_delivery(&self, d: &Delivery) -> Result<()> {
+        if self.faults.fail_put_delivery.load(Ordering::SeqCst) {
+            return Err(injected("put_delivery"));
+        }
+        self.inner.put_delivery(d).await?;
+        self.faults
+            .deliveries_recorded
+            .fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+    async fn get_delivery(&self, t: &str, id: &str) -> Result<Option<Delivery>> {
+        if self.faults.fail_get_delivery.load(Ordering::SeqCst) {
+            return Err(injected("get_delivery"));
+        }
+        let limit = self.faults.freeze_after_deliveries.load(Ordering::SeqCst);
+        if limit > 0 && self.faults.deliveries_recorded.load(Ordering::SeqCst) >= limit {
+            std::future::pending::<()>().await;
+        }
+        self.inner.get_delivery(t, id).await
+    }
+    async fn list_deliveries(
+        &self,
+        t: &str,
+        w: &str,
+        l: usize,
+        b: Option<&str>,
+    ) -> Result<Page<Delivery>> {
+        self.inner.list_deliveries(t, w, l, b).await
+    }
+    async fn claim_event(
+        &self,
+        t: &str,
+        e: &str,
+        m: &str,
+        u: OffsetDateTime,
+        n: OffsetDateTime,
+    ) -> Result<bool> {
+        self.inner.claim_event(t, e, m, u, n).await
+    }
+    async fn get_event(&self, t: &str, e: &str) -> Result<Option<String>> {
+        self.inner.get_event(t, e).await
+    }
+    async fn release_event_id(&self, t: &str, e: &str) -> Result<()> {
+        self.inner.release_event_id(t, e).await
+    }
+}
+
+pub struct FlakyQueue {
+    pub inner: Arc<dyn Queue>,
+    pub faults: Arc<Faults>,
+}
+
+#[async_trait]
+impl Queue for FlakyQueue {
+    async fn send(&self, body: String, delay: Duration) -> Result<()> {
+        if self.faults.fail_send.load(Ordering::SeqCst) {
+            return Err(Error::Queue("injected fault: send".into()));
+        }
+        self.inner.send(body, delay).await
+    }
+    async fn send_batch(
+        &self,
+        bodies: Vec<String>,
+    ) -> Result<Vec<std::result::Result<(), String>>> {
+        if self.faults.fail_send.load(Ordering::SeqCst) {
+            return Ok(bodies
+                .iter()
+                .map(|_| Err("injected fault: send".to_string()))
+                .collect());
+        }
+        self.inner.send_batch(bodies).await
+    }
+    async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<Received>> {
+        self.inner.receive(max, wait).await
+    }
+    async fn delete(&self, receipt: &str) -> Result<()> {
+        self.inner.delete(receipt).await
+    }
+}
