@@ -7,11 +7,12 @@ PYTHON  ?= python3
 CARGO   ?= cargo
 PORT    ?= 3000
 
-.PHONY: help dev test venv lint openapi clean
+.PHONY: help dev test venv lint openapi soak clean
 
 help:
 	@echo "make dev    build and run the whole pipeline on 127.0.0.1:$(PORT) (in memory)"
 	@echo "make test   install test tools into $(VENV) and run fmt, clippy and every test"
+	@echo "make soak   the long fault-injection soak (SOAK_EVENTS=10000)"
 
 ## The local stack: api + ingest + dispatch in one process.
 dev:
@@ -38,6 +39,11 @@ lint:
 
 test: venv lint
 	$(CARGO) test --workspace
+
+## 10,000 events through the stack on moto with faulty receivers (not part of `make test`).
+SOAK_EVENTS ?= 10000
+soak: venv
+	HERALD_SOAK_EVENTS=$(SOAK_EVENTS) $(CARGO) test -p herald-tests --test soak -- --nocapture
 
 clean:
 	rm -rf $(VENV) target

@@ -2,7 +2,7 @@
 //! "nothing lost" tests.
 
 use async_trait::async_trait;
-use herald_shared::delivery::Delivery;
+use herald_shared::delivery::{Delivery, DeliveryStatus};
 use herald_shared::error::{Error, Result};
 use herald_shared::queue::{Queue, Received};
 use herald_shared::store::{ApiKey, Page, Store, Tenant};
@@ -22,6 +22,8 @@ pub struct Faults {
     /// a process killed between two deliveries. 0 means never.
     pub freeze_after_deliveries: AtomicUsize,
     pub deliveries_recorded: AtomicUsize,
+    /// Ids of deliveries recorded in a final state (succeeded or failed).
+    pub finals: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl Faults {
@@ -82,6 +84,9 @@ impl Store for FlakyStore {
         self.faults
             .deliveries_recorded
             .fetch_add(1, Ordering::SeqCst);
+        if matches!(d.status, DeliveryStatus::Succeeded | DeliveryStatus::Failed) {
+            self.faults.finals.lock().unwrap().insert(d.id.clone());
+        }
         Ok(())
     }
     async fn get_delivery(&self, t: &str, id: &str) -> Result<Option<Delivery>> {

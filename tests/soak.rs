@@ -1,0 +1,232 @@
+//! The soak test: many events through the local stack on DynamoDB/SQS (moto), to receivers
+//! that randomly fail, hang past the timeout or close the connection. At the end every
+//! (event, webhook) pair must be succeeded or failed after the whole schedule, nothing lost,
+//! and no 2xx endpoint may have received a pair twice.
+//!
+//! `make test` runs 300 events; `make soak` runs 10,000 (`HERALD_SOAK_EVENTS`), with the seed
+//! printed (`HERALD_SOAK_SEED` replays one).
+
+use herald_shared::catalog::EVENT_TYPES;
+use herald_shared::config::parse_schedule;
+use herald_shared::delivery::{Delivery, DeliveryStatus};
+use herald_shared::service::dispatch;
+use herald_shared::store::Store;
+use herald_tests::faults::{Faults, FlakyStore};
+use herald_tests::moto::moto;
+use herald_tests::receiver::{Receiver, Reply};
+use herald_tests::stack::{local_config, Stack, TENANT};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::json;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const SCHEDULE: &str = "0s,1s,1s,2s";
+const WEBHOOKS: usize = 3;
+const POLLERS: usize = 4;
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// 70 % 2xx, 10 % 500, 8 % 503 with Retry-After, 6 % hang past the timeout, 6 % close.
+fn faulty(seed: u64) -> impl FnMut() -> Reply + Send {
+    let mut rng = StdRng::seed_from_u64(seed);
+    move || match rng.random_range(0..100) {
+        0..70 => Reply::Status(if rng.random_bool(0.5) { 200 } else { 204 }),
+        70..80 => Reply::Status(500),
+        80..88 => Reply::RetryAfter(503, 1),
+        88..94 => Reply::Hang(Duration::from_millis(900)),
+        _ => Reply::Close,
+    }
+}
+
+async fn all_deliveries(store: &dyn Store, webhook_id: &str) -> Vec<Delivery> {
+    let mut out = Vec::new();
+    let mut before: Option<String> = None;
+    loop {
+        let page = store
+            .list_deliveries(TENANT, webhook_id, 100, before.as_deref())
+            .await
+            .unwrap();
+        before = page.items.last().map(|d| d.id.clone());
+        out.extend(page.items);
+        if !page.more {
+            return out;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn soak() {
+    let events: usize = env_or("HERALD_SOAK_EVENTS", 300);
+    let seed: u64 = env_or("HERALD_SOAK_SEED", rand::random());
+    let started = Instant::now();
+    let m = moto();
+    let faults = Arc::new(Faults::default());
+    let store: Arc<dyn Store> = Arc::new(FlakyStore {
+        inner: Arc::new(m.store().await),
+        faults: faults.clone(),
+    });
+    let queue = Arc::new(m.queue_with(5, Duration::from_secs(5)).await);
+    let mut config = local_config();
+    config.retry_schedule = parse_schedule(SCHEDULE).unwrap();
+    config.delivery_timeout = Duration::from_millis(500);
+    config.rate_limit = 0;
+    let stack =
+        Stack::with_config(config, store.clone(), queue.clone(), Duration::from_secs(1)).await;
+
+    let mut receivers = Vec::new();
+    for (i, kind) in ["standard", "slack", "standard"]
+        .into_iter()
+        .enumerate()
+        .take(WEBHOOKS)
+    {
+        let rx = Receiver::start(200).await;
+        rx.choose(faulty(seed.wrapping_add(i as u64)));
+        let wh = stack
+            .create_webhook(json!({"url": rx.url, "kind": kind, "events": ["*"]}))
+            .await;
+        receivers.push((wh["id"].as_str().unwrap().to_string(), rx));
+    }
+
+    let pollers: Vec<_> = (0..POLLERS)
+        .map(|_| {
+            tokio::spawn(dispatch::poll(
+                queue.clone(),
+                stack.dispatcher.clone(),
+                std::future::pending(),
+            ))
+        })
+        .collect();
+
+    let mut rng = StdRng::seed_from_u64(seed);
+    for chunk in (0..events).collect::<Vec<_>>().chunks(100) {
+        let batch: Vec<_> = chunk
+            .iter()
+            .map(|i| {
+                let t = &EVENT_TYPES[rng.random_range(0..EVENT_TYPES.len())];
+                let object = json!({"kind": "deployment", "name": format!("model-{}", i % 7), "version": "v1"});
+                json!({"id": format!("soak-{i}"), "type": t.name, "project": "soak", "object": object, "data": {"n": i}})
+            })
+            .collect();
+        let (status, _, answer) = stack
+            .call(
+                "POST",
+                "/v1/events/batch",
+                Some(json!({"events": batch})),
+                None,
+            )
+            .await;
+        assert_eq!(status.as_u16(), 200);
+        assert!(
+            answer["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|i| i["status"] == "accepted"),
+            "{answer}"
+        );
+    }
+
+    let pairs = events * WEBHOOKS;
+    let deadline = Instant::now() + Duration::from_secs(60 + events as u64 / 5);
+    loop {
+        let finals = faults.finals.lock().unwrap().len();
+        if finals >= pairs {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {finals} of {pairs} deliveries final (seed {seed})"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // Give stray in-flight work a moment, then stop the dispatchers.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for p in &pollers {
+        p.abort();
+    }
+
+    let attempts_allowed = parse_schedule(SCHEDULE).unwrap().len();
+    let (mut succeeded, mut failed, mut lost, mut duplicates, mut mismatched) = (0, 0, 0, 0, 0);
+    let mut faults_seen: HashMap<&str, usize> = HashMap::new();
+    let mut requests = 0;
+    for (webhook_id, rx) in &receivers {
+        let deliveries = all_deliveries(store.as_ref(), webhook_id).await;
+        let by_event: HashMap<&str, &Delivery> = deliveries
+            .iter()
+            .map(|d| (d.event_id.as_str(), d))
+            .collect();
+        let seen = rx.requests();
+        requests += seen.len();
+        let mut ok_per_event: HashMap<String, usize> = HashMap::new();
+        for r in &seen {
+            let kind = match r.reply {
+                Reply::Status(c) if c < 300 => "2xx",
+                Reply::Status(_) => "500",
+                Reply::RetryAfter(..) => "503+Retry-After",
+                Reply::Hang(_) => "hang",
+                Reply::Close => "close",
+            };
+            *faults_seen.entry(kind).or_default() += 1;
+            if r.succeeded() {
+                *ok_per_event
+                    .entry(r.header("webhook-id").to_string())
+                    .or_default() += 1;
+            }
+        }
+        duplicates += ok_per_event
+            .values()
+            .filter(|n| **n > 1)
+            .map(|n| n - 1)
+            .sum::<usize>();
+        for i in 0..events {
+            let event_id = format!("soak-{i}");
+            match by_event.get(event_id.as_str()) {
+                Some(d) if d.status == DeliveryStatus::Succeeded => {
+                    succeeded += 1;
+                    if !ok_per_event.contains_key(&event_id) {
+                        mismatched += 1;
+                    }
+                }
+                Some(d)
+                    if d.status == DeliveryStatus::Failed
+                        && d.attempts.len() == attempts_allowed =>
+                {
+                    failed += 1;
+                    if ok_per_event.contains_key(&event_id) {
+                        mismatched += 1;
+                    }
+                }
+                _ => lost += 1,
+            }
+        }
+    }
+    let mut fault_list: Vec<_> = faults_seen.into_iter().collect();
+    fault_list.sort();
+    println!(
+        "soak: seed {seed}, {events} events x {WEBHOOKS} webhooks = {pairs} deliveries, {requests} attempts \
+         (replies {fault_list:?}); succeeded {succeeded}, failed after schedule {failed}; \
+         lost {lost}, duplicates to 2xx endpoints {duplicates}, log/receiver mismatches {mismatched}; \
+         wall {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(
+        lost, 0,
+        "every pair is succeeded or failed after the schedule (seed {seed})"
+    );
+    assert_eq!(
+        duplicates, 0,
+        "no 2xx endpoint got a pair twice (seed {seed})"
+    );
+    assert_eq!(
+        mismatched, 0,
+        "the log agrees with what receivers answered (seed {seed})"
+    );
+    assert_eq!(succeeded + failed, pairs);
+}
