@@ -99,74 +99,42 @@ impl Config {
             name: "HERALD_RETRY_SCHEDULE",
             message,
         })?;
-        let dispatch_concurrency = match get("HERALD_DISPATCH_CONCURRENCY") {
-            None => 64,
-            Some(v) => match v.parse::<usize>() {
-                Ok(n) if (1..=1024).contains(&n) => n,
-                _ => {
-                    return Err(ConfigError {
-                        name: "HERALD_DISPATCH_CONCURRENCY",
-                        message: format!("expected a whole number from 1 to 1024, got `{v}`"),
-                    })
-                }
-            },
+        let number = |name: &'static str, default: u64, min: u64, max: u64| match get(name) {
+            None => Ok(default),
+            Some(v) => v
+                .parse::<u64>()
+                .ok()
+                .filter(|n| (min..=max).contains(n))
+                .ok_or_else(|| ConfigError {
+                    name,
+                    message: format!("expected a whole number from {min} to {max}, got `{v}`"),
+                }),
         };
-        let delivery_timeout = match get("HERALD_DELIVERY_TIMEOUT") {
-            None => Duration::from_secs(10),
+        let duration = |name: &'static str, default: Duration, max: Duration| match get(name) {
+            None => Ok(default),
             Some(v) => humantime::parse_duration(&v)
                 .ok()
-                .filter(|d| !d.is_zero() && *d <= Duration::from_secs(60))
+                .filter(|d| !d.is_zero() && *d <= max)
                 .ok_or_else(|| ConfigError {
-                    name: "HERALD_DELIVERY_TIMEOUT",
-                    message: format!("expected a duration up to 60s such as `10s`, got `{v}`"),
-                })?,
+                    name,
+                    message: format!("expected a duration such as `10s`, `12h` or `5d`, got `{v}`"),
+                }),
         };
-        let max_webhooks = match get("HERALD_MAX_WEBHOOKS") {
-            None => 100,
-            Some(v) => match v.parse::<usize>() {
-                Ok(n) if (1..=10_000).contains(&n) => n,
-                _ => {
-                    return Err(ConfigError {
-                        name: "HERALD_MAX_WEBHOOKS",
-                        message: format!("expected a whole number from 1 to 10000, got `{v}`"),
-                    })
-                }
-            },
-        };
-        let endpoint_concurrency = match get("HERALD_ENDPOINT_CONCURRENCY") {
-            None => 10,
-            Some(v) => v
-                .parse::<usize>()
-                .ok()
-                .filter(|n| (1..=1024).contains(n))
-                .ok_or_else(|| ConfigError {
-                    name: "HERALD_ENDPOINT_CONCURRENCY",
-                    message: format!("expected a whole number from 1 to 1024, got `{v}`"),
-                })?,
-        };
-        let disable_after = match get("HERALD_DISABLE_AFTER") {
-            None => Duration::from_secs(5 * 86_400),
-            Some(v) => humantime::parse_duration(&v)
-                .ok()
-                .filter(|d| !d.is_zero())
-                .ok_or_else(|| ConfigError {
-                    name: "HERALD_DISABLE_AFTER",
-                    message: format!("expected a duration such as `5d` or `12h`, got `{v}`"),
-                })?,
-        };
-        let rate_limit = match get("HERALD_RATE_LIMIT") {
-            None => 1000,
-            Some(v) => v
-                .parse::<u32>()
-                .ok()
-                .filter(|n| *n <= 1_000_000)
-                .ok_or_else(|| ConfigError {
-                    name: "HERALD_RATE_LIMIT",
-                    message: format!(
-                        "expected requests per second from 0 (off) to 1000000, got `{v}`"
-                    ),
-                })?,
-        };
+        let dispatch_concurrency = number("HERALD_DISPATCH_CONCURRENCY", 64, 1, 1024)? as usize;
+        let delivery_timeout = duration(
+            "HERALD_DELIVERY_TIMEOUT",
+            Duration::from_secs(10),
+            Duration::from_secs(60),
+        )?;
+        let max_webhooks = number("HERALD_MAX_WEBHOOKS", 100, 1, 10_000)? as usize;
+        let endpoint_concurrency = number("HERALD_ENDPOINT_CONCURRENCY", 10, 1, 1024)? as usize;
+        let disable_after = duration(
+            "HERALD_DISABLE_AFTER",
+            Duration::from_secs(5 * 86_400),
+            Duration::MAX,
+        )?;
+        // 0 turns the limit off.
+        let rate_limit = number("HERALD_RATE_LIMIT", 1000, 0, 1_000_000)? as u32;
         Ok(Config {
             api_key: Secret::new(get("HERALD_API_KEY").unwrap_or_else(|| DEFAULT_API_KEY.into())),
             admin_key: get("HERALD_ADMIN_KEY").map(Secret::new),
@@ -260,6 +228,8 @@ mod tests {
         assert_eq!(err.name, "HERALD_TARGET_POLICY");
         let err = config(Mode::Lambda, &[("HERALD_DISPATCH_CONCURRENCY", "0")]).unwrap_err();
         assert_eq!(err.name, "HERALD_DISPATCH_CONCURRENCY");
+        let err = config(Mode::Lambda, &[("HERALD_DELIVERY_TIMEOUT", "90s")]).unwrap_err();
+        assert_eq!(err.name, "HERALD_DELIVERY_TIMEOUT");
         let err = config(Mode::Lambda, &[("HERALD_DISABLE_AFTER", "never")]).unwrap_err();
         assert_eq!(err.name, "HERALD_DISABLE_AFTER");
         let err = config(Mode::Lambda, &[("HERALD_ENDPOINT_CONCURRENCY", "0")]).unwrap_err();
