@@ -33,9 +33,14 @@ venv: $(VENV)/.installed
 openapi:
 	$(CARGO) run -q -p herald-cli -- openapi > openapi.json
 
-lint:
+# The SAM CLI reads these, but validating needs no account: nothing is sent anywhere.
+SAM_ENV := AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=offline AWS_SECRET_ACCESS_KEY=offline SAM_CLI_TELEMETRY=0
+
+lint: venv
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(VENV)/bin/cfn-lint template.yaml
+	$(SAM_ENV) $(VENV)/bin/sam validate --lint --region us-east-1
 
 test: venv lint
 	$(CARGO) test --workspace
