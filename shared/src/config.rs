@@ -21,6 +21,8 @@ pub struct Config {
     pub target_policy: TargetPolicy,
     /// Refuse `http://` webhook URLs (`HERALD_REQUIRE_HTTPS`).
     pub require_https: bool,
+    /// The only ports webhooks may target (`HERALD_ALLOWED_PORTS`); none means any.
+    pub allowed_ports: Option<crate::http::guard::PortSet>,
     /// Delay before each delivery attempt, counted from the previous one (`HERALD_RETRY_SCHEDULE`).
     pub retry_schedule: Vec<Duration>,
     /// The DynamoDB table (`HERALD_TABLE_NAME`).
@@ -90,6 +92,13 @@ impl Config {
                 })
             }
         };
+        let allowed_ports = get("HERALD_ALLOWED_PORTS")
+            .map(|v| crate::http::guard::PortSet::parse(&v))
+            .transpose()
+            .map_err(|message| ConfigError {
+                name: "HERALD_ALLOWED_PORTS",
+                message,
+            })?;
         let retry_schedule = parse_schedule(
             get("HERALD_RETRY_SCHEDULE")
                 .as_deref()
@@ -140,6 +149,7 @@ impl Config {
             admin_key: get("HERALD_ADMIN_KEY").map(Secret::new),
             target_policy,
             require_https,
+            allowed_ports,
             retry_schedule,
             table_name: get("HERALD_TABLE_NAME").unwrap_or_else(|| "herald".into()),
             queue_url: get("HERALD_QUEUE_URL"),
@@ -228,6 +238,8 @@ mod tests {
         assert_eq!(err.name, "HERALD_TARGET_POLICY");
         let err = config(Mode::Lambda, &[("HERALD_DISPATCH_CONCURRENCY", "0")]).unwrap_err();
         assert_eq!(err.name, "HERALD_DISPATCH_CONCURRENCY");
+        let err = config(Mode::Lambda, &[("HERALD_ALLOWED_PORTS", "443,ssh")]).unwrap_err();
+        assert_eq!(err.name, "HERALD_ALLOWED_PORTS");
         let err = config(Mode::Lambda, &[("HERALD_DELIVERY_TIMEOUT", "90s")]).unwrap_err();
         assert_eq!(err.name, "HERALD_DELIVERY_TIMEOUT");
         let err = config(Mode::Lambda, &[("HERALD_DISABLE_AFTER", "never")]).unwrap_err();

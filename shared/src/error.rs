@@ -45,6 +45,9 @@ pub enum Error {
     PayloadTooLarge(usize),
     #[error("expected Content-Type: application/json")]
     UnsupportedMediaType,
+    /// Too many request headers, or too large ones.
+    #[error("request headers too large: {0}")]
+    HeadersTooLarge(String),
     /// The tenant is over its request rate; retry after this many seconds.
     #[error("rate limit exceeded; retry in {0} s")]
     RateLimited(u64),

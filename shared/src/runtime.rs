@@ -55,6 +55,7 @@ pub fn url_rules(config: &Config) -> UrlRules {
     UrlRules {
         policy: config.target_policy,
         require_https: config.require_https,
+        ports: config.allowed_ports.clone().map(Arc::new),
     }
 }
 
@@ -85,11 +86,7 @@ pub fn dispatcher(config: &Config, store: Arc<dyn Store>, queue: Arc<dyn Queue>)
     Dispatcher::new(
         store,
         queue,
-        Outbound::new(
-            config.target_policy,
-            config.require_https,
-            config.delivery_timeout,
-        ),
+        Outbound::new(url_rules(config), config.delivery_timeout),
         Settings {
             concurrency: config.dispatch_concurrency,
             per_endpoint: config.endpoint_concurrency,

@@ -3,7 +3,6 @@
 use crate::catalog;
 use crate::error::{Error, FieldError};
 use crate::event::EnvironmentType;
-use crate::http::guard::{self, TargetPolicy};
 use crate::secret::Secret;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -217,12 +216,7 @@ pub struct WebhookSpec {
     pub enabled: bool,
 }
 
-/// What validation needs from the configuration.
-#[derive(Debug, Clone, Copy)]
-pub struct UrlRules {
-    pub policy: TargetPolicy,
-    pub require_https: bool,
-}
+pub use crate::http::guard::UrlRules;
 
 const SPEC_FIELDS: [&str; 9] = [
     "name",
@@ -238,7 +232,7 @@ const SPEC_FIELDS: [&str; 9] = [
 
 impl WebhookSpec {
     /// Validates a create body. Only `url` and `events` are required (as in Polyaxon).
-    pub fn parse(body: &Value, rules: UrlRules) -> Result<WebhookSpec, Error> {
+    pub fn parse(body: &Value, rules: &UrlRules) -> Result<WebhookSpec, Error> {
         let Some(obj) = body.as_object() else {
             return Err(Error::BadRequest(
                 "the webhook must be a JSON object".into(),
@@ -255,15 +249,13 @@ impl WebhookSpec {
         }
 
         let url = match obj.get("url") {
-            Some(Value::String(s)) => {
-                match guard::check_url(s, rules.policy, rules.require_https) {
-                    Ok(_) => Some(s.clone()),
-                    Err(e) => {
-                        errors.push(FieldError::new("url", e.to_string()));
-                        None
-                    }
+            Some(Value::String(s)) => match rules.check(s) {
+                Ok(_) => Some(s.clone()),
+                Err(e) => {
+                    errors.push(FieldError::new("url", e.to_string()));
+                    None
                 }
-            }
+            },
             None | Some(Value::Null) => {
                 errors.push(FieldError::new("url", "is required"));
                 None
@@ -631,15 +623,15 @@ fn parse_headers(value: Option<&Value>, errors: &mut Vec<FieldError>) -> Vec<Hea
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::guard::TargetPolicy;
     use serde_json::json;
 
-    const RULES: UrlRules = UrlRules {
-        policy: TargetPolicy::Public,
-        require_https: false,
-    };
+    fn rules() -> UrlRules {
+        UrlRules::new(TargetPolicy::Public)
+    }
 
     fn errors(body: Value) -> Vec<FieldError> {
-        match WebhookSpec::parse(&body, RULES) {
+        match WebhookSpec::parse(&body, &rules()) {
             Err(Error::Validation(e)) => e,
             other => panic!("expected validation errors, got {other:?}"),
         }
@@ -649,7 +641,7 @@ mod tests {
     fn minimal_spec_gets_defaults() {
         let s = WebhookSpec::parse(
             &json!({"url": "https://hooks.example.com/x", "events": ["experiments.done", "experiments.done"]}),
-            RULES,
+            &rules(),
         )
         .unwrap();
         assert_eq!(s.name, "hooks.example.com");
@@ -690,12 +682,12 @@ mod tests {
             "url"
         );
         let strict = UrlRules {
-            policy: TargetPolicy::Public,
             require_https: true,
+            ..rules()
         };
         assert!(WebhookSpec::parse(
             &json!({"url": "http://a.example/x", "events": ["*"]}),
-            strict
+            &strict
         )
         .is_err());
     }

@@ -56,6 +56,7 @@ struct Shared {
     chooser: Mutex<Option<Box<dyn FnMut() -> Reply + Send>>>,
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
+    location: Mutex<Option<String>>,
 }
 
 #[derive(Clone)]
@@ -124,6 +125,7 @@ impl Receiver {
             chooser: Mutex::new(None),
             in_flight: AtomicUsize::new(0),
             max_in_flight: AtomicUsize::new(0),
+            location: Mutex::new(None),
         });
         let s = shared.clone();
         let app = Router::new().fallback(move |uri: Uri, headers: HeaderMap, body: Bytes| {
@@ -137,6 +139,11 @@ impl Receiver {
 
     pub fn set_status(&self, status: u16) {
         self.shared.status.store(status, Ordering::SeqCst);
+    }
+
+    /// Adds `Location: url` to plain answers (for redirects).
+    pub fn set_location(&self, url: &str) {
+        *self.shared.location.lock().unwrap() = Some(url.to_string());
     }
 
     /// Makes every answer wait `delay` first.

@@ -1,7 +1,7 @@
 //! The delivery client: one reqwest client (rustls, pooled) per container, no redirects, the
 //! guarded resolver, a hard timeout, and at most 1 KiB of each answer kept.
 
-use super::guard::{self, BlockedHost, GuardedResolver, TargetPolicy};
+use super::guard::{BlockedHost, GuardedResolver, Lookup, TargetPolicy, UrlRules};
 use crate::delivery::{parse_retry_after, RESPONSE_SNIPPET_BYTES};
 use bytes::Bytes;
 use http::HeaderMap;
@@ -65,13 +65,26 @@ impl PostOutcome {
 #[derive(Clone)]
 pub struct Outbound {
     client: reqwest::Client,
-    policy: TargetPolicy,
-    require_https: bool,
+    rules: UrlRules,
     timeout: Duration,
 }
 
 impl Outbound {
-    pub fn new(policy: TargetPolicy, require_https: bool, timeout: Duration) -> Self {
+    pub fn new(rules: UrlRules, timeout: Duration) -> Self {
+        let resolver = GuardedResolver::system(rules.policy);
+        Self::with_resolver(rules, timeout, resolver)
+    }
+
+    /// With names resolved by `lookup` instead of the system resolver (tests).
+    pub fn with_lookup(rules: UrlRules, timeout: Duration, lookup: Arc<dyn Lookup>) -> Self {
+        let resolver = GuardedResolver {
+            policy: rules.policy,
+            lookup,
+        };
+        Self::with_resolver(rules, timeout, resolver)
+    }
+
+    fn with_resolver(rules: UrlRules, timeout: Duration, resolver: GuardedResolver) -> Self {
         let client = reqwest::Client::builder()
             .user_agent(USER_AGENT)
             .redirect(reqwest::redirect::Policy::none())
@@ -80,26 +93,25 @@ impl Outbound {
             .pool_idle_timeout(Duration::from_secs(60))
             .tcp_nodelay(true)
             .no_proxy()
-            .dns_resolver(Arc::new(GuardedResolver { policy }))
+            .dns_resolver(Arc::new(resolver))
             .build()
             .expect("a client with a fixed configuration builds");
         Outbound {
             client,
-            policy,
-            require_https,
+            rules,
             timeout,
         }
     }
 
     pub fn policy(&self) -> TargetPolicy {
-        self.policy
+        self.rules.policy
     }
 
     /// POSTs `body` to `url`. Never fails: every outcome is data for the delivery log.
     pub async fn post(&self, url: &str, headers: HeaderMap, body: Bytes) -> PostOutcome {
         let started = Instant::now();
         // Literal addresses bypass the resolver, so the URL is checked on every request too.
-        if let Err(e) = guard::check_url(url, self.policy, self.require_https) {
+        if let Err(e) = self.rules.check(url) {
             return PostOutcome::failed(started, DeliveryError::Blocked(format!("url {e}")));
         }
         let result = self

@@ -35,6 +35,61 @@ pub enum UrlError {
     Blocked(IpAddr),
     #[error("must point to localhost or a loopback address (HERALD_TARGET_POLICY=loopback)")]
     NotLoopback,
+    #[error("uses port {0}, which HERALD_ALLOWED_PORTS does not allow")]
+    Port(u16),
+}
+
+/// The ports webhooks may target (`HERALD_ALLOWED_PORTS`, e.g. `443,80,8000-8999`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortSet(Vec<std::ops::RangeInclusive<u16>>);
+
+impl PortSet {
+    pub fn parse(text: &str) -> Result<PortSet, String> {
+        let ranges = text
+            .split(',')
+            .map(|part| {
+                let part = part.trim();
+                let (a, b) = part.split_once('-').unwrap_or((part, part));
+                match (a.trim().parse::<u16>(), b.trim().parse::<u16>()) {
+                    (Ok(a), Ok(b)) if a >= 1 && a <= b => Ok(a..=b),
+                    _ => Err(format!("`{part}` is not a port or a range like 8000-8999")),
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(PortSet(ranges))
+    }
+
+    pub fn contains(&self, port: u16) -> bool {
+        self.0.iter().any(|r| r.contains(&port))
+    }
+}
+
+/// Everything a target URL is checked against: the address policy, the scheme, the ports.
+#[derive(Debug, Clone)]
+pub struct UrlRules {
+    pub policy: TargetPolicy,
+    pub require_https: bool,
+    pub ports: Option<std::sync::Arc<PortSet>>,
+}
+
+impl UrlRules {
+    pub fn new(policy: TargetPolicy) -> Self {
+        UrlRules {
+            policy,
+            require_https: false,
+            ports: None,
+        }
+    }
+
+    /// Checks a URL as saved and as sent: [`check_url`] plus the port allow-list.
+    pub fn check(&self, text: &str) -> Result<Url, UrlError> {
+        let url = check_url(text, self.policy, self.require_https)?;
+        let port = url.port_or_known_default().unwrap_or(0);
+        match &self.ports {
+            Some(ports) if !ports.contains(port) => Err(UrlError::Port(port)),
+            _ => Ok(url),
+        }
+    }
 }
 
 fn is_localhost(host: &str) -> bool {
@@ -168,15 +223,52 @@ fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
     None
 }
 
+/// How names are turned into addresses: the system resolver, or a fixed table in tests.
+pub trait Lookup: Send + Sync {
+    fn lookup(
+        &self,
+        host: &str,
+    ) -> futures::future::BoxFuture<'static, std::io::Result<Vec<IpAddr>>>;
+}
+
+/// The system resolver (getaddrinfo through tokio).
+pub struct SystemLookup;
+
+impl Lookup for SystemLookup {
+    fn lookup(
+        &self,
+        host: &str,
+    ) -> futures::future::BoxFuture<'static, std::io::Result<Vec<IpAddr>>> {
+        let host = host.to_string();
+        Box::pin(async move {
+            Ok(tokio::net::lookup_host((host.as_str(), 0))
+                .await?
+                .map(|a| a.ip())
+                .collect())
+        })
+    }
+}
+
 /// Resolves host names for the delivery client and refuses hosts with any non-allowed address.
 pub struct GuardedResolver {
     pub policy: TargetPolicy,
+    pub lookup: std::sync::Arc<dyn Lookup>,
+}
+
+impl GuardedResolver {
+    pub fn system(policy: TargetPolicy) -> Self {
+        GuardedResolver {
+            policy,
+            lookup: std::sync::Arc::new(SystemLookup),
+        }
+    }
 }
 
 impl Resolve for GuardedResolver {
     fn resolve(&self, name: Name) -> Resolving {
         let policy = self.policy;
         let host = name.as_str().to_string();
+        let lookup = self.lookup.clone();
         Box::pin(async move {
             if policy == TargetPolicy::Loopback && !is_localhost(&host) {
                 return Err(Box::new(BlockedHost {
@@ -185,8 +277,12 @@ impl Resolve for GuardedResolver {
                 })
                     as Box<dyn std::error::Error + Send + Sync>);
             }
-            let addrs: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let addrs: Vec<SocketAddr> = lookup
+                .lookup(&host)
+                .await?
+                .into_iter()
+                .map(|ip| SocketAddr::new(ip, 0))
+                .collect();
             if let Some(bad) = addrs.iter().find(|a| !ip_allowed(a.ip(), policy)) {
                 return Err(Box::new(BlockedHost { host, ip: bad.ip() })
                     as Box<dyn std::error::Error + Send + Sync>);
@@ -286,18 +382,14 @@ mod tests {
 
     #[tokio::test]
     async fn resolver_refuses_names_that_resolve_to_loopback() {
-        let resolver = GuardedResolver {
-            policy: TargetPolicy::Public,
-        };
+        let resolver = GuardedResolver::system(TargetPolicy::Public);
         let err = resolver
             .resolve("localhost".parse().unwrap())
             .await
             .err()
             .expect("blocked");
         assert!(err.to_string().contains("non-public"), "{err}");
-        let private = GuardedResolver {
-            policy: TargetPolicy::Private,
-        };
+        let private = GuardedResolver::system(TargetPolicy::Private);
         let addrs: Vec<_> = private
             .resolve("localhost".parse().unwrap())
             .await
@@ -324,12 +416,44 @@ mod tests {
             check_url("http://8.8.8.8/", p, false),
             Err(UrlError::Blocked(_))
         ));
-        let resolver = GuardedResolver { policy: p };
+        let resolver = GuardedResolver::system(p);
         assert!(resolver
             .resolve("example.com".parse().unwrap())
             .await
             .is_err());
         assert!(resolver.resolve("localhost".parse().unwrap()).await.is_ok());
+    }
+
+    #[test]
+    fn ports_are_limited_when_configured() {
+        let ports = PortSet::parse("443, 80,8000-8999").unwrap();
+        assert!(ports.contains(443) && ports.contains(8500) && !ports.contains(22));
+        let rules = UrlRules {
+            ports: Some(std::sync::Arc::new(ports)),
+            ..UrlRules::new(TargetPolicy::Public)
+        };
+        assert!(
+            rules.check("https://a.example/x").is_ok(),
+            "the scheme's default port"
+        );
+        assert!(rules.check("http://a.example:8080/x").is_ok());
+        assert_eq!(
+            rules.check("http://a.example:22/x").unwrap_err(),
+            UrlError::Port(22)
+        );
+        assert_eq!(
+            rules.check("https://a.example:6379/").unwrap_err(),
+            UrlError::Port(6379)
+        );
+        assert!(
+            UrlRules::new(TargetPolicy::Public)
+                .check("http://a.example:22/x")
+                .is_ok(),
+            "any port by default"
+        );
+        for bad in ["", "0", "9-1", "http", "70000"] {
+            assert!(PortSet::parse(bad).is_err(), "{bad}");
+        }
     }
 
     proptest! {

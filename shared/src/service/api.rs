@@ -246,7 +246,7 @@ impl Api {
     }
 
     pub async fn create_webhook(&self, tenant_id: &str, body: &Value) -> Result<WebhookView> {
-        let spec = WebhookSpec::parse(body, self.rules)?;
+        let spec = WebhookSpec::parse(body, &self.rules)?;
         if self.store.count_webhooks(tenant_id).await? >= self.max_webhooks {
             return Err(Error::Conflict(format!(
                 "the tenant has reached its limit of {} webhooks; delete one first",
@@ -326,7 +326,7 @@ impl Api {
     }
 
     async fn save(&self, existing: Webhook, body: &Value) -> Result<WebhookView> {
-        let spec = WebhookSpec::parse(body, self.rules)?;
+        let spec = WebhookSpec::parse(body, &self.rules)?;
         let webhook = Webhook {
             name: spec.name,
             description: spec.description,
@@ -434,7 +434,7 @@ impl Api {
         let requested = spec_body
             .as_object_mut()
             .and_then(|o| o.remove("event_type"));
-        let spec = WebhookSpec::parse(&spec_body, self.rules)?;
+        let spec = WebhookSpec::parse(&spec_body, &self.rules)?;
         let event_type = event_type_for(requested.as_ref(), &spec.events)?;
         let now = OffsetDateTime::now_utc();
         // Enabled whatever the body says: a test is sent on request.
@@ -624,10 +624,7 @@ mod tests {
             store.clone(),
             queue.clone(),
             Arc::new(crate::runtime::dispatcher(&config, store, queue)),
-            UrlRules {
-                policy: TargetPolicy::Public,
-                require_https: false,
-            },
+            UrlRules::new(TargetPolicy::Public),
             max,
         )
     }

@@ -25,6 +25,12 @@ use serde::Deserialize;
 use serde_json::json;
 use std::sync::Arc;
 
+/// Request header limits: generous for any real client, small enough that a flood of headers
+/// costs little before it is refused.
+pub const MAX_HEADERS: usize = 64;
+pub const MAX_HEADER_BYTES: usize = 8 * 1024;
+pub const MAX_HEADERS_TOTAL_BYTES: usize = 32 * 1024;
+
 /// Ingest takes events up to 256 KiB (SPEC §2); the management API far less.
 pub const INGEST_BODY_LIMIT: usize = 256 * 1024;
 pub const API_BODY_LIMIT: usize = 64 * 1024;
@@ -57,6 +63,32 @@ fn with_fallbacks(routes: Router<AppState>) -> Router<AppState> {
     routes
         .fallback(|| async { Problem::not_found() })
         .method_not_allowed_fallback(|| async { Problem::method_not_allowed() })
+        .layer(axum::middleware::from_fn(limit_headers))
+}
+
+/// Refuses requests with too many or too large headers (431) before any handler runs.
+async fn limit_headers(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let headers = req.headers();
+    let mut total = 0;
+    for (name, value) in headers {
+        let size = name.as_str().len() + value.len();
+        if size > MAX_HEADER_BYTES {
+            return Error::HeadersTooLarge(format!("`{name}` is over {MAX_HEADER_BYTES} bytes"))
+                .into_response();
+        }
+        total += size;
+    }
+    if headers.len() > MAX_HEADERS {
+        return Error::HeadersTooLarge(format!("{} headers, at most {MAX_HEADERS}", headers.len()))
+            .into_response();
+    }
+    if total > MAX_HEADERS_TOTAL_BYTES {
+        return Error::HeadersTooLarge(format!(
+            "{total} bytes of headers, at most {MAX_HEADERS_TOTAL_BYTES}"
+        ))
+        .into_response();
+    }
+    next.run(req).await
 }
 
 fn limited(router: Router<AppState>, limit: usize) -> Router<AppState> {

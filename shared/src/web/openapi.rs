@@ -233,6 +233,7 @@ problem_responses! {
     Invalid => "Invalid fields; `errors` names each one",
     Unavailable => "Storage or the queue is unavailable; retry",
     TooMany => "The tenant is over its request rate; retry after `Retry-After` seconds",
+    HeadersTooLarge => "Too many request headers, or too large ones",
 }
 
 #[derive(OpenApi)]
@@ -251,7 +252,7 @@ problem_responses! {
             EventTypeInfo, PatternInfo, Accepted, Outcome, BatchItem, FieldError, Problem, WebhookView,
             HeaderView, Kind, Filters, ObjectFilter, EnvironmentType, ObjectRef, DeliveryView, Attempt,
             DeliveryStatus, TestResult, NewKey, NewTenant),
-        responses(Malformed, Unauthorized, NotFound, Conflict, TooLarge, MediaType, Invalid, Unavailable, TooMany),
+        responses(Malformed, Unauthorized, NotFound, Conflict, TooLarge, MediaType, Invalid, Unavailable, TooMany, HeadersTooLarge),
     ),
     tags((name = "events", description = "Platforms post lifecycle events"),
          (name = "webhooks", description = "Subscriptions, secrets and test sends"),
@@ -282,6 +283,8 @@ fn finish(mut doc: Value) -> Value {
             if keyed {
                 operation["responses"]["429"] = json!({"$ref": "#/components/responses/TooMany"});
             }
+            operation["responses"]["431"] =
+                json!({"$ref": "#/components/responses/HeadersTooLarge"});
         }
     }
     // Links let clients and stateful testers follow a created webhook to its routes.

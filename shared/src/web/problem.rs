@@ -114,6 +114,12 @@ impl From<Error> for Problem {
                 "Unsupported media type",
                 "send the body as Content-Type: application/json",
             ),
+            Error::HeadersTooLarge(detail) => Problem::new(
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "urn:herald:problem:headers-too-large",
+                "Request header fields too large",
+                detail,
+            ),
             Error::RateLimited(secs) => {
                 let mut p = Problem::new(
                     StatusCode::TOO_MANY_REQUESTS,
