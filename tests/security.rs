@@ -286,7 +286,13 @@ async fn secrets_and_protected_headers_never_reach_the_logs() {
 }
 
 /// Method, path, content type, body, expected status.
-type Case = (&'static str, &'static str, Option<&'static str>, Vec<u8>, u16);
+type Case = (
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+    Vec<u8>,
+    u16,
+);
 
 #[tokio::test]
 async fn hostile_bodies_get_the_right_4xx_and_the_service_keeps_serving() {
