@@ -7,12 +7,13 @@ PYTHON  ?= python3
 CARGO   ?= cargo
 PORT    ?= 3000
 
-.PHONY: help dev test venv lint openapi soak clean
+.PHONY: help dev test venv lint openapi soak fuzz clean
 
 help:
 	@echo "make dev    build and run the whole pipeline on 127.0.0.1:$(PORT) (in memory)"
 	@echo "make test   install test tools into $(VENV) and run fmt, clippy and every test"
 	@echo "make soak   the long fault-injection soak (SOAK_EVENTS=10000)"
+	@echo "make fuzz   cargo fuzz each target for FUZZ_SECONDS (60)"
 
 ## The local stack: api + ingest + dispatch in one process.
 dev:
@@ -49,6 +50,16 @@ test: venv lint
 SOAK_EVENTS ?= 10000
 soak: venv
 	HERALD_SOAK_EVENTS=$(SOAK_EVENTS) $(CARGO) test -p herald-tests --test soak -- --nocapture
+
+## cargo fuzz on event parsing, matching and the URL guard, FUZZ_SECONDS each. Runs on the
+## stable toolchain: RUSTC_BOOTSTRAP lets it take the sanitizer flags cargo fuzz passes.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := event_parse pattern_match url_check
+fuzz:
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	cd fuzz && for t in $(FUZZ_TARGETS); do \
+	  RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run -O $$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \
+	done
 
 clean:
 	rm -rf $(VENV) target
