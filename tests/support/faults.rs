@@ -22,8 +22,8 @@ pub struct Faults {
     /// a process killed between two deliveries. 0 means never.
     pub freeze_after_deliveries: AtomicUsize,
     pub deliveries_recorded: AtomicUsize,
-    /// Ids of deliveries recorded in a final state (succeeded or failed).
-    pub finals: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Deliveries as last recorded in a final state (succeeded or failed), by id.
+    pub finals: std::sync::Mutex<std::collections::HashMap<String, Delivery>>,
 }
 
 impl Faults {
@@ -85,7 +85,11 @@ impl Store for FlakyStore {
             .deliveries_recorded
             .fetch_add(1, Ordering::SeqCst);
         if matches!(d.status, DeliveryStatus::Succeeded | DeliveryStatus::Failed) {
-            self.faults.finals.lock().unwrap().insert(d.id.clone());
+            self.faults
+                .finals
+                .lock()
+                .unwrap()
+                .insert(d.id.clone(), d.clone());
         }
         Ok(())
     }
