@@ -189,3 +189,215 @@ async fn dispatch_function_delivers_and_reports_only_the_bad_record() {
     );
     assert!(view.id.starts_with("wh_"));
 }
+
+/// The ids the sample events refer to, seeded before each file runs.
+const WEBHOOK_ID: &str = "wh_01JDA8Q3Z5X8N2V7K4M6P9R1T4";
+const DELIVERY_ID: &str = "dl_01JDA8Q3Z5X8N2V7K4M6P9R1T5";
+const KEY_ID: &str = "key_01JDA8Q3Z5X8N2V7K4M6P9R1T6";
+const ADMIN_KEY: &str = "admin-key-0123456789abcdef";
+
+#[derive(Debug, Clone, Copy)]
+enum Expect {
+    /// An HTTP API v2 request to the ingest or api function, and the status it gets.
+    Ingest(u16),
+    Api(u16),
+    /// An SQS batch: how many records come back as failures, how many POSTs the receiver gets.
+    Dispatch {
+        failures: usize,
+        delivered: usize,
+    },
+}
+
+/// Every file in `events/` and what it must produce. A file missing here fails the test, so a
+/// new sample cannot go unchecked.
+fn expected(file: &str) -> Option<Expect> {
+    use Expect::*;
+    Some(match file {
+        "ingest-post-event.json" => Ingest(202),
+        "ingest-post-event-unauthenticated.json" => Ingest(401),
+        "ingest-post-event-malformed.json" => Ingest(400),
+        "ingest-post-event-invalid.json" => Ingest(422),
+        "ingest-post-batch.json" => Ingest(200),
+        "ingest-post-batch-unauthenticated.json" => Ingest(401),
+        "ingest-post-batch-malformed.json" => Ingest(422),
+        "api-health.json" | "api-openapi.json" | "api-event-types.json" => Api(200),
+        "api-create-webhook.json" => Api(201),
+        "api-create-webhook-unauthenticated.json" => Api(401),
+        "api-create-webhook-malformed.json" => Api(422),
+        "api-list-webhooks.json" => Api(200),
+        "api-list-webhooks-unauthenticated.json" => Api(401),
+        "api-list-webhooks-malformed.json" => Api(422),
+        "api-get-webhook.json" => Api(200),
+        "api-get-webhook-unauthenticated.json" => Api(401),
+        "api-get-webhook-malformed.json" => Api(404),
+        "api-update-webhook.json" => Api(200),
+        "api-update-webhook-malformed.json" => Api(422),
+        "api-delete-webhook.json" => Api(204),
+        "api-delete-webhook-unauthenticated.json" => Api(401),
+        "api-get-secret.json" | "api-rotate-secret.json" => Api(200),
+        "api-get-secret-unauthenticated.json" => Api(401),
+        "api-rotate-secret-unknown.json" => Api(404),
+        "api-test-unsaved-webhook.json" => Api(422),
+        "api-test-unsaved-webhook-malformed.json" => Api(415),
+        "api-test-webhook.json" => Api(200),
+        "api-test-webhook-unauthenticated.json" => Api(401),
+        "api-list-deliveries.json" => Api(200),
+        "api-list-deliveries-malformed.json" => Api(422),
+        "api-get-delivery.json" => Api(200),
+        "api-get-delivery-unauthenticated.json" => Api(401),
+        "api-redeliver.json" => Api(202),
+        "api-redeliver-unknown.json" => Api(404),
+        "api-create-tenant.json" => Api(201),
+        "api-create-tenant-unauthenticated.json" => Api(401),
+        "api-create-tenant-malformed.json" => Api(422),
+        "api-create-key.json" => Api(201),
+        "api-create-key-unauthenticated.json" => Api(401),
+        "api-delete-key.json" => Api(204),
+        "api-unknown-route.json" => Api(404),
+        "dispatch-sqs-one.json" => Dispatch {
+            failures: 0,
+            delivered: 1,
+        },
+        "dispatch-sqs-ten.json" => Dispatch {
+            failures: 0,
+            delivered: 10,
+        },
+        "dispatch-sqs-retry.json" => Dispatch {
+            failures: 0,
+            delivered: 1,
+        },
+        "dispatch-sqs-poison.json" => Dispatch {
+            failures: 1,
+            delivered: 0,
+        },
+        "dispatch-sqs-batch.json" => Dispatch {
+            failures: 1,
+            delivered: 1,
+        },
+        _ => return None,
+    })
+}
+
+/// A fresh table and queue holding what the samples refer to: the test tenant and key, a
+/// second key, a webhook (posting to `receiver`), an accepted event and its delivery to the
+/// webhook with one failed attempt.
+async fn seeded(receiver: &str) -> (aws_config::SdkConfig, Config) {
+    use herald_shared::delivery::{Attempt, Delivery};
+    use herald_shared::store::{ApiKey, Store};
+    use herald_shared::webhook::{Webhook, WebhookSpec};
+    let (sdk, mut config, _) = aws_config().await;
+    config.admin_key = Some(herald_shared::secret::Secret::new(ADMIN_KEY));
+    let store = herald_shared::runtime::dynamo_store(&sdk, &config);
+    let now = time::OffsetDateTime::now_utc();
+    let spec = WebhookSpec::parse(
+        &json!({"name": "sample", "url": receiver, "events": ["*"]}),
+        &herald_shared::runtime::url_rules(&config),
+    )
+    .unwrap();
+    let webhook = Webhook::new(
+        WEBHOOK_ID.into(),
+        TENANT,
+        spec,
+        herald_shared::signing::generate_secret(),
+        now,
+    );
+    store.create_webhook(&webhook).await.unwrap();
+    let mut delivery = Delivery::new(
+        DELIVERY_ID.into(),
+        TENANT,
+        "evt-ten-0",
+        "experiments.failed",
+        WEBHOOK_ID,
+        now,
+    );
+    let failed = Attempt {
+        at: now,
+        status_code: Some(503),
+        duration_ms: 12,
+        error: None,
+        response_body: None,
+    };
+    delivery.record(failed, Some(now));
+    store.put_delivery(&delivery).await.unwrap();
+    // The event behind the delivery, kept as ingest keeps it, so it can be redelivered.
+    let one: Value = serde_json::from_str(&event_file("dispatch-sqs-one.json")).unwrap();
+    let envelope = one["Records"][0]["body"].as_str().unwrap();
+    let day = time::Duration::days(1);
+    let claimed = store
+        .claim_event(TENANT, "evt-ten-0", envelope, now + day, now)
+        .await
+        .unwrap();
+    assert!(claimed);
+    store
+        .put_api_key(&ApiKey {
+            id: KEY_ID.into(),
+            tenant_id: TENANT.into(),
+            hash: tenants::hash_key("second-key-0123456789"),
+            created_at: now,
+        })
+        .await
+        .unwrap();
+    (sdk, config)
+}
+
+#[tokio::test]
+async fn every_sample_event_gets_its_documented_answer() {
+    let dir = herald_tests::workspace_root().join("events");
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".json"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 40, "the sample set is complete: {files:?}");
+    for file in &files {
+        let expect = expected(file)
+            .unwrap_or_else(|| panic!("events/{file} has no expected answer in this test"));
+        let receiver = Receiver::start(200).await;
+        let (sdk, config) = seeded(&receiver.url).await;
+        match expect {
+            Expect::Ingest(want) | Expect::Api(want) => {
+                let app = if matches!(expect, Expect::Ingest(_)) {
+                    herald_ingest::app(&sdk, &config).await.unwrap()
+                } else {
+                    herald_api::app(&sdk, &config).await.unwrap()
+                };
+                let (status, answer) = invoke(app, file).await;
+                assert_eq!(status, want, "events/{file}: {answer}");
+                if status >= 400 {
+                    assert_eq!(
+                        answer["headers"]["content-type"], "application/problem+json",
+                        "events/{file}"
+                    );
+                    assert_eq!(answer["body"]["status"], status, "events/{file}");
+                }
+                if status == 422 {
+                    let named = answer["body"]["errors"]
+                        .as_array()
+                        .is_some_and(|e| !e.is_empty() && e.iter().all(|e| e["field"].is_string()));
+                    assert!(named, "events/{file}: a 422 names its fields: {answer}");
+                }
+            }
+            Expect::Dispatch {
+                failures,
+                delivered,
+            } => {
+                let event = serde_json::from_str(&event_file(file)).unwrap();
+                let dispatcher = herald_dispatch::dispatcher(&sdk, &config).await.unwrap();
+                let response = herald_dispatch::handle(&dispatcher, event).await;
+                assert_eq!(
+                    response.batch_item_failures.len(),
+                    failures,
+                    "events/{file}"
+                );
+                let got = if delivered > 0 {
+                    receiver.wait_for(delivered).await
+                } else {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    receiver.requests()
+                };
+                assert_eq!(got.len(), delivered, "events/{file}");
+            }
+        }
+    }
+}

@@ -612,7 +612,7 @@ async fn dynamodb_errors_surface_as_503_and_batch_item_failures() {
         })
         .collect();
     assert_eq!(
-        dispatcher.handle(&records).await,
+        dispatcher.handle(&records).await.failed,
         [messages[0].message_id.clone()]
     );
 }
@@ -656,4 +656,93 @@ async fn dead_letters_are_redriven_back_to_the_queue() {
         ["not an envelope"]
     );
     assert_eq!(queue.redrive_from(&dlq).await.unwrap(), 0);
+}
+
+/// Takes what is queued now and runs it through the dispatcher as one batch.
+async fn one_batch(stack: &Stack) -> herald_shared::service::dispatch::Handled {
+    let messages = stack.queue.receive(10, Duration::ZERO).await.unwrap();
+    assert!(!messages.is_empty(), "something queued");
+    let records: Vec<_> = messages
+        .iter()
+        .map(|m| herald_shared::service::Record {
+            message_id: m.message_id.clone(),
+            body: m.body.clone(),
+        })
+        .collect();
+    let handled = stack.dispatcher.handle(&records).await;
+    for m in messages
+        .iter()
+        .filter(|m| !handled.failed.contains(&m.message_id))
+    {
+        stack.queue.delete(&m.receipt).await.unwrap();
+    }
+    handled
+}
+
+#[tokio::test]
+async fn each_batch_reports_what_it_delivered_retried_and_failed() {
+    let stack = memory(config("0s,1s", |_| {})).await;
+    let ok = Receiver::start(204).await;
+    let bad = Receiver::start(500).await;
+    stack
+        .create_webhook(json!({"url": ok.url, "events": ["*"]}))
+        .await;
+    stack
+        .create_webhook(json!({"url": bad.url, "events": ["jobs.*"]}))
+        .await;
+    stack.post_event(json!({"type": "jobs.failed"})).await;
+    stack
+        .post_event(json!({"type": "experiments.failed"}))
+        .await;
+
+    let first = one_batch(&stack).await;
+    assert!(first.failed.is_empty());
+    let m = &first.metrics;
+    assert_eq!(
+        (m.succeeded, m.retried, m.failed, m.records_failed),
+        (2, 1, 0, 0)
+    );
+    let mut fan_out = m.fan_out.clone();
+    fan_out.sort_by(f64::total_cmp);
+    assert_eq!(fan_out, [1.0, 2.0], "webhooks matched per event");
+    assert_eq!(m.duration_ms.len(), 3, "one duration per POST");
+    assert_eq!(m.latency_ms.len(), 2, "one latency per success");
+    assert!(m.latency_ms.iter().all(|l| *l >= 0.0 && *l < 60_000.0));
+
+    // The retry is the schedule's last attempt: it fails for good and fans out to nothing new.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let second = one_batch(&stack).await;
+    let m = &second.metrics;
+    assert_eq!((m.succeeded, m.retried, m.failed), (0, 0, 1));
+    assert!(m.fan_out.is_empty(), "a retry is not a new event");
+
+    let line = &m.emf_lines("dispatch", time::OffsetDateTime::now_utc())[0];
+    let doc: Value = serde_json::from_str(line).unwrap();
+    assert_eq!(doc["DeliveriesFailed"], 1);
+    assert_eq!(doc["_aws"]["CloudWatchMetrics"][0]["Namespace"], "Herald");
+}
+
+#[tokio::test]
+async fn an_internal_failure_is_counted_as_a_failed_record() {
+    let faults = Arc::new(Faults::default());
+    let stack = Stack::with_config(
+        config("0s", |_| {}),
+        Arc::new(FlakyStore {
+            inner: Arc::new(MemoryStore::new()),
+            faults: faults.clone(),
+        }),
+        Arc::new(MemoryQueue::new(Duration::from_secs(1), 5)),
+        Duration::ZERO,
+    )
+    .await;
+    let rx = Receiver::start(200).await;
+    stack
+        .create_webhook(json!({"url": rx.url, "events": ["*"]}))
+        .await;
+    stack.post_event(json!({"type": "jobs.failed"})).await;
+    Faults::set(&faults.fail_get_delivery, true);
+    let handled = one_batch(&stack).await;
+    assert_eq!(handled.failed.len(), 1);
+    assert_eq!(handled.metrics.records_failed, 1);
+    assert_eq!(handled.metrics.succeeded, 0);
 }

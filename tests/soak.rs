@@ -12,7 +12,7 @@ use herald_shared::delivery::{Delivery, DeliveryStatus};
 use herald_shared::service::dispatch;
 use herald_shared::store::Store;
 use herald_tests::faults::{Faults, FlakyStore};
-use herald_tests::moto::moto;
+use herald_tests::moto::{moto, second_moto};
 use herald_tests::receiver::{Receiver, Reply};
 use herald_tests::stack::{local_config, Stack, TENANT};
 use rand::rngs::StdRng;
@@ -25,6 +25,9 @@ use std::time::{Duration, Instant};
 const SCHEDULE: &str = "0s,1s,1s,2s";
 const WEBHOOKS: usize = 3;
 const POLLERS: usize = 4;
+/// Events posted per ingest batch, and how far ingestion may run ahead of final deliveries.
+const CHUNK: usize = 50;
+const WINDOW: usize = 150;
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
@@ -56,7 +59,7 @@ async fn soak() {
         inner: Arc::new(m.store().await),
         faults: faults.clone(),
     });
-    let queue = Arc::new(m.queue_with(5, Duration::from_secs(5)).await);
+    let queue = Arc::new(second_moto().queue_with(5, Duration::from_secs(5)).await);
     let mut config = local_config();
     config.retry_schedule = parse_schedule(SCHEDULE).unwrap();
     config.delivery_timeout = Duration::from_millis(500);
@@ -90,14 +93,26 @@ async fn soak() {
 
     let mut rng = StdRng::seed_from_u64(seed);
     let pairs = events * WEBHOOKS;
-    // Paced like a platform's steady stream: at most ~500 events ahead of dispatch, which also
-    // keeps moto's SQS (whose receive scans the queue) from slowing quadratically.
+    // Paced like a platform's steady stream, at most WINDOW events ahead of dispatch. moto's
+    // SQS scans the whole queue (and recomputes its attributes) for every message sent or
+    // received, so a deep backlog makes the emulator, not Herald, quadratic.
     let deadline = Instant::now() + Duration::from_secs(120 + events as u64 / 2);
-    for (n, chunk) in (0..events).collect::<Vec<_>>().chunks(100).enumerate() {
-        let ahead = (n * 100).saturating_sub(500) * WEBHOOKS;
+    let progress = {
+        let faults = faults.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                let finals = faults.finals.lock().unwrap().len();
+                let secs = started.elapsed().as_secs_f64();
+                eprintln!("soak: {finals} of {pairs} deliveries final after {secs:.0} s");
+            }
+        })
+    };
+    for (n, chunk) in (0..events).collect::<Vec<_>>().chunks(CHUNK).enumerate() {
+        let ahead = (n * CHUNK).saturating_sub(WINDOW) * WEBHOOKS;
         while faults.finals.lock().unwrap().len() < ahead {
             assert!(Instant::now() < deadline, "dispatch stalled (seed {seed})");
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let batch: Vec<_> = chunk
             .iter()
@@ -140,7 +155,7 @@ async fn soak() {
     }
     // Give stray in-flight work a moment, then stop the dispatchers.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    for p in &pollers {
+    for p in pollers.iter().chain([&progress]) {
         p.abort();
     }
 

@@ -12,6 +12,7 @@ pub mod format;
 pub mod http;
 pub mod ids;
 pub mod matching;
+pub mod metrics;
 pub mod queue;
 pub mod runtime;
 pub mod secret;

@@ -10,6 +10,7 @@ pub struct Moto {
 }
 
 static MOTO: OnceLock<Moto> = OnceLock::new();
+static SECOND: OnceLock<Moto> = OnceLock::new();
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -18,10 +19,22 @@ fn free_port() -> u16 {
         .expect("a free loopback port")
 }
 
-/// Starts moto on first use. The child is spawned from a thread that lives as long as the test
-/// process, with PR_SET_PDEATHSIG, so it dies when the tests end, even on a panic.
+/// Starts moto on first use.
 pub fn moto() -> &'static Moto {
-    MOTO.get_or_init(|| {
+    MOTO.get_or_init(start)
+}
+
+/// A second, independent moto server. moto answers one request at a time per process (a global
+/// lock and Python's GIL), so a load test that puts its queue here and its table on `moto()`
+/// gets twice the emulator throughput on two cores.
+pub fn second_moto() -> &'static Moto {
+    SECOND.get_or_init(start)
+}
+
+/// The child is spawned from a thread that lives as long as the test process, with
+/// PR_SET_PDEATHSIG, so it dies when the tests end, even on a panic.
+fn start() -> Moto {
+    {
         let bin = super::venv_bin("moto_server");
         let port = free_port();
         let (tx, rx) = std::sync::mpsc::channel();
@@ -65,7 +78,7 @@ pub fn moto() -> &'static Moto {
             std::thread::sleep(Duration::from_millis(100));
         }
         Moto { endpoint }
-    })
+    }
 }
 
 impl Moto {

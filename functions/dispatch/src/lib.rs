@@ -22,7 +22,9 @@ pub async fn handle(dispatcher: &Dispatcher, event: SqsEvent) -> SqsBatchRespons
             (None, _) => tracing::error!("SQS record without a message id"),
         }
     }
-    for id in dispatcher.handle(&records).await {
+    let handled = dispatcher.handle(&records).await;
+    handled.metrics.emit("dispatch");
+    for id in handled.failed {
         response.add_failure(id);
     }
     response

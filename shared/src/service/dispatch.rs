@@ -12,6 +12,7 @@ use crate::event::{Event, EventEnvelope, Target};
 use crate::format;
 use crate::http::{DeliveryError, Outbound, PostOutcome};
 use crate::matching::webhook_matches;
+use crate::metrics::BatchMetrics;
 use crate::queue::Queue;
 use crate::signing;
 use crate::store::Store;
@@ -57,6 +58,27 @@ pub struct Dispatcher {
     endpoints: Mutex<HashMap<String, Arc<Semaphore>>>,
 }
 
+/// What a batch came to: the records to hand back to the queue, and what happened.
+#[derive(Debug, Default)]
+pub struct Handled {
+    pub failed: Vec<String>,
+    pub metrics: BatchMetrics,
+}
+
+/// What one job came to.
+enum JobResult {
+    /// Nothing to send: already delivered, taken by an earlier run, or stale.
+    Skipped,
+    Attempted {
+        verdict: Verdict,
+        duration: Duration,
+        /// From ingest accepting the event to now.
+        since_accepted: Duration,
+    },
+    /// The store or queue failed; the record goes back to the queue.
+    Internal,
+}
+
 /// Decides whether a loaded webhook receives an event.
 type Matcher = fn(&Webhook, &Event) -> bool;
 
@@ -96,8 +118,9 @@ impl Dispatcher {
         &self.outbound
     }
 
-    /// Handles a batch; returns the message ids that must be retried.
-    pub async fn handle(&self, records: &[Record]) -> Vec<String> {
+    /// Handles a batch; reports the message ids that must be retried, and the batch's metrics.
+    pub async fn handle(&self, records: &[Record]) -> Handled {
+        let mut metrics = BatchMetrics::default();
         let now = OffsetDateTime::now_utc();
         let mut failed = vec![false; records.len()];
         let mut envelopes: Vec<Option<EventEnvelope>> = Vec::with_capacity(records.len());
@@ -192,6 +215,7 @@ impl Dispatcher {
             };
             // Identical bodies for webhooks of one kind: format once per (kind, include_result).
             let mut bodies: Vec<((Kind, bool), Bytes)> = Vec::new();
+            let before = jobs.len();
             for webhook in list.iter().filter(|w| matches(w, &env.event)) {
                 let key = (webhook.kind, webhook.include_result);
                 let body = match bodies.iter().find(|(k, _)| *k == key) {
@@ -209,35 +233,57 @@ impl Dispatcher {
                     body,
                 });
             }
+            if env.target.is_none() {
+                metrics.fan_out.push((jobs.len() - before) as f64);
+            }
         }
 
         // The futures are built eagerly and boxed so the spawned handler's type holds no
         // closure over borrowed jobs (which trips the compiler's Send inference under spawn).
-        let deliveries: Vec<BoxFuture<'_, (usize, bool)>> = jobs
+        let deliveries: Vec<BoxFuture<'_, (usize, JobResult)>> = jobs
             .into_iter()
             .map(|job| {
                 async move {
-                    let ok = self.deliver_and_record(&job).await;
-                    (job.record, ok)
+                    let result = self.deliver_and_record(&job).await;
+                    (job.record, result)
                 }
                 .boxed()
             })
             .collect();
-        let outcomes: Vec<(usize, bool)> = stream::iter(deliveries)
+        let outcomes: Vec<(usize, JobResult)> = stream::iter(deliveries)
             .buffer_unordered(self.settings.concurrency)
             .collect()
             .await;
-        for (record, ok) in outcomes {
-            if !ok {
-                failed[record] = true;
+        let millis = |d: Duration| d.as_secs_f64() * 1000.0;
+        for (record, result) in outcomes {
+            match result {
+                JobResult::Skipped => {}
+                JobResult::Internal => failed[record] = true,
+                JobResult::Attempted {
+                    verdict,
+                    duration,
+                    since_accepted,
+                } => {
+                    metrics.duration_ms.push(millis(duration));
+                    match verdict {
+                        Verdict::Succeeded => {
+                            metrics.succeeded += 1;
+                            metrics.latency_ms.push(millis(since_accepted));
+                        }
+                        Verdict::Retry(_) => metrics.retried += 1,
+                        Verdict::Failed | Verdict::Gone => metrics.failed += 1,
+                    }
+                }
             }
         }
-        records
+        let failed: Vec<String> = records
             .iter()
             .zip(failed)
             .filter(|(_, f)| *f)
             .map(|(r, _)| r.message_id.clone())
-            .collect()
+            .collect();
+        metrics.records_failed = failed.len() as u64;
+        Handled { failed, metrics }
     }
 
     /// The delivery this job continues or starts, or `None` when there is nothing to do: it
@@ -266,15 +312,15 @@ impl Dispatcher {
         })
     }
 
-    async fn deliver_and_record(&self, job: &Job<'_>) -> bool {
+    async fn deliver_and_record(&self, job: &Job<'_>) -> JobResult {
         let env = job.envelope;
         let webhook = job.webhook;
         let mut delivery = match self.delivery_for(job).await {
             Ok(Some(d)) => d,
-            Ok(None) => return true,
+            Ok(None) => return JobResult::Skipped,
             Err(e) => {
                 tracing::error!(webhook_id = %webhook.id, error = %e, "could not read delivery");
-                return false;
+                return JobResult::Internal;
             }
         };
         let outcome = {
@@ -307,7 +353,7 @@ impl Dispatcher {
                 let body = serde_json::to_string(&retry).expect("envelopes serialize");
                 if let Err(e) = self.queue.send(body, delay.min(MAX_QUEUE_DELAY)).await {
                     tracing::error!(delivery_id = %delivery.id, error = %e, "could not queue a retry");
-                    return false;
+                    return JobResult::Internal;
                 }
                 Some(due)
             }
@@ -327,14 +373,19 @@ impl Dispatcher {
         );
         if let Err(e) = self.store.put_delivery(&delivery).await {
             tracing::error!(delivery_id = %delivery.id, error = %e, "could not record delivery");
-            return false;
+            return JobResult::Internal;
         }
-        self.track_health(webhook, verdict, now).await
+        self.track_health(webhook, verdict, now).await;
+        JobResult::Attempted {
+            verdict,
+            duration: outcome.duration,
+            since_accepted: (now - accepted_at(env)).try_into().unwrap_or_default(),
+        }
     }
 
     /// Auto-disable: a 410 disables at once; failures since `failing_since` for longer than
     /// `disable_after` disable; one success clears the clock. Written only on transitions.
-    async fn track_health(&self, seen: &Webhook, verdict: Verdict, now: OffsetDateTime) -> bool {
+    async fn track_health(&self, seen: &Webhook, verdict: Verdict, now: OffsetDateTime) {
         let change: Option<fn(&mut Webhook, OffsetDateTime, Duration) -> bool> = match verdict {
             Verdict::Succeeded if seen.failing_since.is_some() => Some(|w, _, _| {
                 w.failing_since = None;
@@ -366,19 +417,19 @@ impl Dispatcher {
                 Some(_) => false,
             }),
         };
-        let Some(change) = change else { return true };
+        let Some(change) = change else { return };
         // Re-read so a concurrent edit by the user is not overwritten with a stale copy.
         let fresh = match self.store.get_webhook(&seen.tenant_id, &seen.id).await {
             Ok(Some(w)) => w,
-            Ok(None) => return true,
+            Ok(None) => return,
             Err(e) => {
                 tracing::warn!(webhook_id = %seen.id, error = %e, "could not read webhook health");
-                return true;
+                return;
             }
         };
         let mut updated = fresh;
         if !change(&mut updated, now, self.settings.disable_after) {
-            return true;
+            return;
         }
         if !updated.enabled {
             tracing::warn!(webhook_id = %updated.id, reason = ?updated.disabled_reason, "webhook disabled");
@@ -387,7 +438,6 @@ impl Dispatcher {
             // Health is advisory: the delivery itself is recorded, so the record is done.
             tracing::warn!(webhook_id = %seen.id, error = %e, "could not update webhook health");
         }
-        true
     }
 
     /// Ends a retry chain whose webhook was deleted or disabled: the delivery fails as it is.
@@ -522,7 +572,7 @@ pub async fn poll(
                 body: m.body.clone(),
             })
             .collect();
-        let failed = dispatcher.handle(&records).await;
+        let failed = dispatcher.handle(&records).await.failed;
         for m in messages.iter().filter(|m| !failed.contains(&m.message_id)) {
             if let Err(e) = queue.delete(&m.receipt).await {
                 // It will be received again; deliveries already made are skipped then.
