@@ -5,14 +5,14 @@
 use futures::future::BoxFuture;
 use herald_shared::http::guard::{Lookup, TargetPolicy, UrlRules};
 use herald_shared::http::{DeliveryError, Outbound};
+use herald_tests::logs::Captured;
 use herald_tests::receiver::Receiver;
 use herald_tests::stack::{Stack, KEY};
 use http::HeaderMap;
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use std::io::Write;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// URLs a webhook may never target under the public policy, each with the reason's gist.
@@ -212,19 +212,6 @@ async fn redirects_are_not_followed() {
     );
 }
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn secrets_and_protected_headers_never_reach_the_logs() {
     let logs = Captured::default();
@@ -262,7 +249,7 @@ async fn secrets_and_protected_headers_never_reach_the_logs() {
     assert_eq!(rx.requests().len(), 3);
     let (_, _, key) = stack.call("POST", "/v1/keys", None, None).await;
 
-    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let text = logs.text();
     assert!(
         text.contains(wh) && text.contains("delivery attempt"),
         "the capture works"

@@ -1,7 +1,8 @@
 //! The soak test: many events through the local stack on DynamoDB/SQS (moto), to receivers
 //! that randomly fail, hang past the timeout or close the connection. At the end every
-//! (event, webhook) pair must be succeeded or failed after the whole schedule, nothing lost,
-//! and no 2xx endpoint may have received a pair twice.
+//! (event, webhook) pair must be succeeded or failed after the whole schedule, nothing lost;
+//! every POST a receiver got must be in the delivery log with the status it answered, so no
+//! endpoint gets a pair again after Herald saw its 2xx, and no pair is processed twice.
 //!
 //! `make test` runs 300 events; `make soak` runs 10,000 (`HERALD_SOAK_EVENTS`), with the seed
 //! printed (`HERALD_SOAK_SEED` replays one).
@@ -12,7 +13,7 @@ use herald_shared::delivery::{Delivery, DeliveryStatus};
 use herald_shared::service::dispatch;
 use herald_shared::store::Store;
 use herald_tests::faults::{Faults, FlakyStore};
-use herald_tests::moto::{moto, second_moto};
+use herald_tests::moto::{moto, second_moto, SerialQueue};
 use herald_tests::receiver::{Receiver, Reply};
 use herald_tests::stack::{local_config, Stack, TENANT};
 use rand::rngs::StdRng;
@@ -59,7 +60,9 @@ async fn soak() {
         inner: Arc::new(m.store().await),
         faults: faults.clone(),
     });
-    let queue = Arc::new(second_moto().queue_with(5, Duration::from_secs(5)).await);
+    let queue = Arc::new(SerialQueue::new(
+        second_moto().queue_with(5, Duration::from_secs(5)).await,
+    ));
     let mut config = local_config();
     config.retry_schedule = parse_schedule(SCHEDULE).unwrap();
     config.delivery_timeout = Duration::from_millis(500);
@@ -141,15 +144,21 @@ async fn soak() {
         );
     }
 
-    // Generous: the bound is there to end a stuck run, not to time it (moto is slow).
+    // Generous: the bound is there to end a stuck run, not to time it (moto is slow). Once
+    // everything is posted, a minute without progress means something was lost: stop there.
+    let (mut seen, mut moved) = (0, Instant::now());
     loop {
         let finals = faults.finals.lock().unwrap().len();
         if finals >= pairs {
             break;
         }
+        if finals > seen {
+            (seen, moved) = (finals, Instant::now());
+        }
         assert!(
-            Instant::now() < deadline,
-            "only {finals} of {pairs} deliveries final (seed {seed})"
+            Instant::now() < deadline && moved.elapsed() < Duration::from_secs(60),
+            "only {finals} of {pairs} deliveries final, no progress for {:.0} s (seed {seed})",
+            moved.elapsed().as_secs_f64()
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
@@ -160,7 +169,12 @@ async fn soak() {
     }
 
     let attempts_allowed = parse_schedule(SCHEDULE).unwrap().len();
-    let (mut succeeded, mut failed, mut lost, mut duplicates, mut mismatched) = (0, 0, 0, 0, 0);
+    let (mut succeeded, mut failed, mut lost) = (0, 0, 0);
+    // Sends the log does not account for (a pair processed twice, or anything after a recorded
+    // 2xx); recorded codes that differ from what the receiver answered; and 2xx answers the
+    // dispatcher never read (its timeout fired first): the at-least-once case no sender can
+    // avoid, which must be logged as a failed attempt and retried, never as a success.
+    let (mut unrecorded, mut mismatched, mut unseen_2xx) = (0, 0, 0);
     let mut faults_seen: HashMap<&str, usize> = HashMap::new();
     let mut requests = 0;
     let finals = faults.finals.lock().unwrap().clone();
@@ -184,46 +198,45 @@ async fn soak() {
             .collect();
         let seen = rx.requests();
         requests += seen.len();
-        let mut ok_per_event: HashMap<String, usize> = HashMap::new();
+        // What the receiver answered to each pair, in arrival order.
+        let mut answers: HashMap<&str, Vec<Option<u16>>> = HashMap::new();
         for r in &seen {
-            let kind = match r.reply {
-                Reply::Status(c) if c < 300 => "2xx",
-                Reply::Status(_) => "500",
-                Reply::RetryAfter(..) => "503+Retry-After",
-                Reply::Hang(_) => "hang",
-                Reply::Close => "close",
+            let (kind, code) = match r.reply {
+                Reply::Status(c) if c < 300 => ("2xx", Some(c)),
+                Reply::Status(c) => ("500", Some(c)),
+                Reply::RetryAfter(c, _) => ("503+Retry-After", Some(c)),
+                // The dispatcher gives up on a hang at its timeout and reads no status.
+                Reply::Hang(_) => ("hang", None),
+                Reply::Close => ("close", None),
             };
             *faults_seen.entry(kind).or_default() += 1;
-            if r.succeeded() {
-                *ok_per_event
-                    .entry(r.header("webhook-id").to_string())
-                    .or_default() += 1;
-            }
+            answers
+                .entry(r.header("webhook-id"))
+                .or_default()
+                .push(code);
         }
-        duplicates += ok_per_event
-            .values()
-            .filter(|n| **n > 1)
-            .map(|n| n - 1)
-            .sum::<usize>();
         for i in 0..events {
             let event_id = format!("soak-{i}");
-            match by_event.get(event_id.as_str()) {
-                Some(d) if d.status == DeliveryStatus::Succeeded => {
-                    succeeded += 1;
-                    if !ok_per_event.contains_key(&event_id) {
-                        mismatched += 1;
-                    }
+            let got = answers.get(event_id.as_str()).map_or(&[][..], |v| v);
+            let Some(d) = by_event.get(event_id.as_str()) else {
+                lost += 1;
+                continue;
+            };
+            match d.status {
+                DeliveryStatus::Succeeded => succeeded += 1,
+                DeliveryStatus::Failed if d.attempts.len() == attempts_allowed => failed += 1,
+                _ => {
+                    lost += 1;
+                    continue;
                 }
-                Some(d)
-                    if d.status == DeliveryStatus::Failed
-                        && d.attempts.len() == attempts_allowed =>
-                {
-                    failed += 1;
-                    if ok_per_event.contains_key(&event_id) {
-                        mismatched += 1;
-                    }
+            }
+            unrecorded += got.len().saturating_sub(d.attempts.len());
+            for (answer, attempt) in got.iter().zip(&d.attempts) {
+                match (answer, attempt.status_code) {
+                    (Some(a), Some(r)) if *a != r => mismatched += 1,
+                    (Some(a), None) if (200..300).contains(a) => unseen_2xx += 1,
+                    _ => {}
                 }
-                _ => lost += 1,
             }
         }
     }
@@ -232,7 +245,8 @@ async fn soak() {
     println!(
         "soak: seed {seed}, {events} events x {WEBHOOKS} webhooks = {pairs} deliveries, {requests} attempts \
          (replies {fault_list:?}); succeeded {succeeded}, failed after schedule {failed}; \
-         lost {lost}, duplicates to 2xx endpoints {duplicates}, log/receiver mismatches {mismatched}; \
+         lost {lost}, sends not in the log (duplicates) {unrecorded}, log/receiver mismatches {mismatched}, \
+         2xx answered after the dispatcher's timeout (logged as failed attempts, retried) {unseen_2xx}; \
          wall {:.1} s",
         started.elapsed().as_secs_f64()
     );
@@ -241,8 +255,8 @@ async fn soak() {
         "every pair is succeeded or failed after the schedule (seed {seed})"
     );
     assert_eq!(
-        duplicates, 0,
-        "no 2xx endpoint got a pair twice (seed {seed})"
+        unrecorded, 0,
+        "every send is in the log, nothing after a logged 2xx (seed {seed})"
     );
     assert_eq!(
         mismatched, 0,

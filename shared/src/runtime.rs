@@ -16,12 +16,36 @@ use std::sync::Arc;
 pub fn init_tracing(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
     let _ = if json {
-        builder.json().with_ansi(false).without_time().try_init()
+        tracing::subscriber::set_global_default(json_logs(filter, std::io::stdout))
+            .map_err(|e| e.to_string())
     } else {
-        builder.try_init()
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .try_init()
+            .map_err(|e| e.to_string())
     };
+}
+
+/// The Lambda log format: one JSON object per line, with the fields of the current span and of
+/// its parents (the runtime's invocation span carries the request id). No timestamp: CloudWatch
+/// stamps each line.
+pub fn json_logs<W>(
+    filter: tracing_subscriber::EnvFilter,
+    writer: W,
+) -> impl tracing::Subscriber + Send + Sync
+where
+    W: for<'a> tracing_subscriber::fmt::MakeWriter<'a> + Send + Sync + 'static,
+{
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .without_time()
+        .with_current_span(true)
+        .with_span_list(true)
+        .with_writer(writer)
+        .finish()
 }
 
 /// The AWS SDK configuration from the environment (credentials, region, `AWS_ENDPOINT_URL`).

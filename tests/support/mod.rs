@@ -4,6 +4,7 @@
 
 pub mod contract;
 pub mod faults;
+pub mod logs;
 pub mod moto;
 pub mod receiver;
 pub mod stack;

@@ -127,3 +127,52 @@ impl Moto {
         .expect("queue created")
     }
 }
+
+/// An SQS queue on moto whose sends and deletes never overlap. moto 5.2.5's
+/// `Queue.delete_message` rebuilds the message list without the lock `add_message` appends under
+/// (moto/sqs/models.py, `delete_message`), so a message sent while another is being deleted can
+/// vanish. Real SQS has no such race; long runs (the soak) would count it as Herald losing an
+/// event. Receives stay concurrent.
+pub struct SerialQueue {
+    inner: herald_shared::queue::SqsQueue,
+    writes: tokio::sync::Mutex<()>,
+}
+
+impl SerialQueue {
+    pub fn new(inner: herald_shared::queue::SqsQueue) -> Self {
+        SerialQueue {
+            inner,
+            writes: tokio::sync::Mutex::new(()),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl herald_shared::queue::Queue for SerialQueue {
+    async fn send(
+        &self,
+        body: String,
+        delay: std::time::Duration,
+    ) -> herald_shared::error::Result<()> {
+        let _one = self.writes.lock().await;
+        self.inner.send(body, delay).await
+    }
+    async fn send_batch(
+        &self,
+        bodies: Vec<String>,
+    ) -> herald_shared::error::Result<Vec<Result<(), String>>> {
+        let _one = self.writes.lock().await;
+        self.inner.send_batch(bodies).await
+    }
+    async fn receive(
+        &self,
+        max: usize,
+        wait: std::time::Duration,
+    ) -> herald_shared::error::Result<Vec<herald_shared::queue::Received>> {
+        self.inner.receive(max, wait).await
+    }
+    async fn delete(&self, receipt: &str) -> herald_shared::error::Result<()> {
+        let _one = self.writes.lock().await;
+        self.inner.delete(receipt).await
+    }
+}

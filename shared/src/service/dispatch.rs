@@ -361,6 +361,7 @@ impl Dispatcher {
         };
         delivery.record(attempt(now, &outcome), next);
         tracing::info!(
+            tenant_id = %env.tenant_id,
             delivery_id = %delivery.id,
             webhook_id = %webhook.id,
             event_id = %env.event.id,

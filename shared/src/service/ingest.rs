@@ -68,6 +68,7 @@ impl Ingest {
             self.release(tenant_id, &id).await;
             return Err(e);
         }
+        tracing::info!(tenant_id, event_id = %id, "event accepted");
         Ok(Accepted {
             id,
             status: Outcome::Accepted,
@@ -145,10 +146,13 @@ impl Ingest {
             Err(e) => vec![Err(e.to_string()); to_send.len()],
         };
         for ((index, id, _), result) in to_send.iter().zip(results) {
-            if let Err(detail) = result {
-                self.release(tenant_id, id).await;
-                items[*index].status = "failed";
-                items[*index].detail = Some(detail);
+            match result {
+                Ok(()) => tracing::info!(tenant_id, event_id = %id, "event accepted"),
+                Err(detail) => {
+                    self.release(tenant_id, id).await;
+                    items[*index].status = "failed";
+                    items[*index].detail = Some(detail);
+                }
             }
         }
         Ok(items)

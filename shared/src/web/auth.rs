@@ -64,6 +64,7 @@ impl FromRequestParts<AppState> for Caller {
         let Some(tenant_id) = state.store.tenant_for_key(&hash_key(key)).await? else {
             return Err(Error::Unauthorized);
         };
+        tracing::Span::current().record("tenant_id", tenant_id.as_str());
         if let Some(limiter) = &state.limiter {
             limiter.check(&tenant_id)?;
         }

@@ -64,6 +64,31 @@ fn with_fallbacks(routes: Router<AppState>) -> Router<AppState> {
         .fallback(|| async { Problem::not_found() })
         .method_not_allowed_fallback(|| async { Problem::method_not_allowed() })
         .layer(axum::middleware::from_fn(limit_headers))
+        .layer(axum::middleware::from_fn(access_log))
+}
+
+/// One span per request, and one log line when it is answered: method, path, status, time,
+/// and the tenant once a key is checked (the auth extractor records it into this span). In
+/// Lambda the runtime's own span adds the invocation's request id to every line. Headers and
+/// bodies are never logged: they carry keys, secrets and protected header values.
+async fn access_log(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    use tracing::Instrument;
+    let span = tracing::info_span!(
+        "request",
+        method = %req.method(),
+        path = %req.uri().path(),
+        tenant_id = tracing::field::Empty,
+    );
+    let started = std::time::Instant::now();
+    let response = next.run(req).instrument(span.clone()).await;
+    span.in_scope(|| {
+        tracing::info!(
+            status = response.status().as_u16(),
+            duration_ms = started.elapsed().as_millis() as u64,
+            "request answered"
+        )
+    });
+    response
 }
 
 /// Refuses requests with too many or too large headers (431) before any handler runs.

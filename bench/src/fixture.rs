@@ -1,0 +1,87 @@
+//! What every benchmark delivers: a tenant, webhooks at a receiver, and ~1 KiB events.
+
+use herald_shared::config::{Config, Mode};
+use herald_shared::event::{Event, EventEnvelope};
+use herald_shared::http::guard::TargetPolicy;
+use herald_shared::service::Record;
+use herald_shared::store::Store;
+use herald_shared::webhook::{Webhook, WebhookSpec};
+use serde_json::{json, Value};
+use std::time::Duration;
+use time::OffsetDateTime;
+
+pub const TENANT: &str = "tn_bench";
+/// Deliveries in flight per dispatcher, for Herald and the bare client alike.
+pub const CONCURRENCY: usize = 64;
+
+/// The local stack's configuration with loopback targets and one attempt per delivery. The
+/// per-endpoint cap is lifted to the overall bound, so fan-out 1 (one URL) is not held to 10.
+pub fn config() -> Config {
+    let mut config = Config::from_lookup(Mode::Local, |_| None).expect("default config");
+    config.target_policy = TargetPolicy::Loopback;
+    config.dispatch_concurrency = CONCURRENCY;
+    config.endpoint_concurrency = CONCURRENCY;
+    config.retry_schedule = vec![Duration::ZERO];
+    config.rate_limit = 0;
+    config
+}
+
+/// An event body of about 1 KiB once formatted (standard kind).
+pub fn event_json(n: usize, t0_ns: u128) -> Value {
+    json!({
+        "id": format!("bench-{n}"),
+        "type": "experiments.failed",
+        "project": "Light detection",
+        "object": {"kind": "experiment", "name": "cifar10_pytorch_const profiler", "id": n.to_string()},
+        "data": {
+            "t0_ns": t0_ns,
+            "experiment": {"id": n, "state": "ERROR", "name": "cifar10_pytorch_const profiler",
+                "duration": 18400, "resource_pool": "A100 Production", "slots": 24,
+                "workspace": {"name": "Autonomous Vehicles", "id": 1},
+                "project": {"name": "Light detection", "id": 12}},
+            "log_tail": "x".repeat(420),
+        }
+    })
+}
+
+pub fn event(n: usize) -> Event {
+    Event::parse(&event_json(n, 0), OffsetDateTime::now_utc()).expect("a valid event")
+}
+
+/// A queue record as ingest would enqueue it.
+pub fn record(n: usize) -> Record {
+    let envelope = EventEnvelope {
+        tenant_id: TENANT.into(),
+        envelope_id: ulid::Ulid::new(),
+        event: event(n),
+        target: None,
+        not_before: None,
+    };
+    Record {
+        message_id: format!("m-{n}"),
+        body: serde_json::to_string(&envelope).unwrap(),
+    }
+}
+
+pub fn webhook(i: usize, url: &str, events: &[&str], config: &Config) -> Webhook {
+    let spec = WebhookSpec::parse(
+        &json!({"url": url, "events": events}),
+        &herald_shared::runtime::url_rules(config),
+    )
+    .expect("a valid webhook");
+    Webhook::new(
+        format!("wh_bench{i:06}"),
+        TENANT,
+        spec,
+        herald_shared::signing::generate_secret(),
+        OffsetDateTime::now_utc(),
+    )
+}
+
+/// `count` webhooks subscribed to everything, each at its own path of `base`.
+pub async fn subscribe(store: &dyn Store, base: &str, count: usize, config: &Config) {
+    for i in 0..count {
+        let w = webhook(i, &format!("{base}/w/{i}"), &["*"], config);
+        store.create_webhook(&w).await.expect("webhook stored");
+    }
+}

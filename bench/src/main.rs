@@ -1,0 +1,398 @@
+//! `make bench`: how close Herald's dispatch comes to a bare HTTP client on this machine, and
+//! what it costs in CPU, instructions, memory and start-up time. Every figure is min / median /
+//! max over `--runs` runs (5 by default); the last line printed is the throughput ratio.
+
+mod coldstart;
+mod fixture;
+mod hotpath;
+mod ingest;
+mod memory;
+mod receiver;
+mod stack;
+mod stats;
+mod throughput;
+
+use clap::{Parser, Subcommand};
+use herald_shared::webhook::Kind;
+use stats::Spread;
+use std::path::{Path, PathBuf};
+
+#[derive(Parser)]
+#[command(about = "Herald benchmarks (make bench)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Cmd>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Every benchmark, with a summary.
+    All {
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// Deliveries per throughput run.
+        #[arg(long, default_value_t = 20_000)]
+        deliveries: usize,
+        /// Where the release binaries are (herald, ingest, dispatch, api).
+        #[arg(long, default_value = "target/release")]
+        bin_dir: PathBuf,
+        /// The venv holding moto_server, for the DynamoDB/SQS run.
+        #[arg(long, default_value = ".venv")]
+        venv: PathBuf,
+    },
+    /// A 204 receiver (used by the others; prints `listening <addr>`).
+    Receiver {
+        #[arg(long, default_value_t = 0)]
+        delay_ms: u64,
+        #[arg(long)]
+        latency: bool,
+    },
+    /// Match + format + sign, for callgrind.
+    Hotpath {
+        #[arg(long, default_value = "standard")]
+        kind: String,
+        #[arg(long, default_value_t = 1000)]
+        iterations: usize,
+    },
+    /// Peak RSS with this many deliveries in flight (prints JSON).
+    Memory {
+        #[arg(long, default_value_t = 1000)]
+        in_flight: usize,
+    },
+    /// One event to `fanout` webhooks, or 1,000 events to one of `webhooks` (prints JSON).
+    Scale {
+        #[arg(long, default_value_t = 1)]
+        fanout: usize,
+        #[arg(long, default_value_t = 0)]
+        webhooks: usize,
+    },
+}
+
+fn kind(name: &str) -> Kind {
+    match name {
+        "slack" => Kind::Slack,
+        _ => Kind::Standard,
+    }
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    match cli.command {
+        Some(Cmd::Receiver { delay_ms, latency }) => runtime.block_on(receiver::serve(
+            std::time::Duration::from_millis(delay_ms),
+            latency,
+        )),
+        Some(Cmd::Hotpath {
+            kind: k,
+            iterations,
+        }) => {
+            println!("{}", hotpath::run(kind(&k), iterations));
+        }
+        Some(Cmd::Memory { in_flight }) => {
+            let (before, after) = runtime.block_on(memory::run(in_flight));
+            println!("{}", serde_json::json!({"before": before, "peak": after}));
+        }
+        Some(Cmd::Scale { fanout, webhooks }) => {
+            let answer = runtime.block_on(scale(fanout, webhooks));
+            println!("{answer}");
+        }
+        Some(Cmd::All {
+            runs,
+            deliveries,
+            bin_dir,
+            venv,
+        }) => runtime.block_on(all(runs, deliveries, &bin_dir, &venv)),
+        None => runtime.block_on(all(
+            5,
+            20_000,
+            Path::new("target/release"),
+            Path::new(".venv"),
+        )),
+    }
+}
+
+/// Runs a subcommand of this binary in a fresh process and parses its JSON answer.
+fn subprocess(args: &[&str]) -> serde_json::Value {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+async fn scale(fanout: usize, webhooks: usize) -> serde_json::Value {
+    use herald_shared::queue::MemoryQueue;
+    use herald_shared::store::{MemoryStore, Store};
+    use std::sync::Arc;
+    let receiver = receiver::Receiver::spawn(0, false);
+    let config = fixture::config();
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let events = if webhooks > 0 {
+        // Many subscriptions, one of which matches: the cost of matching grows with the tenant.
+        for i in 0..webhooks {
+            let w = fixture::webhook(
+                i,
+                &format!("{}/w/{i}", receiver.url),
+                &["builds.failed"],
+                &config,
+            );
+            store.create_webhook(&w).await.unwrap();
+        }
+        let w = fixture::webhook(
+            webhooks,
+            &format!("{}/w/match", receiver.url),
+            &["experiments.failed"],
+            &config,
+        );
+        store.create_webhook(&w).await.unwrap();
+        1000
+    } else {
+        fixture::subscribe(store.as_ref(), &receiver.url, fanout, &config).await;
+        1
+    };
+    let dispatcher =
+        herald_shared::runtime::dispatcher(&config, store, Arc::new(MemoryQueue::default()));
+    let records: Vec<_> = (0..events).map(fixture::record).collect();
+    let started = std::time::Instant::now();
+    let mut delivered = 0;
+    for batch in records.chunks(10) {
+        let handled = dispatcher.handle(batch).await;
+        assert!(handled.failed.is_empty());
+        delivered += handled.metrics.succeeded;
+    }
+    let wall = started.elapsed().as_secs_f64();
+    serde_json::json!({
+        "deliveries": delivered,
+        "per_second": delivered as f64 / wall,
+        "ms_per_event": wall * 1000.0 / events as f64,
+        "peak_rss": stats::peak_rss(),
+    })
+}
+
+fn mb(bytes: f64) -> f64 {
+    bytes / 1_048_576.0
+}
+
+async fn all(runs: usize, deliveries: usize, bin_dir: &Path, venv: &Path) {
+    let started = std::time::Instant::now();
+    let runs = runs.max(1);
+    let mut summary: Vec<String> = Vec::new();
+    let mut line = |s: String| {
+        println!("{s}");
+        summary.push(s);
+    };
+    println!("herald-bench: {runs} runs per figure, shown as min / median / max");
+
+    // Throughput against the bare client, both posting to one receiver process.
+    let receiver = receiver::Receiver::spawn(0, false);
+    let mut ratio_fanout_1 = 0.0;
+    for fanout in [1, 10, 1000] {
+        let (mut h, mut b, mut ratio, mut hcpu, mut bcpu) =
+            (vec![], vec![], vec![], vec![], vec![]);
+        for _ in 0..runs {
+            // Alternated, so drift in the machine's load hits both alike.
+            let bare = throughput::bare(&receiver, fanout, deliveries).await;
+            let herald = throughput::herald(&receiver, fanout, deliveries).await;
+            h.push(herald.per_second());
+            b.push(bare.per_second());
+            ratio.push(herald.per_second() / bare.per_second());
+            hcpu.push(herald.cpu_us_per_delivery());
+            bcpu.push(bare.cpu_us_per_delivery());
+        }
+        let r = Spread::of(&ratio);
+        if fanout == 1 {
+            ratio_fanout_1 = r.median;
+        }
+        line(format!(
+            "dispatch fan-out {fanout:>4}: herald {} deliveries/s, bare {} /s, ratio {}; CPU µs/delivery herald {}, bare {}",
+            Spread::of(&h).show(0),
+            Spread::of(&b).show(0),
+            r.show(2),
+            Spread::of(&hcpu).show(1),
+            Spread::of(&bcpu).show(1)
+        ));
+    }
+    drop(receiver);
+
+    // Instructions on the hot path (callgrind is deterministic; runs show it).
+    let bench = std::env::current_exe().unwrap();
+    for k in ["standard", "slack"] {
+        let mut counts = vec![];
+        for _ in 0..runs {
+            match hotpath::instructions(&bench, k) {
+                Ok(n) => counts.push(n),
+                Err(e) => {
+                    line(format!("hot path {k}: not measured: {e}"));
+                    break;
+                }
+            }
+        }
+        if !counts.is_empty() {
+            line(format!(
+                "hot path {k} (match + format + sign, {} B body): {} instructions per delivery",
+                hotpath::body_size(kind(k)),
+                Spread::of(&counts).show(0)
+            ));
+        }
+    }
+
+    // Ingest handler.
+    let (mut p50, mut p99, mut rate, mut cpu) = (vec![], vec![], vec![], vec![]);
+    for _ in 0..runs {
+        let r = ingest::run(2_000, 20_000).await;
+        p50.push(r.p50_us);
+        p99.push(r.p99_us);
+        rate.push(r.per_second);
+        cpu.push(r.cpu_us_per_event);
+    }
+    line(format!(
+        "ingest handler (1 KiB event, memory queue): p50 {} µs, p99 {} µs; {} events/s with 64 in flight, {} CPU µs/event",
+        Spread::of(&p50).show(1),
+        Spread::of(&p99).show(1),
+        Spread::of(&rate).show(0),
+        Spread::of(&cpu).show(1)
+    ));
+
+    // Cold start of each release bootstrap.
+    let samples = [
+        ("ingest", "events/ingest-post-event-unauthenticated.json"),
+        ("api", "events/api-health.json"),
+        ("dispatch", "events/dispatch-sqs-poison.json"),
+    ];
+    for (name, event) in samples {
+        let bootstrap = bin_dir.join(name);
+        let size = std::fs::metadata(&bootstrap).map(|m| m.len()).unwrap_or(0);
+        let event = std::fs::read_to_string(event).unwrap_or_default();
+        let (mut init, mut first) = (vec![], vec![]);
+        let mut failure = None;
+        for _ in 0..runs {
+            match coldstart::run(&bootstrap, event.clone()).await {
+                Ok(c) => {
+                    init.push(c.init.as_secs_f64() * 1000.0);
+                    first.push(c.first_invocation.as_secs_f64() * 1000.0);
+                }
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+        match failure {
+            Some(e) => line(format!("cold start {name}: not measured: {e}")),
+            None => line(format!(
+                "cold start {name:<8} ({:.1} MB): init {} ms, first invocation {} ms",
+                mb(size as f64),
+                Spread::of(&init).show(1),
+                Spread::of(&first).show(1)
+            )),
+        }
+    }
+
+    // Memory with 1,000 deliveries in flight, each run in a fresh process.
+    let mut peaks = vec![];
+    let mut idle = vec![];
+    for _ in 0..runs {
+        let v = subprocess(&["memory", "--in-flight", "1000"]);
+        idle.push(mb(v["before"].as_f64().unwrap()));
+        peaks.push(mb(v["peak"].as_f64().unwrap()));
+    }
+    line(format!(
+        "memory: peak RSS {} MB with 1,000 deliveries in flight (idle dispatcher {} MB)",
+        Spread::of(&peaks).show(1),
+        Spread::of(&idle).show(1)
+    ));
+
+    // Scale: one event to many webhooks; many webhooks of which one matches.
+    for fanout in [1, 100, 1000, 10_000] {
+        let mut rate = vec![];
+        let mut rss = vec![];
+        for _ in 0..runs.min(3) {
+            let v = subprocess(&["scale", "--fanout", &fanout.to_string()]);
+            rate.push(v["per_second"].as_f64().unwrap());
+            rss.push(mb(v["peak_rss"].as_f64().unwrap()));
+        }
+        line(format!(
+            "scale: 1 event to {fanout:>5} webhooks: {} deliveries/s, peak RSS {} MB",
+            Spread::of(&rate).show(0),
+            Spread::of(&rss).show(1)
+        ));
+    }
+    for webhooks in [10, 100, 1000, 10_000] {
+        let mut ms = vec![];
+        for _ in 0..runs.min(3) {
+            let v = subprocess(&["scale", "--webhooks", &webhooks.to_string()]);
+            ms.push(v["ms_per_event"].as_f64().unwrap());
+        }
+        line(format!(
+            "scale: tenant with {webhooks:>5} webhooks, 1 matching: {} ms per event",
+            Spread::of(&ms).show(3)
+        ));
+    }
+
+    // End to end through the release `herald dev`.
+    let herald = bin_dir.join("herald");
+    let moto = stack::Moto::start(venv)
+        .map_err(|e| line(format!("moto: {e}")))
+        .ok();
+    let cases: [(&str, bool, usize, usize); 4] = [
+        ("memory", false, 10_000, 1),
+        ("memory", false, 1_000, 10),
+        ("moto", true, 300, 1),
+        ("moto", true, 30, 10),
+    ];
+    for (backend, on_moto, events, fanout) in cases {
+        if on_moto && moto.is_none() {
+            continue;
+        }
+        let (mut rate, mut p50, mut p99, mut cpu) = (vec![], vec![], vec![], vec![]);
+        let mut failure = None;
+        for _ in 0..runs {
+            match stack::run(
+                &herald,
+                moto.as_ref().filter(|_| on_moto),
+                events,
+                fanout,
+                32,
+            )
+            .await
+            {
+                Ok(r) => {
+                    rate.push(r.per_second);
+                    p50.push(r.p50_ms);
+                    p99.push(r.p99_ms);
+                    cpu.push(r.cpu_s_per_1000);
+                }
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+        match failure {
+            Some(e) => line(format!("stack {backend} {events}x{fanout}: not measured: {e}")),
+            None => line(format!(
+                "stack ({backend}) {events} events x {fanout} webhooks, 32 connections: {} deliveries/s, POST->receiver p50 {} ms, p99 {} ms, {} CPU-s per 1,000 deliveries",
+                Spread::of(&rate).show(0),
+                Spread::of(&p50).show(2),
+                Spread::of(&p99).show(2),
+                Spread::of(&cpu).show(3)
+            )),
+        }
+    }
+
+    println!();
+    println!("summary ({:.0} s):", started.elapsed().as_secs_f64());
+    for s in &summary {
+        println!("  {s}");
+    }
+    println!("throughput ratio herald/bare (fan-out 1, median): {ratio_fanout_1:.2}");
+}

@@ -1,0 +1,119 @@
+//! Deliveries per second through the real dispatch handler (match, format, sign, POST, record)
+//! over the in-memory store and queue, against a bare reqwest client posting the same bodies
+//! and headers with the same concurrency to the same receiver: the practical limit here.
+
+use crate::fixture::{self, CONCURRENCY};
+use crate::receiver::Receiver;
+use crate::stats::own_cpu;
+use bytes::Bytes;
+use futures::stream::{self, StreamExt};
+use herald_shared::format;
+use herald_shared::queue::MemoryQueue;
+use herald_shared::service::dispatch::signed_headers;
+use herald_shared::store::{MemoryStore, Store};
+use herald_shared::webhook::Kind;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy)]
+pub struct Run {
+    pub deliveries: usize,
+    pub wall: Duration,
+    pub cpu: Duration,
+}
+
+impl Run {
+    pub fn per_second(&self) -> f64 {
+        self.deliveries as f64 / self.wall.as_secs_f64()
+    }
+    pub fn cpu_us_per_delivery(&self) -> f64 {
+        self.cpu.as_secs_f64() * 1e6 / self.deliveries as f64
+    }
+}
+
+/// Events per `handle` call: about 100 deliveries per batch, as an SQS batch of 10–100 would
+/// bring at these fan-outs.
+fn batch_events(fanout: usize) -> usize {
+    (100 / fanout).max(1)
+}
+
+pub async fn herald(receiver: &Receiver, fanout: usize, deliveries: usize) -> Run {
+    let config = fixture::config();
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let queue = Arc::new(MemoryQueue::default());
+    fixture::subscribe(store.as_ref(), &receiver.url, fanout, &config).await;
+    let dispatcher = herald_shared::runtime::dispatcher(&config, store, queue);
+    let events = deliveries.div_ceil(fanout);
+    let per_batch = batch_events(fanout);
+    // Warm the connection pool and the allocator outside the measurement.
+    let warm: Vec<_> = (0..per_batch)
+        .map(|n| fixture::record(1_000_000 + n))
+        .collect();
+    assert!(dispatcher.handle(&warm).await.failed.is_empty());
+
+    let records: Vec<_> = (0..events).map(fixture::record).collect();
+    let (cpu, started) = (own_cpu(), Instant::now());
+    let mut delivered = 0;
+    for batch in records.chunks(per_batch) {
+        let handled = dispatcher.handle(batch).await;
+        assert!(handled.failed.is_empty(), "no internal failures");
+        assert_eq!(
+            handled.metrics.failed + handled.metrics.retried,
+            0,
+            "every POST got 204"
+        );
+        delivered += handled.metrics.succeeded as usize;
+    }
+    let run = Run {
+        deliveries: delivered,
+        wall: started.elapsed(),
+        cpu: own_cpu() - cpu,
+    };
+    assert_eq!(delivered, events * fanout, "every delivery made");
+    run
+}
+
+/// The same number of POSTs, same body and headers (formatted and signed once, up front), same
+/// concurrency, one client with its connection pool.
+pub async fn bare(receiver: &Receiver, fanout: usize, deliveries: usize) -> Run {
+    let config = fixture::config();
+    let event = fixture::event(0);
+    let webhook = fixture::webhook(0, &receiver.url, &["*"], &config);
+    let body = Bytes::from(format::render(Kind::Standard, &event, false));
+    let headers = signed_headers(&webhook, &event, &body, time::OffsetDateTime::now_utc()).unwrap();
+    let urls: Vec<String> = (0..fanout)
+        .map(|i| format!("{}/w/{i}", receiver.url))
+        .collect();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(CONCURRENCY)
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let post = |i: usize| {
+        client
+            .post(&urls[i % fanout])
+            .headers(headers.clone())
+            .body(body.clone())
+            .send()
+    };
+    let warm = stream::iter(0..CONCURRENCY)
+        .map(&post)
+        .buffer_unordered(CONCURRENCY);
+    warm.for_each(|r| async move { assert!(r.unwrap().status().is_success()) })
+        .await;
+
+    let (cpu, started) = (own_cpu(), Instant::now());
+    let ok = stream::iter(0..deliveries)
+        .map(&post)
+        .buffer_unordered(CONCURRENCY)
+        .filter(|r| std::future::ready(r.as_ref().is_ok_and(|r| r.status().as_u16() == 204)))
+        .count()
+        .await;
+    let run = Run {
+        deliveries: ok,
+        wall: started.elapsed(),
+        cpu: own_cpu() - cpu,
+    };
+    assert_eq!(ok, deliveries, "every POST answered 204");
+    run
+}
