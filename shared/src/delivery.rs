@@ -1,7 +1,6 @@
 //! Deliveries: one per (event acceptance, webhook), with every attempt made.
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use std::time::Duration;
 use time::OffsetDateTime;
 use ulid::Ulid;
@@ -170,12 +169,12 @@ pub fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Dura
 /// The delivery id of (acceptance, webhook): deterministic so a redelivered queue message finds
 /// the delivery it already made, and time-ordered like every other Herald id.
 pub fn delivery_id(envelope_id: Ulid, webhook_id: &str) -> String {
-    let mut h = Sha256::new();
-    h.update(envelope_id.to_bytes());
+    let mut h = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    h.update(&envelope_id.to_bytes());
     h.update(webhook_id.as_bytes());
-    let digest = h.finalize();
+    let digest = h.finish();
     let mut random = [0u8; 16];
-    random[6..].copy_from_slice(&digest[..10]);
+    random[6..].copy_from_slice(&digest.as_ref()[..10]);
     let ulid = Ulid::from_parts(envelope_id.timestamp_ms(), u128::from_be_bytes(random));
     format!("dl_{ulid}")
 }

@@ -2,11 +2,10 @@
 //! keyed by the base64 part of `whsec_…` secrets.
 
 use crate::secret::Secret;
+use aws_lc_rs::hmac;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use hmac::{Hmac, Mac};
 use rand::RngCore;
-use sha2::Sha256;
 
 const PREFIX: &str = "whsec_";
 
@@ -38,21 +37,22 @@ pub fn secret_key(secret: &Secret) -> Result<Vec<u8>, SignatureError> {
         .map_err(|_| SignatureError::BadSecret)
 }
 
-fn mac(key: &[u8], msg_id: &str, timestamp: i64, body: &[u8]) -> Hmac<Sha256> {
-    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes keys of any length");
+fn mac(key: &[u8], msg_id: &str, timestamp: i64, body: &[u8]) -> hmac::Tag {
+    let key = hmac::Key::new(hmac::HMAC_SHA256, key);
+    let mut mac = hmac::Context::with_key(&key);
     mac.update(msg_id.as_bytes());
     mac.update(b".");
-    mac.update(timestamp.to_string().as_bytes());
+    mac.update(itoa::Buffer::new().format(timestamp).as_bytes());
     mac.update(b".");
     mac.update(body);
-    mac
+    mac.sign()
 }
 
 /// Appends `v1,<signature>` to `out`.
 pub fn sign_into(out: &mut String, key: &[u8], msg_id: &str, timestamp: i64, body: &[u8]) {
-    let tag = mac(key, msg_id, timestamp, body).finalize().into_bytes();
+    let tag = mac(key, msg_id, timestamp, body);
     out.push_str("v1,");
-    STANDARD.encode_string(tag, out);
+    STANDARD.encode_string(tag.as_ref(), out);
 }
 
 /// The `webhook-signature` value: one space-separated `v1,` signature per active secret.
@@ -94,10 +94,8 @@ pub fn verify(
         let Ok(tag) = STANDARD.decode(encoded) else {
             continue;
         };
-        if mac(&key, msg_id, timestamp, body)
-            .verify_slice(&tag)
-            .is_ok()
-        {
+        let expected = mac(&key, msg_id, timestamp, body);
+        if aws_lc_rs::constant_time::verify_slices_are_equal(expected.as_ref(), &tag).is_ok() {
             return Ok(());
         }
     }

@@ -2,7 +2,6 @@
 
 use crate::error::Result;
 use crate::store::{ApiKey, Store, Tenant};
-use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 /// A new API key: `hk_` and 32 random bytes (256 bits), base64url. Shown once, stored hashed.
@@ -19,9 +18,9 @@ pub fn generate_key() -> String {
 
 /// The hex SHA-256 of a presented key: what the store indexes keys by.
 pub fn hash_key(key: &str) -> String {
-    let digest = Sha256::digest(key.as_bytes());
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, key.as_bytes());
     let mut out = String::with_capacity(64);
-    for b in digest {
+    for &b in digest.as_ref() {
         out.push(char::from_digit((b >> 4) as u32, 16).expect("nibble"));
         out.push(char::from_digit((b & 0xf) as u32, 16).expect("nibble"));
     }
