@@ -6,6 +6,8 @@ VENV    ?= .venv
 PYTHON  ?= python3
 CARGO   ?= cargo
 PORT    ?= 3000
+# Where cargo puts builds (CARGO_TARGET_DIR when set, as cargo itself does).
+TARGET  := $(or $(CARGO_TARGET_DIR),target)
 
 .PHONY: help dev test venv lint openapi soak fuzz build e2e-lambda bench clean
 
@@ -69,7 +71,7 @@ BENCH_RUNS ?= 5
 bench: venv
 	@command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind; }
 	$(CARGO) build --release $(RELEASE_PACKAGES)
-	target/release/herald-bench all --runs $(BENCH_RUNS)
+	$(TARGET)/release/herald-bench all --runs $(BENCH_RUNS) --bin-dir $(TARGET)/release --venv $(VENV)
 
 ## cargo fuzz on event parsing, matching and the URL guard, FUZZ_SECONDS each. Runs on the
 ## stable toolchain: RUSTC_BOOTSTRAP lets it take the sanitizer flags cargo fuzz passes.
@@ -94,16 +96,17 @@ build: venv
 	rustup target add aarch64-unknown-linux-gnu
 	$(CARGO_LAMBDA) $(if $(filter x86_64,$(LAMBDA_ARCH)),--x86-64,--arm64)
 	@for f in $(LAMBDA_BINS); do \
+	  [ -f $(TARGET)/lambda/$$f/bootstrap ] || { echo "no bootstrap for $$f"; exit 1; }; \
 	  printf "%-9s %-8s %9s bytes\n" $$f \
-	    "$$(readelf -h target/lambda/$$f/bootstrap | sed -n 's/ *Machine: *//p' | cut -c1-8)" \
-	    "$$(stat -c %s target/lambda/$$f/bootstrap)"; \
+	    "$$(readelf -h $(TARGET)/lambda/$$f/bootstrap | sed -n 's/ *Machine: *//p' | cut -c1-8)" \
+	    "$$(stat -c %s $(TARGET)/lambda/$$f/bootstrap)"; \
 	done
 
 ## The deployed shape on ministack, which runs each bootstrap natively: the host's x86_64
 ## release build, zipped by the test (the same binaries `make bench` measures).
 e2e-lambda: venv $(E2E_VENV)/.installed
 	$(CARGO) build --release $(RELEASE_PACKAGES)
-	$(E2E_VENV)/bin/python tests/e2e/lambda_e2e.py target/release
+	$(E2E_VENV)/bin/python tests/e2e/lambda_e2e.py $(TARGET)/release
 
 clean:
 	rm -rf $(VENV) $(E2E_VENV) target

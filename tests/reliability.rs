@@ -606,10 +606,7 @@ async fn dynamodb_errors_surface_as_503_and_batch_item_failures() {
     let messages = queue.receive(10, Duration::from_secs(1)).await.unwrap();
     let records: Vec<_> = messages
         .iter()
-        .map(|m| herald_shared::service::Record {
-            message_id: m.message_id.clone(),
-            body: m.body.clone(),
-        })
+        .map(herald_shared::service::Record::from)
         .collect();
     assert_eq!(
         dispatcher.handle(&records).await.failed,
@@ -664,10 +661,7 @@ async fn one_batch(stack: &Stack) -> herald_shared::service::dispatch::Handled {
     assert!(!messages.is_empty(), "something queued");
     let records: Vec<_> = messages
         .iter()
-        .map(|m| herald_shared::service::Record {
-            message_id: m.message_id.clone(),
-            body: m.body.clone(),
-        })
+        .map(herald_shared::service::Record::from)
         .collect();
     let handled = stack.dispatcher.handle(&records).await;
     for m in messages

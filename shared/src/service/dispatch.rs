@@ -38,6 +38,15 @@ pub struct Record {
     pub body: String,
 }
 
+impl From<&crate::queue::Received> for Record {
+    fn from(m: &crate::queue::Received) -> Self {
+        Record {
+            message_id: m.message_id.clone(),
+            body: m.body.clone(),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// Deliveries in flight at once per container.
@@ -566,13 +575,7 @@ pub async fn poll(
         if messages.is_empty() {
             continue;
         }
-        let records: Vec<Record> = messages
-            .iter()
-            .map(|m| Record {
-                message_id: m.message_id.clone(),
-                body: m.body.clone(),
-            })
-            .collect();
+        let records: Vec<Record> = messages.iter().map(Record::from).collect();
         let failed = dispatcher.handle(&records).await.failed;
         for m in messages.iter().filter(|m| !failed.contains(&m.message_id)) {
             if let Err(e) = queue.delete(&m.receipt).await {
