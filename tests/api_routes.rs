@@ -663,7 +663,7 @@ async fn test_sends_report_what_the_receiver_did() {
 
     // An unsaved configuration: nothing is created.
     let (status, _, unsaved) = stack
-        .call("POST", "/v1/webhooks/test", Some(json!({"url": rx.url, "kind": "slack", "events": ["jobs.*"], "event_type": "jobs.failed"})), None)
+        .test_unsaved(json!({"url": rx.url, "kind": "slack", "events": ["jobs.*"], "event_type": "jobs.failed"}))
         .await;
     assert_eq!(status, StatusCode::OK, "{unsaved}");
     assert_eq!(unsaved["event_type"], "jobs.failed");
@@ -675,12 +675,7 @@ async fn test_sends_report_what_the_receiver_did() {
     let (_, _, list) = stack.call("GET", "/v1/webhooks", None, None).await;
     assert_eq!(list["data"].as_array().unwrap().len(), 1);
     let answer = stack
-        .call(
-            "POST",
-            "/v1/webhooks/test",
-            Some(json!({"url": "ftp://x", "events": ["*"]})),
-            None,
-        )
+        .test_unsaved(json!({"url": "ftp://x", "events": ["*"]}))
         .await;
     assert_problem(&answer, 422);
     assert_eq!(fields(&answer.2), ["url"]);
@@ -695,12 +690,7 @@ async fn test_sends_report_refused_timeouts_and_ssrf_blocks() {
         .local_addr()
         .unwrap();
     let (_, _, refused) = stack
-        .call(
-            "POST",
-            "/v1/webhooks/test",
-            Some(json!({"url": format!("http://{closed}/x"), "events": ["*"]})),
-            None,
-        )
+        .test_unsaved(json!({"url": format!("http://{closed}/x"), "events": ["*"]}))
         .await;
     assert_eq!(
         (refused["delivered"].clone(), refused["status_code"].clone()),
@@ -716,12 +706,7 @@ async fn test_sends_report_refused_timeouts_and_ssrf_blocks() {
     let slow = Receiver::start(200).await;
     slow.set_delay(Duration::from_secs(3));
     let (_, _, timed_out) = stack
-        .call(
-            "POST",
-            "/v1/webhooks/test",
-            Some(json!({"url": slow.url, "events": ["*"]})),
-            None,
-        )
+        .test_unsaved(json!({"url": slow.url, "events": ["*"]}))
         .await;
     assert!(
         timed_out["error"].as_str().unwrap().starts_with("timeout:"),
@@ -744,12 +729,7 @@ async fn test_sends_report_refused_timeouts_and_ssrf_blocks() {
         .unwrap()
         .to_string();
     let (status, _, blocked) = public
-        .call(
-            "POST",
-            "/v1/webhooks/test",
-            Some(json!({"url": format!("http://localhost:{port}/x"), "events": ["*"]})),
-            None,
-        )
+        .test_unsaved(json!({"url": format!("http://localhost:{port}/x"), "events": ["*"]}))
         .await;
     assert_eq!(status, StatusCode::OK);
     assert!(
@@ -761,12 +741,7 @@ async fn test_sends_report_refused_timeouts_and_ssrf_blocks() {
         "nothing reached the loopback receiver"
     );
     let answer = public
-        .call(
-            "POST",
-            "/v1/webhooks/test",
-            Some(json!({"url": rx.url, "events": ["*"]})),
-            None,
-        )
+        .test_unsaved(json!({"url": rx.url, "events": ["*"]}))
         .await;
     assert_problem(&answer, 422);
     assert_eq!(fields(&answer.2), ["url"]);

@@ -194,12 +194,7 @@ async fn redirects_are_not_followed() {
     let (redirector, target) = (Receiver::start(302).await, Receiver::start(200).await);
     redirector.set_location(&target.url);
     let (_, _, result) = stack
-        .call(
-            "POST",
-            "/v1/webhooks/test",
-            Some(json!({"url": redirector.url, "events": ["*"]})),
-            None,
-        )
+        .test_unsaved(json!({"url": redirector.url, "events": ["*"]}))
         .await;
     assert_eq!(
         (result["delivered"].clone(), result["status_code"].clone()),

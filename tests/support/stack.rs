@@ -147,6 +147,12 @@ impl Stack {
         (status, headers, value)
     }
 
+    /// A test send of an unsaved webhook configuration (`POST /v1/webhooks/test`).
+    pub async fn test_unsaved(&self, body: Value) -> (StatusCode, http::HeaderMap, Value) {
+        self.call("POST", "/v1/webhooks/test", Some(body), None)
+            .await
+    }
+
     pub async fn create_webhook(&self, body: Value) -> Value {
         let (status, _, webhook) = self.call("POST", "/v1/webhooks", Some(body), None).await;
         assert_eq!(status, StatusCode::CREATED, "{webhook}");
