@@ -3,8 +3,10 @@
 //! queue and DynamoDB itself. Retry schedules are compressed to seconds.
 
 use herald_shared::config::{parse_schedule, Config};
-use herald_shared::delivery::{Delivery, DeliveryStatus};
+use herald_shared::delivery::{delivery_id, Delivery, DeliveryStatus};
+use herald_shared::event::EventEnvelope;
 use herald_shared::queue::{MemoryQueue, Queue};
+use herald_shared::service::dispatch::Record;
 use herald_shared::store::{MemoryStore, Store};
 use herald_tests::faults::{Faults, FlakyQueue, FlakyStore};
 use herald_tests::moto::moto;
@@ -14,6 +16,7 @@ use serde_json::{json, Value};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use time::OffsetDateTime;
 
 fn config(schedule: &str, change: impl FnOnce(&mut Config)) -> Config {
     let mut c = local_config();
@@ -241,6 +244,83 @@ async fn redelivered_messages_send_nothing_twice(stack: Stack) {
     assert_eq!(ok.requests().len(), 1);
 }
 
+/// SQS may hand one message to two consumers at once. Each attempt is leased with a
+/// conditional write before its POST, so one of the two runs sends; the other's message comes
+/// back later and finds the delivery done.
+async fn one_message_handled_by_two_runs_at_once_is_sent_once(stack: Stack) {
+    let rx = Receiver::start(200).await;
+    rx.set_delay(Duration::from_millis(300));
+    let wh = stack
+        .create_webhook(json!({"url": rx.url, "events": ["*"]}))
+        .await;
+    stack
+        .post_event(json!({"id": "evt-race", "type": "jobs.succeeded"}))
+        .await;
+    let got = stack
+        .queue
+        .receive(10, Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 1);
+    let records: Vec<Record> = got.iter().map(Record::from).collect();
+    let (one, two) = tokio::join!(
+        stack.dispatcher.handle(&records),
+        stack.dispatcher.handle(&records)
+    );
+    assert!(one.failed.is_empty() && two.failed.is_empty());
+    stack.queue.delete(&got[0].receipt).await.unwrap();
+    assert_eq!(rx.requests().len(), 1, "one POST between the two runs");
+    let d = &settle(&stack, id(&wh), 1).await[0];
+    assert_eq!((d.status, d.attempts.len()), (DeliveryStatus::Succeeded, 1));
+    // The deferred copy comes back within DEFER_MAX and sends nothing.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    stack.drain().await;
+    assert_eq!(rx.requests().len(), 1, "the deferred copy sent nothing");
+}
+
+/// A run that dies after leasing an attempt, before recording it: the message is not dropped
+/// while the lease is live; once it lapses another run makes the attempt.
+async fn a_lease_left_by_a_dead_run_is_taken_over_when_it_lapses(stack: Stack) {
+    let rx = Receiver::start(200).await;
+    let wh = stack
+        .create_webhook(json!({"url": rx.url, "events": ["*"]}))
+        .await;
+    stack
+        .post_event(json!({"id": "evt-orphan", "type": "jobs.failed"}))
+        .await;
+    let got = stack
+        .queue
+        .receive(10, Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 1);
+    let envelope: EventEnvelope = serde_json::from_str(&got[0].body).unwrap();
+    let now = OffsetDateTime::now_utc();
+    let mut held = Delivery::new(
+        delivery_id(envelope.envelope_id, id(&wh)),
+        TENANT,
+        "evt-orphan",
+        "jobs.failed",
+        id(&wh),
+        now,
+    );
+    held.leased_until = Some(now + time::Duration::seconds(2));
+    assert!(stack.store.lease_delivery(&held, now).await.unwrap());
+
+    let records: Vec<Record> = got.iter().map(Record::from).collect();
+    let handled = stack.dispatcher.handle(&records).await;
+    assert!(handled.failed.is_empty(), "deferred, not failed");
+    stack.queue.delete(&got[0].receipt).await.unwrap();
+    assert!(
+        rx.requests().is_empty(),
+        "nothing sent while the lease is live"
+    );
+    let d = &settle(&stack, id(&wh), 1).await[0];
+    assert_eq!((d.status, d.attempts.len()), (DeliveryStatus::Succeeded, 1));
+    assert_eq!(d.leased_until, None);
+    assert_eq!(rx.requests().len(), 1);
+}
+
 macro_rules! on_both_backends {
     ($($scenario:ident => $schedule:literal),* $(,)?) => {
         mod memory { $( #[tokio::test] async fn $scenario() {
@@ -257,6 +337,8 @@ on_both_backends!(
     never_succeeds_takes_exactly_the_schedule => "0s,1s,1s",
     duplicate_ingest_delivers_once_per_webhook => "0s",
     redelivered_messages_send_nothing_twice => "0s,1s,1s",
+    one_message_handled_by_two_runs_at_once_is_sent_once => "0s",
+    a_lease_left_by_a_dead_run_is_taken_over_when_it_lapses => "0s",
 );
 
 #[tokio::test]
@@ -498,6 +580,10 @@ async fn a_queue_outage_while_scheduling_a_retry_is_retried_not_lost() {
         d.is_empty() || d[0].status == DeliveryStatus::Pending,
         "no state claims a retry that was never queued"
     );
+    assert!(
+        d.iter().all(|d| d.leased_until.is_none()),
+        "the lease is given back, so the returning message need not wait for it to lapse"
+    );
     Faults::set(&faults.fail_send, false);
     let d = &settle(&stack, id(&wh), 1).await[0];
     assert_eq!(d.status, DeliveryStatus::Succeeded);
@@ -560,6 +646,34 @@ async fn a_store_outage_during_dispatch_is_a_batch_item_failure_then_delivered()
         "nothing sent while the delivery state is unreadable"
     );
     Faults::set(&faults.fail_get_delivery, false);
+    let d = &settle(&stack, id(&wh), 1).await[0];
+    assert_eq!(d.status, DeliveryStatus::Succeeded);
+    assert_eq!(rx.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn a_store_outage_while_leasing_sends_nothing_and_is_retried() {
+    let faults = Arc::new(Faults::default());
+    let store: Arc<dyn Store> = Arc::new(FlakyStore {
+        inner: Arc::new(MemoryStore::new()),
+        faults: faults.clone(),
+    });
+    let stack = Stack::with_config(
+        config("0s", |_| {}),
+        store,
+        Arc::new(MemoryQueue::new(Duration::from_secs(1), 5)),
+        Duration::ZERO,
+    )
+    .await;
+    let rx = Receiver::start(200).await;
+    let wh = stack
+        .create_webhook(json!({"url": rx.url, "events": ["*"]}))
+        .await;
+    stack.post_event(json!({"type": "jobs.failed"})).await;
+    Faults::set(&faults.fail_lease, true);
+    assert_eq!(stack.drain().await.len(), 1, "a batch item failure");
+    assert!(rx.requests().is_empty(), "nothing sent without a lease");
+    Faults::set(&faults.fail_lease, false);
     let d = &settle(&stack, id(&wh), 1).await[0];
     assert_eq!(d.status, DeliveryStatus::Succeeded);
     assert_eq!(rx.requests().len(), 1);

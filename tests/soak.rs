@@ -60,9 +60,9 @@ async fn soak() {
         inner: Arc::new(m.store().await),
         faults: faults.clone(),
     });
-    // Visibility well above the longest batch, as the template sets it (360 s for a 60 s
-    // function): a message that reappears while its batch still runs is processed twice at once,
-    // which the skip-if-succeeded rule does not cover (see README, Delivery guarantees).
+    // Visibility above the longest batch, as the template sets it (360 s for a 60 s function).
+    // A message that reappears while its batch still runs, or one moto hands to two pollers,
+    // finds its delivery leased and is deferred.
     let queue = Arc::new(SerialQueue::new(
         second_moto().queue_with(5, Duration::from_secs(30)).await,
     ));

@@ -62,6 +62,14 @@ pub struct Delivery {
     /// with the whole schedule ahead of it.
     #[serde(default)]
     pub series_start: usize,
+    /// While an attempt is in flight: until when the run making it holds the delivery. SQS may
+    /// hand one message to two consumers at once; the second leaves a leased delivery alone.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    pub leased_until: Option<OffsetDateTime>,
 }
 
 impl Delivery {
@@ -84,6 +92,7 @@ impl Delivery {
             next_attempt_at: Some(now),
             created_at: now,
             series_start: 0,
+            leased_until: None,
         }
     }
 
@@ -92,9 +101,15 @@ impl Delivery {
         self.attempts.len().saturating_sub(self.series_start)
     }
 
-    /// Records an attempt. With `retries_left` false a failure is final; the retry schedule that
-    /// decides `next_attempt_at` lives with the dispatcher.
+    /// Whether a run holds the delivery at `now`.
+    pub fn leased_at(&self, now: OffsetDateTime) -> bool {
+        self.leased_until.is_some_and(|until| until > now)
+    }
+
+    /// Records an attempt and gives the lease back. Without `next_attempt_at` a failure is
+    /// final; the retry schedule that decides it lives with the dispatcher.
     pub fn record(&mut self, attempt: Attempt, next_attempt_at: Option<OffsetDateTime>) {
+        self.leased_until = None;
         self.status = if attempt.succeeded() {
             DeliveryStatus::Succeeded
         } else if next_attempt_at.is_some() {

@@ -116,6 +116,7 @@ pub fn dispatcher(config: &Config, store: Arc<dyn Store>, queue: Arc<dyn Queue>)
             per_endpoint: config.endpoint_concurrency,
             schedule: config.retry_schedule.clone(),
             disable_after: config.disable_after,
+            lease: config.delivery_timeout + crate::service::dispatch::LEASE_MARGIN,
         },
     )
 }

@@ -224,6 +224,89 @@ pub async fn store_contract(store: &dyn Store) {
         .items
         .is_empty());
 
+    // Attempt leases: one run at a time, only on the attempt count it read, none once
+    // succeeded, none across tenants; a lapsed lease can be taken over.
+    let secs = time::Duration::seconds;
+    let mut fresh = Delivery::new("dl_l1".into(), "tn_a", "evt_l", "jobs.failed", "wh_09", now);
+    fresh.leased_until = Some(now + secs(60));
+    assert!(
+        store.lease_delivery(&fresh, now).await.unwrap(),
+        "a new delivery is leased"
+    );
+    let stored = store.get_delivery("tn_a", "dl_l1").await.unwrap().unwrap();
+    assert_eq!(stored.leased_until, fresh.leased_until);
+    assert_eq!(stored.status, DeliveryStatus::Pending);
+    assert!(
+        !store.lease_delivery(&fresh, now).await.unwrap(),
+        "a live lease is not taken twice"
+    );
+    assert!(
+        !store.lease_delivery(&fresh, now + secs(59)).await.unwrap(),
+        "not even a second before it lapses"
+    );
+    let mut other_tenant = fresh.clone();
+    other_tenant.tenant_id = "tn_b".into();
+    assert!(!store
+        .lease_delivery(&other_tenant, now + secs(61))
+        .await
+        .unwrap());
+    let mut takeover = fresh.clone();
+    takeover.leased_until = Some(now + secs(200));
+    assert!(
+        store
+            .lease_delivery(&takeover, now + secs(61))
+            .await
+            .unwrap(),
+        "a lapsed lease is taken over"
+    );
+    let mut recorded = takeover.clone();
+    recorded.record(
+        Attempt {
+            at: now,
+            status_code: Some(500),
+            duration_ms: 3,
+            error: None,
+            response_body: None,
+        },
+        Some(now + secs(5)),
+    );
+    assert_eq!(
+        recorded.leased_until, None,
+        "recording gives the lease back"
+    );
+    store.put_delivery(&recorded).await.unwrap();
+    let mut stale = fresh.clone();
+    stale.leased_until = Some(now + secs(60));
+    assert!(
+        !store.lease_delivery(&stale, now).await.unwrap(),
+        "a run that read zero attempts cannot lease the second"
+    );
+    let mut next = recorded.clone();
+    next.leased_until = Some(now + secs(60));
+    assert!(store.lease_delivery(&next, now).await.unwrap());
+    next.record(
+        Attempt {
+            at: now,
+            status_code: Some(200),
+            duration_ms: 3,
+            error: None,
+            response_body: None,
+        },
+        None,
+    );
+    store.put_delivery(&next).await.unwrap();
+    let mut after_success = next.clone();
+    after_success.leased_until = Some(now + secs(60));
+    assert!(
+        !store.lease_delivery(&after_success, now).await.unwrap(),
+        "a succeeded delivery is never leased again"
+    );
+    let stored = store.get_delivery("tn_a", "dl_l1").await.unwrap().unwrap();
+    assert_eq!(
+        (stored.status, stored.attempts.len(), stored.leased_until),
+        (DeliveryStatus::Succeeded, 2, None)
+    );
+
     // Event claims: one winner, expiry by value, release; the envelope is kept for redelivery.
     let until = now + time::Duration::hours(24);
     assert!(store

@@ -16,6 +16,7 @@ use time::OffsetDateTime;
 #[derive(Default)]
 pub struct Faults {
     pub fail_put_delivery: AtomicBool,
+    pub fail_lease: AtomicBool,
     pub fail_get_delivery: AtomicBool,
     pub fail_send: AtomicBool,
     /// After this many recorded deliveries, the next delivery hangs forever before it starts:
@@ -92,6 +93,12 @@ impl Store for FlakyStore {
                 .insert(d.id.clone(), d.clone());
         }
         Ok(())
+    }
+    async fn lease_delivery(&self, d: &Delivery, now: OffsetDateTime) -> Result<bool> {
+        if self.faults.fail_lease.load(Ordering::SeqCst) {
+            return Err(injected("lease_delivery"));
+        }
+        self.inner.lease_delivery(d, now).await
     }
     async fn get_delivery(&self, t: &str, id: &str) -> Result<Option<Delivery>> {
         if self.faults.fail_get_delivery.load(Ordering::SeqCst) {

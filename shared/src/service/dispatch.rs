@@ -4,8 +4,10 @@
 //!
 //! A record fails — and stays on the queue — only when something internal went wrong
 //! (unreadable message, store or queue unavailable); a receiver's error is a recorded attempt.
-//! Every step is safe to repeat: a delivery that succeeded is never attempted again, and a
-//! retry message whose expected attempt count is stale is dropped.
+//! Every step is safe to repeat: a delivery that succeeded is never attempted again, a retry
+//! message whose expected attempt count is stale is dropped, and each attempt is leased with a
+//! conditional write before the POST, so two runs handed the same message at once (SQS may)
+//! make it once between them.
 
 use crate::delivery::{delivery_id, verdict, Attempt, Delivery, DeliveryStatus, Verdict};
 use crate::event::{Event, EventEnvelope, Target};
@@ -30,6 +32,13 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// SQS's longest message delay; longer waits are chained.
 pub const MAX_QUEUE_DELAY: Duration = Duration::from_secs(900);
+/// How long past its delivery timeout a run holds an attempt: longer than the dispatch
+/// function's timeout (so no live run loses its lease), shorter than the queue's visibility
+/// timeout (so a message whose run died finds the lease lapsed when it comes back).
+pub const LEASE_MARGIN: Duration = Duration::from_secs(60);
+/// How long a message waits for a delivery another run holds, between looks.
+const DEFER_MIN: Duration = Duration::from_secs(1);
+const DEFER_MAX: Duration = Duration::from_secs(5);
 
 /// One queue message as the dispatcher sees it, whatever carried it (SQS event, local poller).
 #[derive(Debug, Clone)]
@@ -57,6 +66,8 @@ pub struct Settings {
     pub schedule: Vec<Duration>,
     /// A webhook whose every attempt failed for this long is disabled.
     pub disable_after: Duration,
+    /// How long a run holds a delivery while it makes an attempt.
+    pub lease: Duration,
 }
 
 pub struct Dispatcher {
@@ -86,6 +97,16 @@ enum JobResult {
     },
     /// The store or queue failed; the record goes back to the queue.
     Internal,
+}
+
+/// What a job comes to once its delivery has been read.
+enum Plan {
+    /// Make the next attempt of this delivery (new, or as stored).
+    Attempt(Delivery),
+    /// Nothing to send: already delivered, stale, or redone by another message.
+    Skip,
+    /// Another run holds the delivery: look again after this long.
+    Defer(Duration),
 }
 
 /// Decides whether a loaded webhook receives an event.
@@ -295,47 +316,104 @@ impl Dispatcher {
         Handled { failed, metrics }
     }
 
-    /// The delivery this job continues or starts, or `None` when there is nothing to do: it
-    /// already succeeded, an earlier run already took it, or the message is stale.
-    async fn delivery_for(&self, job: &Job<'_>) -> Result<Option<Delivery>, crate::Error> {
+    /// What to do with a job, given the delivery as stored now.
+    fn plan(&self, job: &Job<'_>, stored: Option<Delivery>, now: OffsetDateTime) -> Plan {
         let env = job.envelope;
-        let id = match &env.target {
-            Some(t) => t.delivery_id.clone(),
-            None => delivery_id(env.envelope_id, &job.webhook.id),
-        };
-        let existing = self.store.get_delivery(&env.tenant_id, &id).await?;
-        Ok(match (&env.target, existing) {
-            (None, None) => Some(Delivery::new(
-                id,
+        match (&env.target, stored) {
+            (None, None) => Plan::Attempt(Delivery::new(
+                delivery_id(env.envelope_id, &job.webhook.id),
                 &env.tenant_id,
                 &env.event.id,
                 &env.event.event_type,
                 &job.webhook.id,
-                OffsetDateTime::now_utc(),
+                now,
             )),
-            (None, Some(d)) => (d.status == DeliveryStatus::Pending).then_some(d),
-            (Some(_), None) => None,
-            (Some(t), Some(d)) => (d.status != DeliveryStatus::Succeeded
-                && d.attempts.len() == t.expect_attempts)
-                .then_some(d),
-        })
+            (Some(_), None) => Plan::Skip,
+            (_, Some(d)) if d.status == DeliveryStatus::Succeeded => Plan::Skip,
+            // Another run is making an attempt. It may die before recording it, so the message
+            // comes back rather than being dropped; by then the delivery has moved on, or the
+            // lease has lapsed and this run takes over.
+            (_, Some(d)) if d.leased_at(now) => Plan::Defer(
+                d.leased_until
+                    .map_or(DEFER_MAX, |until| {
+                        (until - now).try_into().unwrap_or_default()
+                    })
+                    .clamp(DEFER_MIN, DEFER_MAX),
+            ),
+            (None, Some(d)) if d.status == DeliveryStatus::Pending => Plan::Attempt(d),
+            (None, Some(_)) => Plan::Skip,
+            (Some(t), Some(d)) if d.attempts.len() == t.expect_attempts => Plan::Attempt(d),
+            // Fewer attempts than expected and no lease: the run that queued this message died
+            // before recording its attempt; the message it was handling comes back and redoes
+            // it. More attempts: this message is stale.
+            (Some(_), Some(_)) => Plan::Skip,
+        }
+    }
+
+    async fn read_plan(&self, job: &Job<'_>) -> Result<Plan, crate::Error> {
+        let env = job.envelope;
+        let id = match &env.target {
+            Some(t) => std::borrow::Cow::Borrowed(t.delivery_id.as_str()),
+            None => std::borrow::Cow::Owned(delivery_id(env.envelope_id, &job.webhook.id)),
+        };
+        let stored = self.store.get_delivery(&env.tenant_id, &id).await?;
+        Ok(self.plan(job, stored, OffsetDateTime::now_utc()))
+    }
+
+    /// Puts the job's message back on the queue for later.
+    async fn defer(&self, job: &Job<'_>, wait: Duration) -> JobResult {
+        let mut env = job.envelope.clone();
+        env.not_before = Some(OffsetDateTime::now_utc() + wait);
+        let body = serde_json::to_string(&env).expect("envelopes serialize");
+        match self.queue.send(body, wait).await {
+            Ok(()) => {
+                tracing::info!(
+                    event_id = %env.event.id,
+                    webhook_id = %job.webhook.id,
+                    wait_ms = wait.as_millis() as u64,
+                    "delivery held by another run; message deferred"
+                );
+                JobResult::Skipped
+            }
+            Err(e) => {
+                tracing::error!(event_id = %env.event.id, error = %e, "could not defer a message");
+                JobResult::Internal
+            }
+        }
     }
 
     async fn deliver_and_record(&self, job: &Job<'_>) -> JobResult {
         let env = job.envelope;
         let webhook = job.webhook;
-        let mut delivery = match self.delivery_for(job).await {
-            Ok(Some(d)) => d,
-            Ok(None) => return JobResult::Skipped,
-            Err(e) => {
-                tracing::error!(webhook_id = %webhook.id, error = %e, "could not read delivery");
-                return JobResult::Internal;
+        let internal = |what: &str, e: crate::Error| {
+            tracing::error!(webhook_id = %webhook.id, error = %e, "could not {what}");
+            JobResult::Internal
+        };
+        let mut delivery = match self.read_plan(job).await {
+            Ok(Plan::Attempt(d)) => d,
+            Ok(Plan::Skip) => return JobResult::Skipped,
+            Ok(Plan::Defer(wait)) => return self.defer(job, wait).await,
+            Err(e) => return internal("read a delivery", e),
+        };
+        let permit = self.endpoint_permit(&webhook.url).await;
+        // The lease is taken once this run can post at once, so it covers only the attempt.
+        let now = OffsetDateTime::now_utc();
+        delivery.leased_until = Some(now + self.settings.lease);
+        match self.store.lease_delivery(&delivery, now).await {
+            Ok(true) => {}
+            // Taken or moved on since it was read: decide again from what is stored now.
+            Ok(false) => {
+                return match self.read_plan(job).await {
+                    Ok(Plan::Skip) => JobResult::Skipped,
+                    Ok(Plan::Defer(wait)) => self.defer(job, wait).await,
+                    Ok(Plan::Attempt(_)) => self.defer(job, DEFER_MIN).await,
+                    Err(e) => internal("read a delivery", e),
+                };
             }
-        };
-        let outcome = {
-            let _permit = self.endpoint_permit(&webhook.url).await;
-            self.send(webhook, &env.event, job.body.clone()).await
-        };
+            Err(e) => return internal("lease a delivery", e),
+        }
+        let outcome = self.send(webhook, &env.event, job.body.clone()).await;
+        drop(permit);
         let now = OffsetDateTime::now_utc();
         let verdict = verdict(
             outcome.policy_view(),
@@ -362,6 +440,12 @@ impl Dispatcher {
                 let body = serde_json::to_string(&retry).expect("envelopes serialize");
                 if let Err(e) = self.queue.send(body, delay.min(MAX_QUEUE_DELAY)).await {
                     tracing::error!(delivery_id = %delivery.id, error = %e, "could not queue a retry");
+                    // The message comes back and redoes this attempt; give the lease back so
+                    // it need not wait for it to lapse. This run holds it: nobody wrote since.
+                    delivery.leased_until = None;
+                    if let Err(e) = self.store.put_delivery(&delivery).await {
+                        tracing::warn!(delivery_id = %delivery.id, error = %e, "could not release a lease");
+                    }
                     return JobResult::Internal;
                 }
                 Some(due)

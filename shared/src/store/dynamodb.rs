@@ -10,14 +10,16 @@
 //! | accepted event  | `E#<tenant>#<event id>` | `E`         |                 |             |
 //!
 //! Webhooks and deliveries are stored whole as JSON in `doc`; `expires_at` (epoch seconds) is the
-//! table's TTL attribute.
+//! table's TTL attribute. A delivery also keeps `attempt_count` and `leased_until` (epoch ms)
+//! as attributes, for the conditional write that leases an attempt.
 
 use super::{ApiKey, Page, Store, Tenant};
-use crate::delivery::Delivery;
+use crate::delivery::{Delivery, DeliveryStatus};
 use crate::error::{Error, Result};
 use crate::webhook::Webhook;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, Delete, GlobalSecondaryIndex,
     KeySchemaElement, KeyType, Projection, ProjectionType, Put, ReturnValue, ScalarAttributeType,
@@ -73,7 +75,34 @@ fn to_doc<T: serde::Serialize>(value: &T) -> AttributeValue {
     s(serde_json::to_string(value).expect("domain types serialize"))
 }
 
+/// Milliseconds since the epoch: how lease times are compared in conditions.
+fn unix_ms(t: OffsetDateTime) -> i64 {
+    (t.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
 impl DynamoStore {
+    /// The whole delivery record, with the attributes lease conditions read kept outside `doc`.
+    fn delivery_put(&self, delivery: &Delivery) -> PutItemFluentBuilder {
+        let expires = delivery.created_at.unix_timestamp() + DELIVERY_RETENTION_SECS;
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("PK", s(format!("D#{}", delivery.id)))
+            .item("SK", s("D"))
+            .item("GSI1PK", s(format!("W#{}", delivery.webhook_id)))
+            .item("GSI1SK", s(format!("D#{}", delivery.id)))
+            .item("tenant_id", s(&delivery.tenant_id))
+            .item("status", s(delivery.status.as_str()))
+            .item("attempt_count", n(delivery.attempts.len() as i64))
+            .item("expires_at", n(expires))
+            .item("doc", to_doc(delivery));
+        match delivery.leased_until {
+            Some(until) => put.item("leased_until", n(unix_ms(until))),
+            None => put,
+        }
+    }
+
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         DynamoStore {
             client,
@@ -426,22 +455,33 @@ impl Store for DynamoStore {
     }
 
     async fn put_delivery(&self, delivery: &Delivery) -> Result<()> {
-        let expires = delivery.created_at.unix_timestamp() + DELIVERY_RETENTION_SECS;
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .item("PK", s(format!("D#{}", delivery.id)))
-            .item("SK", s("D"))
-            .item("GSI1PK", s(format!("W#{}", delivery.webhook_id)))
-            .item("GSI1SK", s(format!("D#{}", delivery.id)))
-            .item("tenant_id", s(&delivery.tenant_id))
-            .item("status", s(delivery.status.as_str()))
-            .item("expires_at", n(expires))
-            .item("doc", to_doc(delivery))
+        self.delivery_put(delivery)
             .send()
             .await
             .map_err(store_err)?;
         Ok(())
+    }
+
+    async fn lease_delivery(&self, delivery: &Delivery, now: OffsetDateTime) -> Result<bool> {
+        let put = self
+            .delivery_put(delivery)
+            .condition_expression(
+                "attribute_not_exists(PK) OR (tenant_id = :tenant AND attempt_count = :count \
+                 AND #status <> :succeeded \
+                 AND (attribute_not_exists(leased_until) OR leased_until <= :now))",
+            )
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":tenant", s(&delivery.tenant_id))
+            .expression_attribute_values(":count", n(delivery.attempts.len() as i64))
+            .expression_attribute_values(":succeeded", s(DeliveryStatus::Succeeded.as_str()))
+            .expression_attribute_values(":now", n(unix_ms(now)))
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(true),
+            Err(e) if is_conditional_failure(&e) => Ok(false),
+            Err(e) => Err(store_err(e)),
+        }
     }
 
     async fn get_delivery(&self, tenant_id: &str, id: &str) -> Result<Option<Delivery>> {

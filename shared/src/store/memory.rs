@@ -2,7 +2,7 @@
 //! implementation with the same semantics as DynamoDB, not a mock.
 
 use super::{ApiKey, Page, Store, Tenant};
-use crate::delivery::Delivery;
+use crate::delivery::{Delivery, DeliveryStatus};
 use crate::error::{Error, Result};
 use crate::webhook::Webhook;
 use async_trait::async_trait;
@@ -153,6 +153,22 @@ impl Store for MemoryStore {
             .deliveries
             .insert(delivery.id.clone(), delivery.clone());
         Ok(())
+    }
+
+    async fn lease_delivery(&self, delivery: &Delivery, now: OffsetDateTime) -> Result<bool> {
+        let mut state = self.write();
+        let free = state.deliveries.get(&delivery.id).is_none_or(|stored| {
+            stored.tenant_id == delivery.tenant_id
+                && stored.attempts.len() == delivery.attempts.len()
+                && stored.status != DeliveryStatus::Succeeded
+                && !stored.leased_at(now)
+        });
+        if free {
+            state
+                .deliveries
+                .insert(delivery.id.clone(), delivery.clone());
+        }
+        Ok(free)
     }
 
     async fn get_delivery(&self, tenant_id: &str, id: &str) -> Result<Option<Delivery>> {
