@@ -30,7 +30,7 @@ fn field<'a>(line: &'a Value, key: &str) -> Option<&'a Value> {
 async fn logs_are_json_lines_naming_request_tenant_event_and_delivery() {
     let logs = Captured::default();
     let writer = logs.clone();
-    let filter = tracing_subscriber::EnvFilter::new("info");
+    let filter = "info".parse().unwrap();
     let _guard = tracing::subscriber::set_default(json_logs(filter, move || writer.clone()));
 
     let stack = Stack::memory().await;

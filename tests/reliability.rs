@@ -620,6 +620,8 @@ async fn a_queue_outage_while_scheduling_a_retry_is_retried_not_lost() {
     );
 }
 
+/// A retry whose delivery state cannot be read: the record is a batch item failure, nothing is
+/// sent, and the retry happens once the store answers again.
 #[tokio::test]
 async fn a_store_outage_during_dispatch_is_a_batch_item_failure_then_delivered() {
     let faults = Arc::new(Faults::default());
@@ -628,27 +630,43 @@ async fn a_store_outage_during_dispatch_is_a_batch_item_failure_then_delivered()
         faults: faults.clone(),
     });
     let stack = Stack::with_config(
-        config("0s", |_| {}),
+        config("0s,0s", |_| {}),
         store,
         Arc::new(MemoryQueue::new(Duration::from_secs(1), 5)),
         Duration::ZERO,
     )
     .await;
     let rx = Receiver::start(200).await;
+    rx.script([Reply::Status(500)]);
     let wh = stack
         .create_webhook(json!({"url": rx.url, "events": ["*"]}))
         .await;
     stack.post_event(json!({"type": "jobs.failed"})).await;
+    let first = stack.queue.receive(10, Duration::ZERO).await.unwrap();
+    let records: Vec<Record> = first.iter().map(Record::from).collect();
+    assert!(stack.dispatcher.handle(&records).await.failed.is_empty());
+    stack.queue.delete(&first[0].receipt).await.unwrap();
+    assert_eq!(
+        rx.requests().len(),
+        1,
+        "the first attempt failed with a 500"
+    );
+
     Faults::set(&faults.fail_get_delivery, true);
-    assert_eq!(stack.drain().await.len(), 1);
-    assert!(
-        rx.requests().is_empty(),
+    assert_eq!(
+        stack.drain().await.len(),
+        1,
+        "the retry is a batch item failure"
+    );
+    assert_eq!(
+        rx.requests().len(),
+        1,
         "nothing sent while the delivery state is unreadable"
     );
     Faults::set(&faults.fail_get_delivery, false);
     let d = &settle(&stack, id(&wh), 1).await[0];
-    assert_eq!(d.status, DeliveryStatus::Succeeded);
-    assert_eq!(rx.requests().len(), 1);
+    assert_eq!((d.status, d.attempts.len()), (DeliveryStatus::Succeeded, 2));
+    assert_eq!(rx.requests().len(), 2);
 }
 
 #[tokio::test]
@@ -848,7 +866,7 @@ async fn an_internal_failure_is_counted_as_a_failed_record() {
         .create_webhook(json!({"url": rx.url, "events": ["*"]}))
         .await;
     stack.post_event(json!({"type": "jobs.failed"})).await;
-    Faults::set(&faults.fail_get_delivery, true);
+    Faults::set(&faults.fail_lease, true);
     let handled = one_batch(&stack).await;
     assert_eq!(handled.failed.len(), 1);
     assert_eq!(handled.metrics.records_failed, 1);

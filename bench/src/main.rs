@@ -184,6 +184,9 @@ fn mb(bytes: f64) -> f64 {
     bytes / 1_048_576.0
 }
 
+/// Batches in flight at once in the throughput figure, as the local stack's pollers run them.
+const POLLERS: usize = 2;
+
 async fn all(runs: usize, deliveries: usize, bin_dir: &Path, venv: &Path) {
     let started = std::time::Instant::now();
     let runs = runs.max(1);
@@ -200,27 +203,33 @@ async fn all(runs: usize, deliveries: usize, bin_dir: &Path, venv: &Path) {
     for fanout in [1, 10, 1000] {
         let (mut h, mut b, mut ratio, mut hcpu, mut bcpu) =
             (vec![], vec![], vec![], vec![], vec![]);
+        let (mut one, mut one_ratio) = (vec![], vec![]);
         for _ in 0..runs {
             // Alternated, so drift in the machine's load hits both alike.
             let bare = throughput::bare(&receiver, fanout, deliveries).await;
-            let herald = throughput::herald(&receiver, fanout, deliveries).await;
+            let herald = throughput::herald(&receiver, fanout, deliveries, POLLERS).await;
+            let single = throughput::herald(&receiver, fanout, deliveries, 1).await;
             h.push(herald.per_second());
             b.push(bare.per_second());
             ratio.push(herald.per_second() / bare.per_second());
             hcpu.push(herald.cpu_us_per_delivery());
             bcpu.push(bare.cpu_us_per_delivery());
+            one.push(single.per_second());
+            one_ratio.push(single.per_second() / bare.per_second());
         }
         let r = Spread::of(&ratio);
         if fanout == 1 {
             ratio_fanout_1 = r.median;
         }
         line(format!(
-            "dispatch fan-out {fanout:>4}: herald {} deliveries/s, bare {} /s, ratio {}; CPU µs/delivery herald {}, bare {}",
+            "dispatch fan-out {fanout:>4}: herald ({POLLERS} pollers) {} deliveries/s, bare {} /s, ratio {}; CPU µs/delivery herald {}, bare {}; one batch at a time {} /s, ratio {}",
             Spread::of(&h).show(0),
             Spread::of(&b).show(0),
             r.show(2),
             Spread::of(&hcpu).show(1),
-            Spread::of(&bcpu).show(1)
+            Spread::of(&bcpu).show(1),
+            Spread::of(&one).show(0),
+            Spread::of(&one_ratio).show(2)
         ));
     }
     drop(receiver);

@@ -12,6 +12,7 @@ use herald_shared::queue::MemoryQueue;
 use herald_shared::service::dispatch::signed_headers;
 use herald_shared::store::{MemoryStore, Store};
 use herald_shared::webhook::Kind;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -37,7 +38,9 @@ fn batch_events(fanout: usize) -> usize {
     (100 / fanout).max(1)
 }
 
-pub async fn herald(receiver: &Receiver, fanout: usize, deliveries: usize) -> Run {
+/// `pollers` batches in flight at once over one dispatcher, as `herald dev`'s pollers feed it
+/// (its concurrency bound is shared by them); 1 is one Lambda container, a batch at a time.
+pub async fn herald(receiver: &Receiver, fanout: usize, deliveries: usize, pollers: usize) -> Run {
     let config = fixture::config();
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let queue = Arc::new(MemoryQueue::default());
@@ -52,18 +55,27 @@ pub async fn herald(receiver: &Receiver, fanout: usize, deliveries: usize) -> Ru
     assert!(dispatcher.handle(&warm).await.failed.is_empty());
 
     let records: Vec<_> = (0..events).map(fixture::record).collect();
+    let batches: Vec<_> = records.chunks(per_batch).collect();
+    let next = AtomicUsize::new(0);
+    let poller = || async {
+        let mut delivered = 0;
+        while let Some(batch) = batches.get(next.fetch_add(1, Ordering::Relaxed)) {
+            let handled = dispatcher.handle(batch).await;
+            assert!(handled.failed.is_empty(), "no internal failures");
+            assert_eq!(
+                handled.metrics.failed + handled.metrics.retried,
+                0,
+                "every POST got 204"
+            );
+            delivered += handled.metrics.succeeded as usize;
+        }
+        delivered
+    };
     let (cpu, started) = (own_cpu(), Instant::now());
-    let mut delivered = 0;
-    for batch in records.chunks(per_batch) {
-        let handled = dispatcher.handle(batch).await;
-        assert!(handled.failed.is_empty(), "no internal failures");
-        assert_eq!(
-            handled.metrics.failed + handled.metrics.retried,
-            0,
-            "every POST got 204"
-        );
-        delivered += handled.metrics.succeeded as usize;
-    }
+    let delivered: usize = futures::future::join_all((0..pollers.max(1)).map(|_| poller()))
+        .await
+        .into_iter()
+        .sum();
     let run = Run {
         deliveries: delivered,
         wall: started.elapsed(),
@@ -80,7 +92,15 @@ pub async fn bare(receiver: &Receiver, fanout: usize, deliveries: usize) -> Run 
     let event = fixture::event(0);
     let webhook = fixture::webhook(0, &receiver.url, &["*"], &config);
     let body = Bytes::from(format::render(Kind::Standard, &event, false));
-    let headers = signed_headers(&webhook, &event, &body, time::OffsetDateTime::now_utc()).unwrap();
+    let keys = herald_shared::signing::Keys::default();
+    let headers = signed_headers(
+        &keys,
+        &webhook,
+        &event,
+        &body,
+        time::OffsetDateTime::now_utc(),
+    )
+    .unwrap();
     let urls: Vec<String> = (0..fanout)
         .map(|i| format!("{}/w/{i}", receiver.url))
         .collect();

@@ -11,17 +11,29 @@ use crate::store::{DynamoStore, Store};
 use crate::web::AppState;
 use crate::webhook::UrlRules;
 use std::sync::Arc;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+/// The log filter from `RUST_LOG` (`info`, `herald_shared=debug,info`, ...); `info` when unset
+/// or unreadable. Target directives only: no regex engine in the binaries for span filters.
+pub fn log_filter() -> Targets {
+    std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO))
+}
 
 /// Logs as JSON lines (CloudWatch) or human text (terminal), filtered by `RUST_LOG`.
 pub fn init_tracing(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = log_filter();
     let _ = if json {
         tracing::subscriber::set_global_default(json_logs(filter, std::io::stdout))
             .map_err(|e| e.to_string())
     } else {
         tracing_subscriber::fmt()
-            .with_env_filter(filter)
+            .finish()
+            .with(filter)
             .try_init()
             .map_err(|e| e.to_string())
     };
@@ -30,22 +42,19 @@ pub fn init_tracing(json: bool) {
 /// The Lambda log format: one JSON object per line, with the fields of the current span and of
 /// its parents (the runtime's invocation span carries the request id). No timestamp: CloudWatch
 /// stamps each line.
-pub fn json_logs<W>(
-    filter: tracing_subscriber::EnvFilter,
-    writer: W,
-) -> impl tracing::Subscriber + Send + Sync
+pub fn json_logs<W>(filter: Targets, writer: W) -> impl tracing::Subscriber + Send + Sync
 where
     W: for<'a> tracing_subscriber::fmt::MakeWriter<'a> + Send + Sync + 'static,
 {
     tracing_subscriber::fmt()
         .json()
-        .with_env_filter(filter)
         .with_ansi(false)
         .without_time()
         .with_current_span(true)
         .with_span_list(true)
         .with_writer(writer)
         .finish()
+        .with(filter)
 }
 
 /// The AWS SDK configuration from the environment (credentials, region, `AWS_ENDPOINT_URL`).

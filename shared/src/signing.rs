@@ -6,6 +6,8 @@ use aws_lc_rs::hmac;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use rand::RngCore;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 
 const PREFIX: &str = "whsec_";
 
@@ -27,19 +29,19 @@ pub fn generate_secret() -> Secret {
 }
 
 /// The HMAC key a `whsec_` secret stands for.
-pub fn secret_key(secret: &Secret) -> Result<Vec<u8>, SignatureError> {
+fn derive(secret: &Secret) -> Result<hmac::Key, SignatureError> {
     let encoded = secret
         .expose()
         .strip_prefix(PREFIX)
         .unwrap_or(secret.expose());
-    STANDARD
+    let raw = STANDARD
         .decode(encoded)
-        .map_err(|_| SignatureError::BadSecret)
+        .map_err(|_| SignatureError::BadSecret)?;
+    Ok(hmac::Key::new(hmac::HMAC_SHA256, &raw))
 }
 
-fn mac(key: &[u8], msg_id: &str, timestamp: i64, body: &[u8]) -> hmac::Tag {
-    let key = hmac::Key::new(hmac::HMAC_SHA256, key);
-    let mut mac = hmac::Context::with_key(&key);
+fn mac(key: &hmac::Key, msg_id: &str, timestamp: i64, body: &[u8]) -> hmac::Tag {
+    let mut mac = hmac::Context::with_key(key);
     mac.update(msg_id.as_bytes());
     mac.update(b".");
     mac.update(itoa::Buffer::new().format(timestamp).as_bytes());
@@ -48,28 +50,51 @@ fn mac(key: &[u8], msg_id: &str, timestamp: i64, body: &[u8]) -> hmac::Tag {
     mac.sign()
 }
 
-/// Appends `v1,<signature>` to `out`.
-pub fn sign_into(out: &mut String, key: &[u8], msg_id: &str, timestamp: i64, body: &[u8]) {
-    let tag = mac(key, msg_id, timestamp, body);
-    out.push_str("v1,");
-    STANDARD.encode_string(tag.as_ref(), out);
+/// How many keys a container keeps before it starts over.
+const MAX_KEYS: usize = 10_000;
+
+/// Signing keys by secret, derived once per container instead of once per delivery (a key
+/// costs a base64 decode and two SHA-256 blocks, a tenth of signing a 1 KiB body).
+#[derive(Default)]
+pub struct Keys {
+    keys: RwLock<HashMap<Box<str>, Arc<hmac::Key>>>,
 }
 
-/// The `webhook-signature` value: one space-separated `v1,` signature per active secret.
-pub fn signature_header<'a>(
-    secrets: impl IntoIterator<Item = &'a Secret>,
-    msg_id: &str,
-    timestamp: i64,
-    body: &[u8],
-) -> Result<String, SignatureError> {
-    let mut out = String::with_capacity(48);
-    for secret in secrets {
-        if !out.is_empty() {
-            out.push(' ');
+impl Keys {
+    fn key(&self, secret: &Secret) -> Result<Arc<hmac::Key>, SignatureError> {
+        let read = self.keys.read().unwrap_or_else(|e| e.into_inner());
+        if let Some(key) = read.get(secret.expose()) {
+            return Ok(key.clone());
         }
-        sign_into(&mut out, &secret_key(secret)?, msg_id, timestamp, body);
+        drop(read);
+        let key = Arc::new(derive(secret)?);
+        let mut write = self.keys.write().unwrap_or_else(|e| e.into_inner());
+        if write.len() >= MAX_KEYS {
+            write.clear();
+        }
+        write.insert(secret.expose().into(), key.clone());
+        Ok(key)
     }
-    Ok(out)
+
+    /// The `webhook-signature` value: one space-separated `v1,` signature per active secret.
+    pub fn signature_header<'a>(
+        &self,
+        secrets: impl IntoIterator<Item = &'a Secret>,
+        msg_id: &str,
+        timestamp: i64,
+        body: &[u8],
+    ) -> Result<String, SignatureError> {
+        let mut out = String::with_capacity(48);
+        for secret in secrets {
+            if !out.is_empty() {
+                out.push(' ');
+            }
+            let tag = mac(&*self.key(secret)?, msg_id, timestamp, body);
+            out.push_str("v1,");
+            STANDARD.encode_string(tag.as_ref(), &mut out);
+        }
+        Ok(out)
+    }
 }
 
 /// Verifies a received delivery as a receiver would: any `v1,` signature in `header` may match,
@@ -86,7 +111,7 @@ pub fn verify(
     if (now - timestamp).abs() > tolerance_secs {
         return Err(SignatureError::Stale);
     }
-    let key = secret_key(secret)?;
+    let key = derive(secret)?;
     for sig in header.split(' ') {
         let Some(encoded) = sig.strip_prefix("v1,") else {
             continue;
@@ -110,13 +135,14 @@ mod tests {
     fn matches_the_standard_webhooks_reference_vector() {
         // From the Standard Webhooks specification's test suite.
         let secret = Secret::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
-        let header = signature_header(
-            [&secret],
-            "msg_p5jXN8AQM9LWM0D4loKWxJek",
-            1614265330,
-            br#"{"test": 2432232314}"#,
-        )
-        .unwrap();
+        let header = Keys::default()
+            .signature_header(
+                [&secret],
+                "msg_p5jXN8AQM9LWM0D4loKWxJek",
+                1614265330,
+                br#"{"test": 2432232314}"#,
+            )
+            .unwrap();
         assert_eq!(header, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
     }
 
@@ -124,8 +150,11 @@ mod tests {
     fn generated_secrets_sign_and_verify() {
         let secret = generate_secret();
         assert!(secret.expose().starts_with("whsec_"));
-        assert_eq!(secret_key(&secret).unwrap().len(), 32);
-        let header = signature_header([&secret], "evt_1", 100, b"{}").unwrap();
+        let encoded = secret.expose().strip_prefix(PREFIX).unwrap();
+        assert_eq!(STANDARD.decode(encoded).unwrap().len(), 32);
+        let header = Keys::default()
+            .signature_header([&secret], "evt_1", 100, b"{}")
+            .unwrap();
         assert_eq!(
             verify(&secret, "evt_1", 100, &header, b"{}", 100, 300),
             Ok(())
@@ -147,7 +176,9 @@ mod tests {
     #[test]
     fn two_secrets_give_two_signatures_each_verifying() {
         let (old, new) = (generate_secret(), generate_secret());
-        let header = signature_header([&new, &old], "evt_1", 5, b"x").unwrap();
+        let header = Keys::default()
+            .signature_header([&new, &old], "evt_1", 5, b"x")
+            .unwrap();
         assert_eq!(header.split(' ').count(), 2);
         assert!(verify(&old, "evt_1", 5, &header, b"x", 5, 1).is_ok());
         assert!(verify(&new, "evt_1", 5, &header, b"x", 5, 1).is_ok());
@@ -156,8 +187,28 @@ mod tests {
     #[test]
     fn bad_secret_is_an_error() {
         assert_eq!(
-            signature_header([&Secret::new("whsec_***")], "m", 1, b"").unwrap_err(),
+            Keys::default()
+                .signature_header([&Secret::new("whsec_***")], "m", 1, b"")
+                .unwrap_err(),
             SignatureError::BadSecret
         );
+    }
+
+    #[test]
+    fn a_cached_key_signs_as_a_fresh_one_and_a_new_secret_gets_its_own() {
+        let keys = Keys::default();
+        let (a, b) = (generate_secret(), generate_secret());
+        let first = keys.signature_header([&a], "evt_1", 7, b"body").unwrap();
+        let again = keys.signature_header([&a], "evt_1", 7, b"body").unwrap();
+        assert_eq!(first, again);
+        assert_eq!(
+            first,
+            Keys::default()
+                .signature_header([&a], "evt_1", 7, b"body")
+                .unwrap()
+        );
+        let other = keys.signature_header([&b], "evt_1", 7, b"body").unwrap();
+        assert_ne!(first, other, "each secret signs with its own key");
+        assert!(verify(&b, "evt_1", 7, &other, b"body", 7, 1).is_ok());
     }
 }

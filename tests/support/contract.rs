@@ -306,6 +306,15 @@ pub async fn store_contract(store: &dyn Store) {
         (stored.status, stored.attempts.len(), stored.leased_until),
         (DeliveryStatus::Succeeded, 2, None)
     );
+    let mut failed = Delivery::new("dl_l2".into(), "tn_a", "evt_m", "jobs.failed", "wh_09", now);
+    failed.status = DeliveryStatus::Failed;
+    failed.next_attempt_at = None;
+    store.put_delivery(&failed).await.unwrap();
+    failed.leased_until = Some(now + secs(60));
+    assert!(
+        !store.lease_delivery(&failed, now).await.unwrap(),
+        "a failed delivery is final: only a redelivery (which makes it pending) reopens it"
+    );
 
     // Event claims: one winner, expiry by value, release; the envelope is kept for redelivery.
     let until = now + time::Duration::hours(24);

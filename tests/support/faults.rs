@@ -98,15 +98,16 @@ impl Store for FlakyStore {
         if self.faults.fail_lease.load(Ordering::SeqCst) {
             return Err(injected("lease_delivery"));
         }
+        // Every attempt starts with its lease: freezing here stops a run between deliveries.
+        let limit = self.faults.freeze_after_deliveries.load(Ordering::SeqCst);
+        if limit > 0 && self.faults.deliveries_recorded.load(Ordering::SeqCst) >= limit {
+            std::future::pending::<()>().await;
+        }
         self.inner.lease_delivery(d, now).await
     }
     async fn get_delivery(&self, t: &str, id: &str) -> Result<Option<Delivery>> {
         if self.faults.fail_get_delivery.load(Ordering::SeqCst) {
             return Err(injected("get_delivery"));
-        }
-        let limit = self.faults.freeze_after_deliveries.load(Ordering::SeqCst);
-        if limit > 0 && self.faults.deliveries_recorded.load(Ordering::SeqCst) >= limit {
-            std::future::pending::<()>().await;
         }
         self.inner.get_delivery(t, id).await
     }

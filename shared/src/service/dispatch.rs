@@ -76,6 +76,10 @@ pub struct Dispatcher {
     outbound: Outbound,
     settings: Settings,
     endpoints: Mutex<HashMap<String, Arc<Semaphore>>>,
+    keys: signing::Keys,
+    /// Deliveries in flight across every batch this container handles at once (the local
+    /// stack runs several pollers over one dispatcher).
+    slots: Arc<Semaphore>,
 }
 
 /// What a batch came to: the records to hand back to the queue, and what happened.
@@ -135,12 +139,14 @@ impl Dispatcher {
             store,
             queue,
             outbound,
+            slots: Arc::new(Semaphore::new(settings.concurrency.max(1))),
             settings: Settings {
                 concurrency: settings.concurrency.max(1),
                 per_endpoint: settings.per_endpoint.max(1),
                 ..settings
             },
             endpoints: Mutex::new(HashMap::new()),
+            keys: signing::Keys::default(),
         }
     }
 
@@ -383,13 +389,24 @@ impl Dispatcher {
     }
 
     async fn deliver_and_record(&self, job: &Job<'_>) -> JobResult {
+        let _slot = self
+            .slots
+            .acquire()
+            .await
+            .expect("the slots semaphore is never closed");
         let env = job.envelope;
         let webhook = job.webhook;
         let internal = |what: &str, e: crate::Error| {
             tracing::error!(webhook_id = %webhook.id, error = %e, "could not {what}");
             JobResult::Internal
         };
-        let mut delivery = match self.read_plan(job).await {
+        // A first attempt is leased without reading: the lease's condition fails if the delivery
+        // exists in any state but a fresh one, and only then is it read. One store call, not two.
+        let planned = match env.target {
+            None => Ok(self.plan(job, None, OffsetDateTime::now_utc())),
+            Some(_) => self.read_plan(job).await,
+        };
+        let mut delivery = match planned {
             Ok(Plan::Attempt(d)) => d,
             Ok(Plan::Skip) => return JobResult::Skipped,
             Ok(Plan::Defer(wait)) => return self.defer(job, wait).await,
@@ -557,9 +574,14 @@ impl Dispatcher {
     async fn endpoint_permit(&self, url: &str) -> OwnedSemaphorePermit {
         let semaphore = {
             let mut map = self.endpoints.lock().unwrap_or_else(|e| e.into_inner());
-            map.entry(url.to_string())
-                .or_insert_with(|| Arc::new(Semaphore::new(self.settings.per_endpoint)))
-                .clone()
+            // Looked up before inserting: the URL is copied once per endpoint, not per delivery.
+            match map.get(url) {
+                Some(s) => s.clone(),
+                None => map
+                    .entry(url.to_string())
+                    .or_insert_with(|| Arc::new(Semaphore::new(self.settings.per_endpoint)))
+                    .clone(),
+            }
         };
         semaphore
             .acquire_owned()
@@ -570,7 +592,7 @@ impl Dispatcher {
     /// Signs and POSTs one formatted body: the path real deliveries and test sends share.
     pub async fn send(&self, webhook: &Webhook, event: &Event, body: Bytes) -> PostOutcome {
         let now = OffsetDateTime::now_utc();
-        match signed_headers(webhook, event, &body, now) {
+        match signed_headers(&self.keys, webhook, event, &body, now) {
             Ok(headers) => self.outbound.post(&webhook.url, headers, body).await,
             Err(e) => PostOutcome::failed(
                 std::time::Instant::now(),
@@ -586,9 +608,14 @@ fn accepted_at(env: &EventEnvelope) -> OffsetDateTime {
         .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
+const WEBHOOK_ID: HeaderName = HeaderName::from_static("webhook-id");
+const WEBHOOK_TIMESTAMP: HeaderName = HeaderName::from_static("webhook-timestamp");
+const WEBHOOK_SIGNATURE: HeaderName = HeaderName::from_static("webhook-signature");
+
 /// The request headers of a delivery: content type, Standard Webhooks headers, then the
 /// webhook's own headers.
 pub fn signed_headers(
+    keys: &signing::Keys,
     webhook: &Webhook,
     event: &Event,
     body: &[u8],
@@ -596,7 +623,7 @@ pub fn signed_headers(
 ) -> Result<HeaderMap, signing::SignatureError> {
     let timestamp = now.unix_timestamp();
     let signature =
-        signing::signature_header(webhook.active_secrets(now), &event.id, timestamp, body)?;
+        keys.signature_header(webhook.active_secrets(now), &event.id, timestamp, body)?;
     let mut headers = HeaderMap::with_capacity(4 + webhook.headers.len());
     headers.insert(
         http::header::CONTENT_TYPE,
@@ -614,12 +641,12 @@ pub fn signed_headers(
         }
     }
     let id = HeaderValue::from_str(&event.id).map_err(|_| signing::SignatureError::BadSecret)?;
-    headers.insert("webhook-id", id);
-    headers.insert("webhook-timestamp", HeaderValue::from(timestamp));
+    headers.insert(WEBHOOK_ID, id);
+    headers.insert(WEBHOOK_TIMESTAMP, HeaderValue::from(timestamp));
     let mut signature =
-        HeaderValue::from_str(&signature).map_err(|_| signing::SignatureError::BadSecret)?;
+        HeaderValue::try_from(signature).map_err(|_| signing::SignatureError::BadSecret)?;
     signature.set_sensitive(true);
-    headers.insert("webhook-signature", signature);
+    headers.insert(WEBHOOK_SIGNATURE, signature);
     Ok(headers)
 }
 

@@ -467,13 +467,14 @@ impl Store for DynamoStore {
             .delivery_put(delivery)
             .condition_expression(
                 "attribute_not_exists(PK) OR (tenant_id = :tenant AND attempt_count = :count \
-                 AND #status <> :succeeded \
+                 AND #status <> :succeeded AND #status <> :failed \
                  AND (attribute_not_exists(leased_until) OR leased_until <= :now))",
             )
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":tenant", s(&delivery.tenant_id))
             .expression_attribute_values(":count", n(delivery.attempts.len() as i64))
             .expression_attribute_values(":succeeded", s(DeliveryStatus::Succeeded.as_str()))
+            .expression_attribute_values(":failed", s(DeliveryStatus::Failed.as_str()))
             .expression_attribute_values(":now", n(unix_ms(now)))
             .send()
             .await;

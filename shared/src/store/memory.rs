@@ -160,7 +160,10 @@ impl Store for MemoryStore {
         let free = state.deliveries.get(&delivery.id).is_none_or(|stored| {
             stored.tenant_id == delivery.tenant_id
                 && stored.attempts.len() == delivery.attempts.len()
-                && stored.status != DeliveryStatus::Succeeded
+                && !matches!(
+                    stored.status,
+                    DeliveryStatus::Succeeded | DeliveryStatus::Failed
+                )
                 && !stored.leased_at(now)
         });
         if free {

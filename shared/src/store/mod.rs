@@ -68,8 +68,8 @@ pub trait Store: Send + Sync {
     async fn put_delivery(&self, delivery: &Delivery) -> Result<()>;
     /// Takes the next attempt of a delivery for one run: stores `delivery` (carrying its
     /// `leased_until`) only when no record exists yet, or the stored one belongs to the same
-    /// tenant, still has `delivery.attempts.len()` attempts, has not succeeded and holds no lease
-    /// live at `now`. `false` when another run holds it or it has moved on: nothing is written.
+    /// tenant, still has `delivery.attempts.len()` attempts, is neither succeeded nor failed and
+    /// holds no lease live at `now`. `false` when another run holds it or it has moved on: nothing is written.
     async fn lease_delivery(&self, delivery: &Delivery, now: OffsetDateTime) -> Result<bool>;
     async fn get_delivery(&self, tenant_id: &str, id: &str) -> Result<Option<Delivery>>;
     /// A webhook's deliveries, newest first, `limit` at most, older than the id `before`.
