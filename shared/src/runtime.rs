@@ -57,9 +57,34 @@ where
         .with(filter)
 }
 
-/// The AWS SDK configuration from the environment (credentials, region, `AWS_ENDPOINT_URL`).
+/// The AWS SDK configuration from the default provider chain (environment, profiles, SSO, web
+/// identity, instance metadata): what the CLI and `herald dev --aws` use.
 pub async fn aws_sdk_config() -> aws_config::SdkConfig {
     aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+}
+
+/// The AWS SDK configuration of a Lambda function, from what Lambda sets: the region
+/// (`AWS_REGION`), the execution role's credentials (`AWS_ACCESS_KEY_ID`,
+/// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`), and `AWS_ENDPOINT_URL` when present. The
+/// default chain's other providers (profiles, SSO, STS, instance metadata) never apply there,
+/// and leaving them out keeps their code out of the binaries.
+pub fn lambda_sdk_config() -> aws_config::SdkConfig {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let credentials = aws_sdk_dynamodb::config::SharedCredentialsProvider::new(
+        aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
+    );
+    let mut builder = aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .credentials_provider(credentials)
+        .region(
+            var("AWS_REGION")
+                .or_else(|| var("AWS_DEFAULT_REGION"))
+                .map(aws_config::Region::new),
+        );
+    if let Some(url) = var("AWS_ENDPOINT_URL") {
+        builder = builder.endpoint_url(url);
+    }
+    builder.build()
 }
 
 pub fn dynamo_store(sdk: &aws_config::SdkConfig, config: &Config) -> DynamoStore {

@@ -50,6 +50,9 @@ fn mac(key: &hmac::Key, msg_id: &str, timestamp: i64, body: &[u8]) -> hmac::Tag 
     mac.sign()
 }
 
+/// `v1,` and the base64 of a 32-byte tag.
+const SIGNATURE_LEN: usize = 3 + 44;
+
 /// How many keys a container keeps before it starts over.
 const MAX_KEYS: usize = 10_000;
 
@@ -57,7 +60,8 @@ const MAX_KEYS: usize = 10_000;
 /// costs a base64 decode and two SHA-256 blocks, a tenth of signing a 1 KiB body).
 #[derive(Default)]
 pub struct Keys {
-    keys: RwLock<HashMap<Box<str>, Arc<hmac::Key>>>,
+    // Seeded per process, so the secrets (which are the keys) cannot be chosen to collide.
+    keys: RwLock<HashMap<Box<str>, Arc<hmac::Key>, foldhash::fast::RandomState>>,
 }
 
 impl Keys {
@@ -84,14 +88,15 @@ impl Keys {
         timestamp: i64,
         body: &[u8],
     ) -> Result<String, SignatureError> {
-        let mut out = String::with_capacity(48);
+        // Exactly one `v1,` signature's length, so the header value takes the buffer as it is.
+        let mut out = String::with_capacity(SIGNATURE_LEN);
         for secret in secrets {
             if !out.is_empty() {
                 out.push(' ');
             }
             let tag = mac(&*self.key(secret)?, msg_id, timestamp, body);
             out.push_str("v1,");
-            STANDARD.encode_string(tag.as_ref(), &mut out);
+            base64_simd::STANDARD.encode_append(tag.as_ref(), &mut out);
         }
         Ok(out)
     }
@@ -201,6 +206,7 @@ mod tests {
         let first = keys.signature_header([&a], "evt_1", 7, b"body").unwrap();
         let again = keys.signature_header([&a], "evt_1", 7, b"body").unwrap();
         assert_eq!(first, again);
+        assert_eq!(first.len(), SIGNATURE_LEN);
         assert_eq!(
             first,
             Keys::default()

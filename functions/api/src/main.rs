@@ -4,7 +4,7 @@ use lambda_http::Error;
 async fn main() -> Result<(), Error> {
     herald_shared::runtime::init_tracing(true);
     let config = herald_api::config()?;
-    let sdk = herald_shared::runtime::aws_sdk_config().await;
+    let sdk = herald_shared::runtime::lambda_sdk_config();
     let app = herald_api::app(&sdk, &config).await?;
     lambda_http::run(app).await
 }

@@ -5,7 +5,7 @@ use lambda_runtime::{service_fn, Error, LambdaEvent};
 async fn main() -> Result<(), Error> {
     herald_shared::runtime::init_tracing(true);
     let config = herald_dispatch::config()?;
-    let sdk = herald_shared::runtime::aws_sdk_config().await;
+    let sdk = herald_shared::runtime::lambda_sdk_config();
     let dispatcher = herald_dispatch::dispatcher(&sdk, &config).await?;
     let dispatcher = &dispatcher;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {

@@ -22,9 +22,9 @@ pub fn formatter(kind: Kind) -> &'static dyn Formatter {
     }
 }
 
-/// Formats into a fresh buffer.
+/// Formats into a fresh buffer, sized for the usual body of about 1 KiB.
 pub fn render(kind: Kind, event: &Event, include_result: bool) -> Vec<u8> {
-    let mut out = Vec::with_capacity(512);
+    let mut out = Vec::with_capacity(1024);
     formatter(kind).format(event, include_result, &mut out);
     out
 }

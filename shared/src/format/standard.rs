@@ -5,6 +5,7 @@ use crate::event::{EnvironmentType, Event, ObjectRef};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
 
 pub struct Standard;
 
@@ -13,7 +14,7 @@ struct Payload<'a> {
     id: &'a str,
     #[serde(rename = "type")]
     event_type: &'a str,
-    timestamp: String,
+    timestamp: Timestamp<'a>,
     project: Option<&'a str>,
     environment_type: Option<EnvironmentType>,
     object: Option<&'a ObjectRef>,
@@ -25,14 +26,32 @@ struct Payload<'a> {
     test: bool,
 }
 
+/// RFC 3339, formatted on the stack: no allocation per delivery.
+struct Timestamp<'a>(&'a OffsetDateTime);
+
+impl Serialize for Timestamp<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut buf = [0u8; 64];
+        let mut rest = &mut buf[..];
+        // What was written is what the writer advanced over (the returned count can fall short
+        // of it for subsecond digits).
+        let formatted = self
+            .0
+            .format_into(&mut rest, &Rfc3339)
+            .map(|_| 64 - rest.len());
+        match formatted {
+            Ok(n) => serializer.serialize_str(std::str::from_utf8(&buf[..n]).unwrap_or_default()),
+            // Years outside 0..=9999 have no RFC 3339 form.
+            Err(_) => serializer.serialize_str(&self.0.unix_timestamp().to_string()),
+        }
+    }
+}
+
 fn payload(event: &Event, include_result: bool) -> Payload<'_> {
     Payload {
         id: &event.id,
         event_type: &event.event_type,
-        timestamp: event
-            .occurred_at
-            .format(&Rfc3339)
-            .unwrap_or_else(|_| event.occurred_at.unix_timestamp().to_string()),
+        timestamp: Timestamp(&event.occurred_at),
         project: event.project.as_deref(),
         environment_type: event.environment_type,
         object: event.object.as_ref(),
@@ -107,9 +126,15 @@ mod tests {
             let mut e = parsed.unwrap();
             e.text = format!("{text}{control}");
             let expected = serde_json::to_vec(&payload(&e, include_result)).unwrap();
+            let body = render(Kind::Standard, &e, include_result);
             proptest::prop_assert_eq!(
-                String::from_utf8(render(Kind::Standard, &e, include_result)).unwrap(),
+                String::from_utf8(body.clone()).unwrap(),
                 String::from_utf8(expected).unwrap()
+            );
+            let parsed: Value = serde_json::from_slice(&body).unwrap();
+            proptest::prop_assert_eq!(
+                parsed["timestamp"].as_str().unwrap(),
+                e.occurred_at.format(&Rfc3339).unwrap()
             );
         }
     }
