@@ -46,6 +46,23 @@ async fn on_moto(config: Config) -> Stack {
     .await
 }
 
+/// The in-memory stack over a store whose operations fail on demand.
+async fn flaky_memory(schedule: &str) -> (Stack, Arc<Faults>) {
+    let faults = Arc::new(Faults::default());
+    let store = Arc::new(FlakyStore {
+        inner: Arc::new(MemoryStore::new()),
+        faults: faults.clone(),
+    });
+    let stack = Stack::with_config(
+        config(schedule, |_| {}),
+        store,
+        Arc::new(MemoryQueue::new(Duration::from_secs(1), 5)),
+        Duration::ZERO,
+    )
+    .await;
+    (stack, faults)
+}
+
 /// Drives the queue until `count` deliveries of the webhook are final (bounded).
 async fn settle(stack: &Stack, webhook_id: &str, count: usize) -> Vec<Delivery> {
     let deadline = Instant::now() + Duration::from_secs(90);
@@ -624,18 +641,7 @@ async fn a_queue_outage_while_scheduling_a_retry_is_retried_not_lost() {
 /// sent, and the retry happens once the store answers again.
 #[tokio::test]
 async fn a_store_outage_during_dispatch_is_a_batch_item_failure_then_delivered() {
-    let faults = Arc::new(Faults::default());
-    let store: Arc<dyn Store> = Arc::new(FlakyStore {
-        inner: Arc::new(MemoryStore::new()),
-        faults: faults.clone(),
-    });
-    let stack = Stack::with_config(
-        config("0s,0s", |_| {}),
-        store,
-        Arc::new(MemoryQueue::new(Duration::from_secs(1), 5)),
-        Duration::ZERO,
-    )
-    .await;
+    let (stack, faults) = flaky_memory("0s,0s").await;
     let rx = Receiver::start(200).await;
     rx.script([Reply::Status(500)]);
     let wh = stack
@@ -671,18 +677,7 @@ async fn a_store_outage_during_dispatch_is_a_batch_item_failure_then_delivered()
 
 #[tokio::test]
 async fn a_store_outage_while_leasing_sends_nothing_and_is_retried() {
-    let faults = Arc::new(Faults::default());
-    let store: Arc<dyn Store> = Arc::new(FlakyStore {
-        inner: Arc::new(MemoryStore::new()),
-        faults: faults.clone(),
-    });
-    let stack = Stack::with_config(
-        config("0s", |_| {}),
-        store,
-        Arc::new(MemoryQueue::new(Duration::from_secs(1), 5)),
-        Duration::ZERO,
-    )
-    .await;
+    let (stack, faults) = flaky_memory("0s").await;
     let rx = Receiver::start(200).await;
     let wh = stack
         .create_webhook(json!({"url": rx.url, "events": ["*"]}))
@@ -850,17 +845,7 @@ async fn each_batch_reports_what_it_delivered_retried_and_failed() {
 
 #[tokio::test]
 async fn an_internal_failure_is_counted_as_a_failed_record() {
-    let faults = Arc::new(Faults::default());
-    let stack = Stack::with_config(
-        config("0s", |_| {}),
-        Arc::new(FlakyStore {
-            inner: Arc::new(MemoryStore::new()),
-            faults: faults.clone(),
-        }),
-        Arc::new(MemoryQueue::new(Duration::from_secs(1), 5)),
-        Duration::ZERO,
-    )
-    .await;
+    let (stack, faults) = flaky_memory("0s").await;
     let rx = Receiver::start(200).await;
     stack
         .create_webhook(json!({"url": rx.url, "events": ["*"]}))

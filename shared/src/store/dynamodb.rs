@@ -59,8 +59,21 @@ fn store_err<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
     Error::Store(detail)
 }
 
-fn is_conditional_failure<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
-    matches!(e, SdkError::ServiceError(se) if se.err().code() == Some("ConditionalCheckFailedException"))
+/// A conditional write's answer: `true` when written, `false` when its condition failed.
+fn written<T, E, R>(result: std::result::Result<T, SdkError<E, R>>) -> Result<bool>
+where
+    E: ProvideErrorMetadata + std::fmt::Debug,
+    R: std::fmt::Debug,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(SdkError::ServiceError(se))
+            if se.err().code() == Some("ConditionalCheckFailedException") =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(store_err(e)),
+    }
 }
 
 fn doc<T: serde::de::DeserializeOwned>(item: &Item) -> Result<T> {
@@ -217,11 +230,7 @@ impl DynamoStore {
             .condition_expression(condition)
             .send()
             .await;
-        match put {
-            Ok(_) => Ok(true),
-            Err(e) if is_conditional_failure(&e) => Ok(false),
-            Err(e) => Err(store_err(e)),
-        }
+        written(put)
     }
 
     /// Runs a query page by page until `want` items or the end, so 1 MB pages never shorten a
@@ -478,11 +487,7 @@ impl Store for DynamoStore {
             .expression_attribute_values(":now", n(unix_ms(now)))
             .send()
             .await;
-        match put {
-            Ok(_) => Ok(true),
-            Err(e) if is_conditional_failure(&e) => Ok(false),
-            Err(e) => Err(store_err(e)),
-        }
+        written(put)
     }
 
     async fn get_delivery(&self, tenant_id: &str, id: &str) -> Result<Option<Delivery>> {
@@ -562,11 +567,7 @@ impl Store for DynamoStore {
             .expression_attribute_values(":now", n(now.unix_timestamp()))
             .send()
             .await;
-        match put {
-            Ok(_) => Ok(true),
-            Err(e) if is_conditional_failure(&e) => Ok(false),
-            Err(e) => Err(store_err(e)),
-        }
+        written(put)
     }
 
     async fn get_event(&self, tenant_id: &str, event_id: &str) -> Result<Option<String>> {
