@@ -63,6 +63,17 @@ async fn flaky_memory(schedule: &str) -> (Stack, Arc<Faults>) {
     (stack, faults)
 }
 
+/// The one message on the queue, as the event source would hand it over.
+async fn receive_one(stack: &Stack) -> Vec<herald_shared::queue::Received> {
+    let got = stack
+        .queue
+        .receive(10, Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 1, "one message queued");
+    got
+}
+
 /// Drives the queue until `count` deliveries of the webhook are final (bounded).
 async fn settle(stack: &Stack, webhook_id: &str, count: usize) -> Vec<Delivery> {
     let deadline = Instant::now() + Duration::from_secs(90);
@@ -219,12 +230,7 @@ async fn redelivered_messages_send_nothing_twice(stack: Stack) {
         )
         .unwrap()
     };
-    let first = stack
-        .queue
-        .receive(10, Duration::from_secs(1))
-        .await
-        .unwrap();
-    assert_eq!(first.len(), 1);
+    let first = receive_one(&stack).await;
     for _ in 0..3 {
         let response = herald_dispatch::handle(&stack.dispatcher, replay(&first)).await;
         assert!(response.batch_item_failures.is_empty());
@@ -273,12 +279,7 @@ async fn one_message_handled_by_two_runs_at_once_is_sent_once(stack: Stack) {
     stack
         .post_event(json!({"id": "evt-race", "type": "jobs.succeeded"}))
         .await;
-    let got = stack
-        .queue
-        .receive(10, Duration::from_secs(1))
-        .await
-        .unwrap();
-    assert_eq!(got.len(), 1);
+    let got = receive_one(&stack).await;
     let records: Vec<Record> = got.iter().map(Record::from).collect();
     let (one, two) = tokio::join!(
         stack.dispatcher.handle(&records),
@@ -305,12 +306,7 @@ async fn a_lease_left_by_a_dead_run_is_taken_over_when_it_lapses(stack: Stack) {
     stack
         .post_event(json!({"id": "evt-orphan", "type": "jobs.failed"}))
         .await;
-    let got = stack
-        .queue
-        .receive(10, Duration::from_secs(1))
-        .await
-        .unwrap();
-    assert_eq!(got.len(), 1);
+    let got = receive_one(&stack).await;
     let envelope: EventEnvelope = serde_json::from_str(&got[0].body).unwrap();
     let now = OffsetDateTime::now_utc();
     let mut held = Delivery::new(
@@ -648,7 +644,7 @@ async fn a_store_outage_during_dispatch_is_a_batch_item_failure_then_delivered()
         .create_webhook(json!({"url": rx.url, "events": ["*"]}))
         .await;
     stack.post_event(json!({"type": "jobs.failed"})).await;
-    let first = stack.queue.receive(10, Duration::ZERO).await.unwrap();
+    let first = receive_one(&stack).await;
     let records: Vec<Record> = first.iter().map(Record::from).collect();
     assert!(stack.dispatcher.handle(&records).await.failed.is_empty());
     stack.queue.delete(&first[0].receipt).await.unwrap();

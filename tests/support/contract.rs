@@ -227,8 +227,22 @@ pub async fn store_contract(store: &dyn Store) {
     // Attempt leases: one run at a time, only on the attempt count it read, none once
     // succeeded, none across tenants; a lapsed lease can be taken over.
     let secs = time::Duration::seconds;
-    let mut fresh = Delivery::new("dl_l1".into(), "tn_a", "evt_l", "jobs.failed", "wh_09", now);
-    fresh.leased_until = Some(now + secs(60));
+    // A copy of `d` as a run holding it until `until` would write it.
+    let leased = |d: &Delivery, until: OffsetDateTime| Delivery {
+        leased_until: Some(until),
+        ..d.clone()
+    };
+    let answered = |code: u16| Attempt {
+        at: now,
+        status_code: Some(code),
+        duration_ms: 3,
+        error: None,
+        response_body: None,
+    };
+    let fresh = leased(
+        &Delivery::new("dl_l1".into(), "tn_a", "evt_l", "jobs.failed", "wh_09", now),
+        now + secs(60),
+    );
     assert!(
         store.lease_delivery(&fresh, now).await.unwrap(),
         "a new delivery is leased"
@@ -250,8 +264,7 @@ pub async fn store_contract(store: &dyn Store) {
         .lease_delivery(&other_tenant, now + secs(61))
         .await
         .unwrap());
-    let mut takeover = fresh.clone();
-    takeover.leased_until = Some(now + secs(200));
+    let takeover = leased(&fresh, now + secs(200));
     assert!(
         store
             .lease_delivery(&takeover, now + secs(61))
@@ -260,45 +273,28 @@ pub async fn store_contract(store: &dyn Store) {
         "a lapsed lease is taken over"
     );
     let mut recorded = takeover.clone();
-    recorded.record(
-        Attempt {
-            at: now,
-            status_code: Some(500),
-            duration_ms: 3,
-            error: None,
-            response_body: None,
-        },
-        Some(now + secs(5)),
-    );
+    recorded.record(answered(500), Some(now + secs(5)));
     assert_eq!(
         recorded.leased_until, None,
         "recording gives the lease back"
     );
     store.put_delivery(&recorded).await.unwrap();
-    let mut stale = fresh.clone();
-    stale.leased_until = Some(now + secs(60));
     assert!(
-        !store.lease_delivery(&stale, now).await.unwrap(),
+        !store
+            .lease_delivery(&leased(&fresh, now + secs(60)), now)
+            .await
+            .unwrap(),
         "a run that read zero attempts cannot lease the second"
     );
-    let mut next = recorded.clone();
-    next.leased_until = Some(now + secs(60));
+    let mut next = leased(&recorded, now + secs(60));
     assert!(store.lease_delivery(&next, now).await.unwrap());
-    next.record(
-        Attempt {
-            at: now,
-            status_code: Some(200),
-            duration_ms: 3,
-            error: None,
-            response_body: None,
-        },
-        None,
-    );
+    next.record(answered(200), None);
     store.put_delivery(&next).await.unwrap();
-    let mut after_success = next.clone();
-    after_success.leased_until = Some(now + secs(60));
     assert!(
-        !store.lease_delivery(&after_success, now).await.unwrap(),
+        !store
+            .lease_delivery(&leased(&next, now + secs(60)), now)
+            .await
+            .unwrap(),
         "a succeeded delivery is never leased again"
     );
     let stored = store.get_delivery("tn_a", "dl_l1").await.unwrap().unwrap();
@@ -310,9 +306,11 @@ pub async fn store_contract(store: &dyn Store) {
     failed.status = DeliveryStatus::Failed;
     failed.next_attempt_at = None;
     store.put_delivery(&failed).await.unwrap();
-    failed.leased_until = Some(now + secs(60));
     assert!(
-        !store.lease_delivery(&failed, now).await.unwrap(),
+        !store
+            .lease_delivery(&leased(&failed, now + secs(60)), now)
+            .await
+            .unwrap(),
         "a failed delivery is final: only a redelivery (which makes it pending) reopens it"
     );
 
