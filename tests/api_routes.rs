@@ -557,6 +557,96 @@ async fn tenant_isolation(stack: Stack) {
     assert_eq!(secret["secret"], a["secret"], "B's rotate did not happen");
 }
 
+/// Secrets a user brings (as `herald apply` does) and metadata labels.
+async fn brought_secrets_and_metadata(stack: Stack) {
+    let first = "whsec_".to_string() + &"A".repeat(32);
+    let second = "whsec_".to_string() + &"B".repeat(40);
+    let rx = Receiver::start(204).await;
+    let created = stack
+        .create_webhook(
+            json!({"url": rx.url, "events": ["builds.*"], "secret": first,
+            "metadata": {"managed-by": "herald-apply", "team": "ml"}}),
+        )
+        .await;
+    let wh = created["id"].as_str().unwrap();
+    assert_eq!(created["secret"], first.as_str());
+    assert_eq!(
+        created["metadata"],
+        json!({"managed-by": "herald-apply", "team": "ml"})
+    );
+    let path = format!("/v1/webhooks/{wh}");
+    let (_, _, got) = stack.call("GET", &path, None, None).await;
+    assert_eq!(got["metadata"]["team"], "ml");
+    assert!(got.get("secret").is_none(), "{got}");
+
+    // The same secret again changes nothing; a new one signs beside the old for the overlap.
+    let body = json!({"url": rx.url, "events": ["builds.*"], "secret": first});
+    let (status, _, put) = stack.call("PUT", &path, Some(body), None).await;
+    assert_eq!(status, StatusCode::OK, "{put}");
+    assert_eq!(put["metadata"], json!({}), "PUT replaces metadata too");
+    assert!(put.get("secret").is_none(), "{put}");
+    stack.post_event(json!({"type": "builds.failed"})).await;
+    assert!(stack.drain().await.is_empty());
+    assert_eq!(
+        rx.wait_for(1).await[0]
+            .header("webhook-signature")
+            .split(' ')
+            .count(),
+        1
+    );
+    let (status, _, patched) = stack
+        .call(
+            "PATCH",
+            &path,
+            Some(json!({"secret": second, "metadata": {"team": "infra"}})),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{patched}");
+    assert_eq!(patched["metadata"], json!({"team": "infra"}));
+    let (_, _, current) = stack
+        .call("GET", &format!("{path}/secret"), None, None)
+        .await;
+    assert_eq!(current["secret"], second.as_str());
+    stack.post_event(json!({"type": "builds.failed"})).await;
+    assert!(stack.drain().await.is_empty());
+    let req = &rx.wait_for(2).await[1];
+    let ts: i64 = req.header("webhook-timestamp").parse().unwrap();
+    for s in [&first, &second] {
+        signing::verify(
+            &Secret::new(s.as_str()),
+            req.header("webhook-id"),
+            ts,
+            req.header("webhook-signature"),
+            &req.body,
+            ts,
+            0,
+        )
+        .unwrap();
+    }
+
+    for (body, field) in [
+        (json!({"secret": "whsec_c2hvcnQ="}), "secret"),
+        (
+            json!({"secret": first.trim_start_matches("whsec_")}),
+            "secret",
+        ),
+        (json!({"secret": 7}), "secret"),
+        (json!({"metadata": ["a"]}), "metadata"),
+        (json!({"metadata": {"a": 1}}), "metadata.a"),
+        (json!({"metadata": {"k": "v".repeat(257)}}), "metadata.k"),
+    ] {
+        let mut create = json!({"url": rx.url, "events": ["builds.*"]});
+        create
+            .as_object_mut()
+            .unwrap()
+            .extend(body.as_object().unwrap().clone());
+        let answer = stack.call("POST", "/v1/webhooks", Some(create), None).await;
+        assert_problem(&answer, 422);
+        assert_eq!(fields(&answer.2), vec![field.to_string()], "{}", answer.2);
+    }
+}
+
 macro_rules! on_both_backends {
     ($($scenario:ident),*) => {
         mod memory { $( #[tokio::test] async fn $scenario() { super::$scenario(herald_tests::stack::Stack::memory_with(super::admin).await).await } )* }
@@ -568,6 +658,7 @@ on_both_backends!(
     webhook_lifecycle,
     deliveries_and_redelivery,
     secrets_and_rotation,
+    brought_secrets_and_metadata,
     tenants_and_keys,
     tenant_isolation
 );

@@ -28,6 +28,23 @@ pub fn generate_secret() -> Secret {
     Secret::new(format!("{PREFIX}{}", STANDARD.encode(key)))
 }
 
+/// The shortest and longest keys a user may bring (Standard Webhooks asks for 24 to 64 bytes).
+pub const USER_SECRET_BYTES: std::ops::RangeInclusive<usize> = 24..=64;
+
+/// A secret a user brings (`herald apply` keeps secrets in the environment, not in Herald): it
+/// must be `whsec_` and the base64 of 24 to 64 bytes, as generated ones are.
+pub fn parse_secret(value: &str) -> Result<Secret, SignatureError> {
+    let raw = value
+        .strip_prefix(PREFIX)
+        .and_then(|encoded| STANDARD.decode(encoded).ok())
+        .ok_or(SignatureError::BadSecret)?;
+    if USER_SECRET_BYTES.contains(&raw.len()) {
+        Ok(Secret::new(value))
+    } else {
+        Err(SignatureError::BadSecret)
+    }
+}
+
 /// The HMAC key a `whsec_` secret stands for.
 fn derive(secret: &Secret) -> Result<hmac::Key, SignatureError> {
     let encoded = secret
@@ -149,6 +166,24 @@ mod tests {
             )
             .unwrap();
         assert_eq!(header, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+    }
+
+    #[test]
+    fn user_secrets_must_be_whsec_base64_of_24_to_64_bytes() {
+        assert!(parse_secret(generate_secret().expose()).is_ok());
+        let of = |n: usize| format!("{PREFIX}{}", STANDARD.encode(vec![7u8; n]));
+        assert!(parse_secret(&of(24)).is_ok());
+        assert!(parse_secret(&of(64)).is_ok());
+        assert_eq!(parse_secret(&of(23)), Err(SignatureError::BadSecret));
+        assert_eq!(parse_secret(&of(65)), Err(SignatureError::BadSecret));
+        assert_eq!(
+            parse_secret(&of(32)[PREFIX.len()..]),
+            Err(SignatureError::BadSecret)
+        );
+        assert_eq!(
+            parse_secret("whsec_not base64!"),
+            Err(SignatureError::BadSecret)
+        );
     }
 
     #[test]

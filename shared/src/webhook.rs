@@ -6,6 +6,7 @@ use crate::event::EnvironmentType;
 use crate::secret::Secret;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use std::collections::BTreeMap;
 use time::OffsetDateTime;
 
 pub const MAX_URL_LEN: usize = 2048;
@@ -15,6 +16,12 @@ pub const MAX_EVENTS: usize = 50;
 pub const MAX_HEADERS: usize = 20;
 pub const MAX_HEADER_VALUE_LEN: usize = 4096;
 pub const MAX_PROJECT_NAMES: usize = 50;
+pub const MAX_METADATA: usize = 16;
+pub const MAX_METADATA_KEY_LEN: usize = 64;
+pub const MAX_METADATA_VALUE_LEN: usize = 256;
+
+/// Free-form labels for the webhook's owner (`herald apply` marks the webhooks it manages here).
+pub type Metadata = BTreeMap<String, String>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -88,6 +95,8 @@ pub struct Webhook {
     pub headers: Vec<Header>,
     #[serde(default)]
     pub include_result: bool,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metadata: Metadata,
     pub enabled: bool,
     #[serde(default)]
     pub disabled_reason: Option<String>,
@@ -121,6 +130,7 @@ impl Webhook {
             filters: spec.filters,
             headers: spec.headers,
             include_result: spec.include_result,
+            metadata: spec.metadata,
             enabled: spec.enabled,
             disabled_reason: None,
             failing_since: None,
@@ -162,6 +172,7 @@ pub struct WebhookView {
     pub filters: Filters,
     pub headers: Vec<HeaderView>,
     pub include_result: bool,
+    pub metadata: Metadata,
     pub enabled: bool,
     pub disabled_reason: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
@@ -193,6 +204,7 @@ impl From<&Webhook> for WebhookView {
                 })
                 .collect(),
             include_result: w.include_result,
+            metadata: w.metadata.clone(),
             enabled: w.enabled,
             disabled_reason: w.disabled_reason.clone(),
             created_at: w.created_at,
@@ -213,12 +225,15 @@ pub struct WebhookSpec {
     pub filters: Filters,
     pub headers: Vec<Header>,
     pub include_result: bool,
+    pub metadata: Metadata,
     pub enabled: bool,
+    /// A signing secret the user brings; without one Herald generates it.
+    pub secret: Option<Secret>,
 }
 
 pub use crate::http::guard::UrlRules;
 
-const SPEC_FIELDS: [&str; 9] = [
+const SPEC_FIELDS: [&str; 11] = [
     "name",
     "description",
     "url",
@@ -227,7 +242,9 @@ const SPEC_FIELDS: [&str; 9] = [
     "filters",
     "headers",
     "include_result",
+    "metadata",
     "enabled",
+    "secret",
 ];
 
 impl WebhookSpec {
@@ -320,6 +337,22 @@ impl WebhookSpec {
         let headers = parse_headers(obj.get("headers"), &mut errors);
         let include_result = bool_field(obj, "include_result", false, &mut errors);
         let enabled = bool_field(obj, "enabled", true, &mut errors);
+        let metadata = parse_metadata(obj.get("metadata"), &mut errors);
+        let secret = match obj.get("secret") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => crate::signing::parse_secret(s)
+                .map_err(|_| {
+                    errors.push(FieldError::new(
+                        "secret",
+                        "must be whsec_ followed by the base64 of 24 to 64 random bytes",
+                    ))
+                })
+                .ok(),
+            Some(_) => {
+                errors.push(FieldError::new("secret", "must be a string"));
+                None
+            }
+        };
 
         if !errors.is_empty() {
             return Err(Error::Validation(errors));
@@ -333,9 +366,51 @@ impl WebhookSpec {
             filters,
             headers,
             include_result,
+            metadata,
             enabled,
+            secret,
         })
     }
+}
+
+fn parse_metadata(value: Option<&Value>, errors: &mut Vec<FieldError>) -> Metadata {
+    let map = match value {
+        None | Some(Value::Null) => return Metadata::new(),
+        Some(Value::Object(map)) => map,
+        Some(_) => {
+            errors.push(FieldError::new(
+                "metadata",
+                "must be an object of string values",
+            ));
+            return Metadata::new();
+        }
+    };
+    if map.len() > MAX_METADATA {
+        errors.push(FieldError::new(
+            "metadata",
+            format!("at most {MAX_METADATA} entries"),
+        ));
+    }
+    let mut metadata = Metadata::new();
+    for (key, value) in map {
+        if key.is_empty() || key.chars().count() > MAX_METADATA_KEY_LEN {
+            errors.push(FieldError::new(
+                format!("metadata.{key}"),
+                format!("keys are 1 to {MAX_METADATA_KEY_LEN} characters"),
+            ));
+            continue;
+        }
+        match value.as_str() {
+            Some(v) if v.chars().count() <= MAX_METADATA_VALUE_LEN => {
+                metadata.insert(key.clone(), v.to_string());
+            }
+            _ => errors.push(FieldError::new(
+                format!("metadata.{key}"),
+                format!("must be a string of at most {MAX_METADATA_VALUE_LEN} characters"),
+            )),
+        }
+    }
+    metadata
 }
 
 /// `https://hooks.slack.com/services/…` → `hooks.slack.com`.
@@ -764,6 +839,7 @@ mod tests {
                 },
             ],
             include_result: false,
+            metadata: Default::default(),
             enabled: true,
             disabled_reason: None,
             failing_since: None,

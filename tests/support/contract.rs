@@ -23,6 +23,7 @@ pub fn webhook(tenant: &str, id: &str, enabled: bool) -> Webhook {
         filters: Filters::default(),
         headers: vec![],
         include_result: false,
+        metadata: Default::default(),
         enabled,
         disabled_reason: None,
         failing_since: None,

@@ -167,8 +167,37 @@ fn spec_json(w: &Webhook) -> Value {
         "name": w.name, "description": w.description, "url": w.url, "kind": w.kind,
         "events": w.events, "filters": w.filters,
         "headers": w.headers.iter().map(|h| json!({"key": h.key, "value": h.value.expose(), "protected": h.protected})).collect::<Vec<_>>(),
-        "include_result": w.include_result, "enabled": w.enabled,
+        "include_result": w.include_result, "enabled": w.enabled, "metadata": w.metadata,
     })
+}
+
+/// `secret` signs from `now` on; the current one keeps signing beside it for 24 h so receivers
+/// can switch over. Installing the current secret again changes nothing.
+fn install_secret(webhook: &mut Webhook, secret: Secret, now: OffsetDateTime) {
+    if webhook
+        .secrets
+        .iter()
+        .any(|s| s.expires_at.is_none() && s.secret == secret)
+    {
+        return;
+    }
+    webhook
+        .secrets
+        .retain(|s| s.expires_at.is_none_or(|at| at > now));
+    for old in webhook
+        .secrets
+        .iter_mut()
+        .filter(|s| s.expires_at.is_none())
+    {
+        old.expires_at = Some(now + ROTATION_OVERLAP);
+    }
+    webhook.secrets.insert(
+        0,
+        SigningSecret {
+            secret,
+            expires_at: None,
+        },
+    );
 }
 
 /// Protected values are write-only, so a client cannot resend them: a header that names an
@@ -254,7 +283,7 @@ impl Api {
             )));
         }
         let now = OffsetDateTime::now_utc();
-        let secret = signing::generate_secret();
+        let secret = spec.secret.clone().unwrap_or_else(signing::generate_secret);
         let webhook = Webhook::new(
             crate::ids::prefixed("wh"),
             tenant_id,
@@ -325,8 +354,12 @@ impl Api {
         self.save(existing, &merged).await
     }
 
-    async fn save(&self, existing: Webhook, body: &Value) -> Result<WebhookView> {
+    async fn save(&self, mut existing: Webhook, body: &Value) -> Result<WebhookView> {
         let spec = WebhookSpec::parse(body, &self.rules)?;
+        let now = OffsetDateTime::now_utc();
+        if let Some(secret) = spec.secret {
+            install_secret(&mut existing, secret, now);
+        }
         let webhook = Webhook {
             name: spec.name,
             description: spec.description,
@@ -336,6 +369,7 @@ impl Api {
             filters: spec.filters,
             headers: spec.headers,
             include_result: spec.include_result,
+            metadata: spec.metadata,
             // The reason stays while the webhook stays disabled; re-enabling clears it, and a
             // user disabling by hand needs none.
             disabled_reason: if !spec.enabled && !existing.enabled {
@@ -344,7 +378,7 @@ impl Api {
                 None
             },
             enabled: spec.enabled,
-            updated_at: OffsetDateTime::now_utc(),
+            updated_at: now,
             ..existing
         };
         if !self.store.update_webhook(&webhook).await? {
@@ -379,23 +413,7 @@ impl Api {
         let mut webhook = self.webhook(tenant_id, id).await?;
         let now = OffsetDateTime::now_utc();
         let secret = signing::generate_secret();
-        webhook
-            .secrets
-            .retain(|s| s.expires_at.is_none_or(|at| at > now));
-        for old in webhook
-            .secrets
-            .iter_mut()
-            .filter(|s| s.expires_at.is_none())
-        {
-            old.expires_at = Some(now + ROTATION_OVERLAP);
-        }
-        webhook.secrets.insert(
-            0,
-            SigningSecret {
-                secret: secret.clone(),
-                expires_at: None,
-            },
-        );
+        install_secret(&mut webhook, secret.clone(), now);
         webhook.updated_at = now;
         if !self.store.update_webhook(&webhook).await? {
             return Err(Error::NotFound("webhook"));
@@ -438,13 +456,9 @@ impl Api {
         let event_type = event_type_for(requested.as_ref(), &spec.events)?;
         let now = OffsetDateTime::now_utc();
         // Enabled whatever the body says: a test is sent on request.
-        let webhook = Webhook::new(
-            "wh_unsaved".into(),
-            tenant_id,
-            spec,
-            signing::generate_secret(),
-            now,
-        );
+        // A secret the body brings signs the test, so the receiver can check it is set up.
+        let secret = spec.secret.clone().unwrap_or_else(signing::generate_secret);
+        let webhook = Webhook::new("wh_unsaved".into(), tenant_id, spec, secret, now);
         Ok(self.send_test(&webhook, event_type).await)
     }
 

@@ -98,6 +98,13 @@ pub struct WebhookInput {
     headers: Option<Vec<HeaderInput>>,
     include_result: Option<bool>,
     enabled: Option<bool>,
+    /// Up to 16 string labels (keys ≤ 64, values ≤ 256 characters). `herald apply` marks the
+    /// webhooks it manages with `managed-by`.
+    metadata: Option<std::collections::BTreeMap<String, String>>,
+    /// A signing secret to use instead of a generated one: `whsec_` and the base64 of 24 to 64
+    /// bytes. On update, a new secret signs beside the old one for 24 h. Never returned here.
+    #[schema(pattern = "^whsec_[A-Za-z0-9+/=]+$")]
+    secret: Option<String>,
 }
 
 /// The fields to change (RFC 7396 merge patch).
@@ -119,6 +126,13 @@ pub struct WebhookPatch {
     headers: Option<Vec<HeaderInput>>,
     include_result: Option<bool>,
     enabled: Option<bool>,
+    /// Up to 16 string labels (keys ≤ 64, values ≤ 256 characters). `herald apply` marks the
+    /// webhooks it manages with `managed-by`.
+    metadata: Option<std::collections::BTreeMap<String, String>>,
+    /// A signing secret to use instead of a generated one: `whsec_` and the base64 of 24 to 64
+    /// bytes. On update, a new secret signs beside the old one for 24 h. Never returned here.
+    #[schema(pattern = "^whsec_[A-Za-z0-9+/=]+$")]
+    secret: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -148,6 +162,13 @@ pub struct UnsavedTestInput {
     headers: Option<Vec<HeaderInput>>,
     include_result: Option<bool>,
     enabled: Option<bool>,
+    /// Up to 16 string labels (keys ≤ 64, values ≤ 256 characters). `herald apply` marks the
+    /// webhooks it manages with `managed-by`.
+    metadata: Option<std::collections::BTreeMap<String, String>>,
+    /// A signing secret to use instead of a generated one: `whsec_` and the base64 of 24 to 64
+    /// bytes. On update, a new secret signs beside the old one for 24 h. Never returned here.
+    #[schema(pattern = "^whsec_[A-Za-z0-9+/=]+$")]
+    secret: Option<String>,
     event_type: Option<String>,
 }
 
