@@ -1,0 +1,106 @@
+//! `herald deliveries …`: the delivery log and redelivery.
+
+use crate::client::{CliError, Client};
+use crate::output::{self, cell, Format};
+use serde_json::Value;
+
+#[derive(clap::Subcommand)]
+pub enum Command {
+    /// A webhook's deliveries, newest first.
+    List {
+        /// The webhook whose log to read.
+        #[arg(long)]
+        webhook: String,
+        /// At most this many (1-100).
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+    /// One delivery with every attempt.
+    Get { id: String },
+    /// Queue a new attempt of a delivery, with the same `webhook-id`.
+    Redeliver { id: String },
+}
+
+pub async fn run(client: &Client, format: Format, command: Command) -> Result<(), CliError> {
+    match command {
+        Command::List { webhook, limit } => {
+            let page = client
+                .get(&format!("/v1/webhooks/{webhook}/deliveries?limit={limit}"))
+                .await?;
+            let items = page["data"].as_array().cloned().unwrap_or_default();
+            match format {
+                Format::Json => output::json(&Value::Array(items)),
+                Format::Table => output::table(
+                    &[
+                        "ID",
+                        "EVENT TYPE",
+                        "STATUS",
+                        "ATTEMPTS",
+                        "LAST CODE",
+                        "CREATED",
+                    ],
+                    &items
+                        .iter()
+                        .map(|d| {
+                            let attempts = d["attempts"].as_array().cloned().unwrap_or_default();
+                            let last = attempts.last().cloned().unwrap_or(Value::Null);
+                            vec![
+                                cell(&d["id"]),
+                                cell(&d["event_type"]),
+                                cell(&d["status"]),
+                                attempts.len().to_string(),
+                                cell(&last["status_code"]),
+                                cell(&d["created_at"]),
+                            ]
+                        })
+                        .collect::<Vec<_>>(),
+                ),
+            }
+        }
+        Command::Get { id } => {
+            let d = client.get(&format!("/v1/deliveries/{id}")).await?;
+            match format {
+                Format::Json => output::json(&d),
+                Format::Table => {
+                    output::record(&[
+                        ("id", cell(&d["id"])),
+                        (
+                            "event",
+                            format!("{} {}", cell(&d["event_id"]), cell(&d["event_type"])),
+                        ),
+                        ("webhook", cell(&d["webhook_id"])),
+                        ("status", cell(&d["status"])),
+                        ("next_attempt_at", cell(&d["next_attempt_at"])),
+                    ]);
+                    println!();
+                    output::table(
+                        &["AT", "CODE", "MS", "ERROR"],
+                        &d["attempts"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .map(|a| {
+                                vec![
+                                    cell(&a["at"]),
+                                    cell(&a["status_code"]),
+                                    cell(&a["duration_ms"]),
+                                    cell(&a["error"]),
+                                ]
+                            })
+                            .collect::<Vec<_>>(),
+                    );
+                }
+            }
+        }
+        Command::Redeliver { id } => {
+            let answer = client
+                .post_empty(&format!("/v1/deliveries/{id}/redeliver"))
+                .await?;
+            match format {
+                Format::Json => output::json(&answer),
+                Format::Table => println!("redelivery of {id} queued"),
+            }
+        }
+    }
+    Ok(())
+}
