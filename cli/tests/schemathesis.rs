@@ -3,46 +3,15 @@
 //! status codes, content types or schemas, fails the test. The stack runs with
 //! `HERALD_TARGET_POLICY=loopback`, so generated webhook URLs can never reach beyond this machine.
 
+use herald_tests::dev::DevServer;
 use herald_tests::venv_bin;
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-struct Stack(Child);
-
-impl Drop for Stack {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use std::path::Path;
+use std::process::Command;
 
 #[test]
 fn schemathesis_finds_no_server_errors_or_schema_violations() {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let _stack = Stack(
-        Command::new(env!("CARGO_BIN_EXE_herald"))
-            .args(["dev", "--port", &port.to_string()])
-            .env("HERALD_TARGET_POLICY", "loopback")
-            .env("HERALD_DELIVERY_TIMEOUT", "1s")
-            .env("RUST_LOG", "error")
-            .env_remove("AWS_ENDPOINT_URL")
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("herald dev starts"),
-    );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "herald dev did not listen on {port}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let stack = DevServer::start(Path::new(env!("CARGO_BIN_EXE_herald")));
+    let port = stack.port;
 
     let out = Command::new(venv_bin("schemathesis"))
         .args([

@@ -3,6 +3,7 @@
 //! handlers the way Lambda and the local stack do.
 
 pub mod contract;
+pub mod dev;
 pub mod faults;
 pub mod logs;
 pub mod moto;

@@ -1,0 +1,53 @@
+//! `herald dev` as a child process on a free loopback port, for tests that drive the stack the
+//! way a user does (the CLI, schemathesis). Deliveries stay on loopback.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct DevServer {
+    child: Child,
+    pub port: u16,
+}
+
+impl DevServer {
+    /// Starts `bin dev` (the `herald` binary) in memory and waits until it listens.
+    pub fn start(bin: &Path) -> DevServer {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(bin)
+            .args(["dev", "--port", &port.to_string()])
+            .env("HERALD_TARGET_POLICY", "loopback")
+            .env("HERALD_DELIVERY_TIMEOUT", "1s")
+            .env("RUST_LOG", "error")
+            .env_remove("AWS_ENDPOINT_URL")
+            .env_remove("HERALD_API_KEY")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("herald dev starts");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "herald dev did not listen on {port}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        DevServer { child, port }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for DevServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
