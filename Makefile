@@ -9,7 +9,7 @@ PORT    ?= 3000
 # Where cargo puts builds (CARGO_TARGET_DIR when set, as cargo itself does).
 TARGET  := $(or $(CARGO_TARGET_DIR),target)
 
-.PHONY: help dev test venv lint openapi soak fuzz build e2e-lambda bench clean
+.PHONY: help dev test test-browser venv lint openapi soak fuzz build e2e-lambda bench clean
 
 help:
 	@echo "make dev    build and run the whole pipeline on 127.0.0.1:$(PORT) (in memory)"
@@ -59,6 +59,17 @@ lint: venv
 
 test: venv lint
 	$(CARGO) test --workspace
+	$(MAKE) --no-print-directory test-browser
+
+## The web console in headless Chromium (playwright-core) against `herald dev` and a local
+## receiver. Installs Debian's chromium (and npm) when missing, then the pinned npm lockfile.
+BROWSER_TESTS := tests/browser
+test-browser:
+	@[ -x /usr/bin/chromium ] || { apt-get update -qq && apt-get install -y -qq chromium; }
+	@command -v npm >/dev/null || { apt-get update -qq && apt-get install -y -qq nodejs npm; }
+	npm ci --prefix $(BROWSER_TESTS) --no-audit --no-fund
+	$(CARGO) build -p herald-cli
+	cd $(BROWSER_TESTS) && HERALD_BIN=$(abspath $(TARGET))/debug/herald node --test console.test.mjs
 
 ## 10,000 events through the stack on moto with faulty receivers (not part of `make test`).
 SOAK_EVENTS ?= 10000

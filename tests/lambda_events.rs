@@ -58,10 +58,11 @@ async fn invoke(router: axum::Router, file: &str) -> (u16, Value) {
     } else {
         body.to_string()
     };
+    // JSON answers are parsed; others (the console's page) are kept as text.
     let body = if body.is_empty() {
         Value::Null
     } else {
-        serde_json::from_str(&body).unwrap()
+        serde_json::from_str(&body).unwrap_or(Value::String(body))
     };
     (
         status,
@@ -145,6 +146,20 @@ async fn api_function_serves_sample_requests() {
     );
     assert_eq!(answer["body"]["next_cursor"], Value::Null);
 
+    // The web console's page, through API Gateway's `ANY /` route, with its security headers.
+    let (status, answer) = invoke(app.clone(), "api-console-index.json").await;
+    assert_eq!(status, 200, "{answer}");
+    let headers = &answer["headers"];
+    assert_eq!(headers["content-type"], "text/html; charset=utf-8");
+    assert_eq!(headers["cache-control"], "no-cache");
+    assert_eq!(
+        headers["content-security-policy"],
+        herald_shared::web::console::CONTENT_SECURITY_POLICY
+    );
+    assert!(answer["body"]
+        .as_str()
+        .is_some_and(|page| page.starts_with("<!doctype html>")));
+
     // API routes do not take events.
     let (status, _) = invoke(app, "ingest-post-event.json").await;
     assert_eq!(status, 404);
@@ -221,6 +236,7 @@ fn expected(file: &str) -> Option<Expect> {
         "ingest-post-batch-unauthenticated.json" => Ingest(401),
         "ingest-post-batch-malformed.json" => Ingest(422),
         "api-health.json" | "api-openapi.json" | "api-event-types.json" => Api(200),
+        "api-console-index.json" => Api(200),
         "api-create-webhook.json" => Api(201),
         "api-create-webhook-unauthenticated.json" => Api(401),
         "api-create-webhook-malformed.json" => Api(422),

@@ -88,6 +88,7 @@ fn print_welcome(base: &str, key: &str, backend: &str, config: &Config) {
         r#"
 Herald is listening on {base} ({backend}; {policy}).
 Tenant key: {key}
+Web console: {base}/ (enter the tenant key there)
 
 1. In another terminal, start a receiver that prints each delivery:
      cargo run -q -p herald-cli -- receive --port 9000

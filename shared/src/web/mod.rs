@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod body;
+pub mod console;
 pub mod openapi;
 pub mod problem;
 
@@ -49,7 +50,7 @@ pub fn ingest_router(state: AppState) -> Router {
     with_fallbacks(ingest_routes()).with_state(state)
 }
 
-/// The routes of the api function: everything but `/v1/events*`.
+/// The routes of the api function: everything but `/v1/events*`, and the web console at `/`.
 pub fn api_router(state: AppState) -> Router {
     with_fallbacks(api_routes()).with_state(state)
 }
@@ -157,6 +158,7 @@ fn api_routes() -> Router<AppState> {
             .route("/v1/keys/{id}", delete(delete_key)),
         API_BODY_LIMIT,
     )
+    .merge(console::routes())
 }
 
 /// A path id; a malformed path is a 400 problem, not axum's plain-text rejection.
