@@ -254,6 +254,7 @@ test('desktop: key, create with filters, tests, deliveries, redeliver, secret, e
     assert.deepEqual(body.headers, [{ key: 'Authorization', value: null, protected: true }]);
     assert.equal(body.include_result, true);
     assert.ok(!(await page.content()).includes('Token 123'), 'a protected value is never shown');
+    await everyInputLabelled(page);
     await shot(page, '05-detail');
   });
 
@@ -356,6 +357,7 @@ test('desktop: key, create with filters, tests, deliveries, redeliver, secret, e
     assert.match(await row.textContent(), /ml-alerts/);
     assert.match(await row.textContent(), /slack/);
     assert.match(await row.textContent(), /experiments\.done/);
+    await everyInputLabelled(page);
     await shot(page, '11-list');
     const toggle = page.getByRole('switch', { name: 'Enabled: ml-alerts' });
     assert.ok(await toggle.isChecked());
