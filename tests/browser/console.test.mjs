@@ -203,6 +203,9 @@ test('desktop: key, create with filters, tests, deliveries, redeliver, secret, e
     await page.getByRole('link', { name: 'New webhook' }).first().click();
     await heading(page, 'New webhook');
     await everyInputLabelled(page);
+    // The kinds offered are the API's own (its OpenAPI document's Kind enum).
+    const offered = await page.getByLabel('Kind', { exact: true }).locator('option').evaluateAll((os) => os.map((o) => o.value));
+    assert.deepEqual(offered, (await api('GET', '/v1/openapi.json')).body.components.schemas.Kind.enum);
     await page.getByLabel('URL', { exact: true }).fill('ftp://hooks.example.com/x');
     await page.locator('input[name=events][value="experiments.done"]').check();
     await page.getByRole('button', { name: 'Create webhook' }).click();

@@ -8,10 +8,11 @@
 
 const KEY = 'herald.key';
 const ENVIRONMENTS = ['PRODUCTION', 'DEVELOPMENT', 'STAGING', 'PREVIEW'];
-const KINDS = [
-  ['standard', 'Standard (Herald JSON, signed)'],
-  ['slack', 'Slack (incoming webhook message)'],
-];
+/** Labels of the kinds known when this was written; the list itself comes from the API. */
+const KIND_LABELS = {
+  standard: 'Standard (Herald JSON, signed)',
+  slack: 'Slack (incoming webhook message)',
+};
 const PAGE = 20;
 
 const main = document.getElementById('main');
@@ -147,6 +148,15 @@ function describe(error) {
 
 function failed(error) {
   if (!error.handled) toast(describe(error), 'error');
+}
+
+let kinds = null;
+/** The webhook kinds this API takes: the `Kind` enum of its OpenAPI document, read once. */
+function loadKinds() {
+  kinds ??= api('GET', 'v1/openapi.json')
+    .then((doc) => doc.components.schemas.Kind.enum)
+    .catch(() => Object.keys(KIND_LABELS));
+  return kinds;
 }
 
 let catalog = null;
@@ -415,14 +425,15 @@ function enabledSwitch(webhook, onChange) {
 // --- create / edit
 
 async function formPage(id) {
-  const [types, webhook] = await Promise.all([loadCatalog(), id ? api('GET', path('v1/webhooks/', id)) : null]);
+  const [types, known, webhook] = await Promise.all([loadCatalog(), loadKinds(), id ? api('GET', path('v1/webhooks/', id)) : null]);
   const w = webhook || { name: '', description: '', url: '', kind: 'standard', events: [], filters: {}, headers: [], include_result: false, enabled: true };
   const filters = w.filters || {};
   const object = filters.object || {};
 
   const name = h('input', { type: 'text', name: 'name', value: webhook ? w.name : '', autocomplete: 'off' });
   const url = h('input', { type: 'url', name: 'url', value: w.url, required: true, autocomplete: 'off', placeholder: 'https://hooks.example.com/…', autofocus: true });
-  const kind = h('select', { name: 'kind' }, KINDS.map(([value, label]) => h('option', { value, selected: w.kind === value }, label)));
+  const kindNames = known.includes(w.kind) ? known : [...known, w.kind];
+  const kind = h('select', { name: 'kind' }, kindNames.map((value) => h('option', { value, selected: w.kind === value }, KIND_LABELS[value] || value)));
   const description = h('textarea', { name: 'description', rows: '2', value: w.description });
 
   const events = eventsFieldset(types, w.events);
@@ -461,7 +472,7 @@ async function formPage(id) {
     summary,
     h('fieldset', {}, h('legend', {}, 'Endpoint'),
       field({ label: 'URL', field: 'url', input: url, hint: 'http or https, without credentials.' }),
-      field({ label: 'Kind', field: 'kind', input: kind, hint: 'Standard posts Herald JSON; Slack posts a Block Kit message to an incoming-webhook URL.' }),
+      field({ label: 'Kind', field: 'kind', input: kind, hint: 'The shape of each delivery: standard posts Herald JSON; slack posts a Block Kit message to an incoming-webhook URL.' }),
       field({ label: 'Name', field: 'name', input: name, hint: "Optional: the URL's host when empty." }),
       field({ label: 'Description', field: 'description', input: description })),
     events,
