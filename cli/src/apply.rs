@@ -215,9 +215,10 @@ fn load(
     };
     let mut problems = Vec::new();
     let mut desired: Vec<Desired> = Vec::new();
+    let mut names = std::collections::HashSet::new();
     for (i, entry) in file.webhooks.iter().enumerate() {
         let at = format!("webhooks[{i}]");
-        if desired.iter().any(|d| d.name == entry.name.trim()) {
+        if !names.insert(entry.name.trim()) {
             problems.push(format!("{at}.name: `{}` is used twice", entry.name));
             continue;
         }
