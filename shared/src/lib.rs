@@ -2,12 +2,6 @@
 //! deliveries), the ports (`Store`, `Queue`) with their DynamoDB/SQS and in-memory adapters, the
 //! services that orchestrate them, and the axum router every host serves.
 
-/// Every Herald binary allocates through mimalloc: with glibc's malloc, allocation was a quarter
-/// of the dispatch function's CPU per delivery, and the local stack's delivery latency tripled.
-#[cfg(feature = "mimalloc")]
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 mod aws_error;
 pub mod catalog;
 pub mod config;
