@@ -111,9 +111,13 @@ impl Outbound {
     pub async fn post(&self, url: &str, headers: HeaderMap, body: Bytes) -> PostOutcome {
         let started = Instant::now();
         // Literal addresses bypass the resolver, so the URL is checked on every request too.
-        if let Err(e) = self.rules.check(url) {
-            return PostOutcome::failed(started, DeliveryError::Blocked(format!("url {e}")));
-        }
+        // The checked URL is the one posted to: one parse per delivery, not two.
+        let url = match self.rules.check(url) {
+            Ok(url) => url,
+            Err(e) => {
+                return PostOutcome::failed(started, DeliveryError::Blocked(format!("url {e}")))
+            }
+        };
         let result = self
             .client
             .post(url)
