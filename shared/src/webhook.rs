@@ -23,20 +23,42 @@ pub const MAX_METADATA_VALUE_LEN: usize = 256;
 /// Free-form labels for the webhook's owner (`herald apply` marks the webhooks it manages here).
 pub type Metadata = BTreeMap<String, String>;
 
+/// The payload format: `standard` (Herald's JSON), `slack` (an incoming-webhook message),
+/// `discord` (an execute-webhook message), `teams` (an Adaptive Card for a Teams Workflows
+/// webhook), or the shape of a platform's own webhooks, for receivers written for it:
+/// `determined`, `ubiops`, `qovery`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
     Standard,
     Slack,
+    Discord,
+    Teams,
+    Determined,
+    Ubiops,
+    Qovery,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 2] = [Kind::Standard, Kind::Slack];
+    pub const ALL: [Kind; 7] = [
+        Kind::Standard,
+        Kind::Slack,
+        Kind::Discord,
+        Kind::Teams,
+        Kind::Determined,
+        Kind::Ubiops,
+        Kind::Qovery,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Standard => "standard",
             Kind::Slack => "slack",
+            Kind::Discord => "discord",
+            Kind::Teams => "teams",
+            Kind::Determined => "determined",
+            Kind::Ubiops => "ubiops",
+            Kind::Qovery => "qovery",
         }
     }
 }

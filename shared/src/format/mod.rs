@@ -1,10 +1,21 @@
 //! Payload formats: one [`Formatter`] per webhook kind.
 
+mod determined;
+mod discord;
+mod parts;
+mod qovery;
 mod slack;
 mod standard;
+mod teams;
+mod ubiops;
 
+pub use determined::Determined;
+pub use discord::Discord;
+pub use qovery::Qovery;
 pub use slack::Slack;
 pub use standard::Standard;
+pub use teams::Teams;
+pub use ubiops::Ubiops;
 
 use crate::event::Event;
 use crate::webhook::Kind;
@@ -19,6 +30,11 @@ pub fn formatter(kind: Kind) -> &'static dyn Formatter {
     match kind {
         Kind::Standard => &Standard,
         Kind::Slack => &Slack,
+        Kind::Discord => &Discord,
+        Kind::Teams => &Teams,
+        Kind::Determined => &Determined,
+        Kind::Ubiops => &Ubiops,
+        Kind::Qovery => &Qovery,
     }
 }
 

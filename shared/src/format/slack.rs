@@ -1,37 +1,15 @@
 //! Slack incoming-webhook messages: Block Kit within Slack's documented limits.
 
+use super::parts::{self, Status};
 use super::Formatter;
 use crate::event::Event;
 use serde_json::{json, Value};
-use time::format_description::well_known::Rfc3339;
 
 pub struct Slack;
 
 const HEADER_MAX: usize = 150;
 const SECTION_MAX: usize = 3000;
 const FIELD_MAX: usize = 2000;
-const URL_MAX: usize = 3000;
-
-fn status_emoji(status: &str) -> &'static str {
-    match status {
-        "started" => "🚀",
-        "succeeded" | "completed" => "✅",
-        "failed" => "❌",
-        "stopped" => "⏹️",
-        "cancelled" => "🚫",
-        _ => "🔔",
-    }
-}
-
-/// Cuts to at most `max` characters, marking the cut with an ellipsis.
-fn truncate(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        return text.to_string();
-    }
-    let mut out: String = text.chars().take(max - 1).collect();
-    out.push('…');
-    out
-}
 
 /// Slack mrkdwn treats `&`, `<` and `>` as control characters.
 fn escape(text: &str) -> String {
@@ -40,93 +18,53 @@ fn escape(text: &str) -> String {
         .replace('>', "&gt;")
 }
 
-/// A link the event carries in `data.url` or `data.link`, if it is http(s).
-fn link(event: &Event) -> Option<&str> {
-    ["url", "link"]
-        .iter()
-        .filter_map(|k| event.data.get(*k).and_then(Value::as_str))
-        .find(|u| u.len() <= URL_MAX && (u.starts_with("https://") || u.starts_with("http://")))
-}
-
-fn mrkdwn(text: String) -> Value {
-    json!({"type": "mrkdwn", "text": text})
+fn mrkdwn(text: impl Into<String>) -> Value {
+    json!({"type": "mrkdwn", "text": text.into()})
 }
 
 impl Formatter for Slack {
     fn format(&self, event: &Event, include_result: bool, out: &mut Vec<u8>) {
-        let (resource, status) = event
-            .event_type
-            .split_once('.')
-            .unwrap_or((&event.event_type, ""));
-        let emoji = status_emoji(status);
-        let test = if event.test { "[TEST] " } else { "" };
-        let request = if resource == "requests" {
-            " request"
-        } else {
-            ""
-        };
-        let subject = match &event.object {
-            Some(o) => format!("{} {}{request}", o.kind, o.name),
-            None => resource.trim_end_matches('s').to_string(),
-        };
-        let header = truncate(&format!("{emoji} {test}{subject} {status}"), HEADER_MAX);
+        let emoji = Status::of(event).emoji();
+        let test = parts::test_marker(event);
+        let header = parts::truncate(
+            &format!("{emoji} {test}{}", parts::headline(event)),
+            HEADER_MAX,
+        )
+        .into_owned();
 
-        let mut fields = Vec::with_capacity(4);
-        if let Some(p) = &event.project {
-            fields.push(mrkdwn(truncate(
-                &format!("*Project*\n{}", escape(p)),
-                FIELD_MAX,
-            )));
-        }
-        if let Some(o) = &event.object {
-            let version = o
-                .version
-                .as_deref()
-                .map(|v| format!(" {v}"))
-                .unwrap_or_default();
-            fields.push(mrkdwn(truncate(
-                &format!(
-                    "*{}*\n{}{}",
-                    escape(&o.kind),
-                    escape(&o.name),
-                    escape(&version)
-                ),
-                FIELD_MAX,
-            )));
-        }
-        if let Some(env) = event.environment_type {
-            fields.push(mrkdwn(format!("*Environment*\n{}", env.as_str())));
-        }
-        fields.push(mrkdwn(format!("*Status*\n{emoji} {status}")));
+        let fields: Vec<Value> = parts::facts(event)
+            .iter()
+            .map(|f| {
+                let text = format!("*{}*\n{}", escape(&f.label), escape(&f.value));
+                mrkdwn(parts::truncate(&text, FIELD_MAX))
+            })
+            .collect();
 
         let mut blocks = vec![
             json!({"type": "header", "text": {"type": "plain_text", "text": header, "emoji": true}}),
-            json!({"type": "section", "text": mrkdwn(truncate(&escape(&event.text), SECTION_MAX))}),
+            json!({"type": "section", "text": mrkdwn(parts::truncate(&escape(&event.text), SECTION_MAX))}),
             json!({"type": "section", "fields": fields}),
         ];
-        if include_result {
-            if let Some(result) = &event.result {
-                let body = serde_json::to_string_pretty(result).unwrap_or_default();
-                // Room for the code fence within the section limit.
-                let code = truncate(&body, SECTION_MAX - 16);
-                blocks.push(
-                    json!({"type": "section", "text": mrkdwn(format!("*Result*\n```{code}```"))}),
-                );
-            }
+        if let Some(body) = parts::result_json(event, include_result, true) {
+            // Room for the code fence within the section limit.
+            let code = parts::truncate(&body, SECTION_MAX - 16);
+            blocks.push(
+                json!({"type": "section", "text": mrkdwn(format!("*Result*\n```{code}```"))}),
+            );
         }
-        if let Some(url) = link(event) {
+        if let Some(url) = parts::link(event) {
             blocks.push(json!({"type": "actions", "elements": [{
                 "type": "button", "text": {"type": "plain_text", "text": "Open", "emoji": false}, "url": url
             }]}));
         }
-        let when = event.occurred_at.format(&Rfc3339).unwrap_or_default();
+        let when = parts::Timestamp(&event.occurred_at);
         blocks.push(json!({"type": "context", "elements": [
-            mrkdwn(truncate(&format!("`{}` · {} · {}", event.event_type, escape(&event.id), when), FIELD_MAX))
+            mrkdwn(parts::truncate(&format!("`{}` · {} · {when}", event.event_type, escape(&event.id)), FIELD_MAX))
         ]}));
 
-        let fallback = truncate(&format!("{emoji} {test}{}", event.text), SECTION_MAX);
-        serde_json::to_writer(out, &json!({"text": fallback, "blocks": blocks}))
-            .expect("serializing to a Vec cannot fail");
+        let fallback = format!("{emoji} {test}{}", event.text);
+        let fallback = parts::truncate(&fallback, SECTION_MAX);
+        parts::write_json(out, &json!({"text": fallback, "blocks": blocks}));
     }
 }
 
@@ -178,7 +116,10 @@ mod tests {
             let msg = slack(&e, true);
             assert_valid_block_kit(&msg);
             let header = msg["blocks"][0]["text"]["text"].as_str().unwrap();
-            assert!(header.starts_with(status_emoji(t.status)), "{header}");
+            assert!(
+                header.starts_with(Status::parse(t.status).emoji()),
+                "{header}"
+            );
             assert!(header.contains("[TEST]"));
         }
         let e = Event::sample(

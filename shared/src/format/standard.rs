@@ -1,11 +1,10 @@
 //! Herald's own JSON payload (SPEC §4).
 
+use super::parts::Timestamp;
 use super::Formatter;
 use crate::event::{EnvironmentType, Event, ObjectRef};
 use serde::Serialize;
 use serde_json::{Map, Value};
-use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
 
 pub struct Standard;
 
@@ -24,27 +23,6 @@ struct Payload<'a> {
     text: &'a str,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     test: bool,
-}
-
-/// RFC 3339, formatted on the stack: no allocation per delivery.
-struct Timestamp<'a>(&'a OffsetDateTime);
-
-impl Serialize for Timestamp<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut buf = [0u8; 64];
-        let mut rest = &mut buf[..];
-        // What was written is what the writer advanced over (the returned count can fall short
-        // of it for subsecond digits).
-        let formatted = self
-            .0
-            .format_into(&mut rest, &Rfc3339)
-            .map(|_| 64 - rest.len());
-        match formatted {
-            Ok(n) => serializer.serialize_str(std::str::from_utf8(&buf[..n]).unwrap_or_default()),
-            // Years outside 0..=9999 have no RFC 3339 form.
-            Err(_) => serializer.serialize_str(&self.0.unix_timestamp().to_string()),
-        }
-    }
 }
 
 fn payload(event: &Event, include_result: bool) -> Payload<'_> {
@@ -77,6 +55,7 @@ mod tests {
     use crate::format::render;
     use crate::webhook::Kind;
     use serde_json::json;
+    use time::format_description::well_known::Rfc3339;
     use time::macros::datetime;
 
     #[test]
