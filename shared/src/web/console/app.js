@@ -12,6 +12,11 @@ const ENVIRONMENTS = ['PRODUCTION', 'DEVELOPMENT', 'STAGING', 'PREVIEW'];
 const KIND_LABELS = {
   standard: 'Standard (Herald JSON, signed)',
   slack: 'Slack (incoming webhook message)',
+  discord: 'Discord (webhook message with an embed)',
+  teams: 'Microsoft Teams (Workflows webhook, Adaptive Card)',
+  determined: 'Determined payload (event_id, event_type, event_data)',
+  ubiops: 'UbiOps payload (event, object ids, status, text)',
+  qovery: 'Qovery payload (event_type, payload_type, payload)',
 };
 const PAGE = 20;
 
@@ -472,7 +477,7 @@ async function formPage(id) {
     summary,
     h('fieldset', {}, h('legend', {}, 'Endpoint'),
       field({ label: 'URL', field: 'url', input: url, hint: 'http or https, without credentials.' }),
-      field({ label: 'Kind', field: 'kind', input: kind, hint: 'The shape of each delivery: standard posts Herald JSON; slack posts a Block Kit message to an incoming-webhook URL.' }),
+      field({ label: 'Kind', field: 'kind', input: kind, hint: 'The shape of each delivery: Herald JSON, a chat message (Slack, Discord, Teams), or the payload a Determined, UbiOps or Qovery receiver already understands. Every kind is signed.' }),
       field({ label: 'Name', field: 'name', input: name, hint: "Optional: the URL's host when empty." }),
       field({ label: 'Description', field: 'description', input: description })),
     events,
