@@ -3,6 +3,7 @@
 //! services that orchestrate them, and the axum router every host serves.
 
 mod aws_error;
+pub mod aws_http;
 pub mod catalog;
 pub mod config;
 pub mod delivery;
