@@ -12,7 +12,7 @@
 use crate::client::{CliError, Client};
 use crate::output::{self, Format};
 use herald_shared::http::TargetPolicy;
-use herald_shared::webhook::{UrlRules, Webhook, WebhookSpec, WebhookView};
+use herald_shared::webhook::{UrlRules, Webhook, WebhookSpec, WebhookView, SPEC_FIELDS};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
@@ -20,18 +20,13 @@ use std::collections::BTreeMap;
 pub const DEFAULT_OWNER: &str = "herald-apply";
 const MANAGED_BY: &str = "managed-by";
 const FINGERPRINT: &str = "apply-fingerprint";
-/// What a plan compares: every field a file sets, as the API shows it.
-const COMPARED: [&str; 9] = [
-    "name",
-    "description",
-    "url",
-    "kind",
-    "events",
-    "filters",
-    "headers",
-    "include_result",
-    "enabled",
-];
+/// What a plan compares: every field a user sets but the two apply handles itself (`metadata`
+/// holds its marks, `secret` is write-only and compared by fingerprint).
+fn compared_fields() -> impl Iterator<Item = &'static str> {
+    SPEC_FIELDS
+        .into_iter()
+        .filter(|f| !matches!(*f, "metadata" | "secret"))
+}
 
 #[derive(clap::Args)]
 pub struct ApplyArgs {
@@ -343,9 +338,8 @@ fn substitute(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String
 }
 
 fn compared(view: &Value) -> Map<String, Value> {
-    COMPARED
-        .iter()
-        .map(|k| (k.to_string(), view.get(*k).cloned().unwrap_or(Value::Null)))
+    compared_fields()
+        .map(|k| (k.to_string(), view.get(k).cloned().unwrap_or(Value::Null)))
         .collect()
 }
 
@@ -362,10 +356,9 @@ fn plan(owner: &str, desired: Vec<Desired>, current: &[Value]) -> Vec<Change> {
         };
         let existing = managed.remove(pos);
         let actual = compared(existing);
-        let mut diffs: Vec<(String, Value, Value)> = COMPARED
-            .iter()
-            .filter(|k| actual[**k] != d.view[**k])
-            .map(|k| (k.to_string(), actual[*k].clone(), d.view[*k].clone()))
+        let mut diffs: Vec<(String, Value, Value)> = compared_fields()
+            .filter(|k| actual[*k] != d.view[*k])
+            .map(|k| (k.to_string(), actual[k].clone(), d.view[k].clone()))
             .collect();
         let stored = &existing["metadata"][FINGERPRINT];
         let same_secrets = match (fingerprint_salt(stored), d.secrets.is_empty()) {

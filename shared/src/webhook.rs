@@ -255,7 +255,8 @@ pub struct WebhookSpec {
 
 pub use crate::http::guard::UrlRules;
 
-const SPEC_FIELDS: [&str; 11] = [
+/// Every field a user may set on a webhook.
+pub const SPEC_FIELDS: [&str; 11] = [
     "name",
     "description",
     "url",
