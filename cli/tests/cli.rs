@@ -281,16 +281,21 @@ webhooks:
     secret: ${SECRET}
 "#;
 
+/// A CLI whose environment fills `FILE`'s references.
+fn file_cli<'a>(dev: &'a DevServer, rx: &Receiver, token: &str, secret: &str) -> Cli<'a> {
+    Cli::new(dev)
+        .env("SLACK_URL", &format!("{}/slack", rx.url))
+        .env("RX_URL", &rx.url)
+        .env("TOKEN", token)
+        .env("SECRET", secret)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn apply_is_idempotent_plans_changes_and_never_touches_hand_made_webhooks() {
     let dev = DevServer::start(Path::new(env!("CARGO_BIN_EXE_herald")));
     let rx = Receiver::start(200).await;
     let secret = format!("whsec_{}", "S".repeat(32));
-    let cli = Cli::new(&dev)
-        .env("SLACK_URL", &format!("{}/slack", rx.url))
-        .env("RX_URL", &rx.url)
-        .env("TOKEN", "t0ken-1")
-        .env("SECRET", &secret);
+    let cli = file_cli(&dev, &rx, "t0ken-1", &secret);
     let dir = temp_dir();
     let file = write(&dir, "webhooks.yaml", FILE);
     let f = file.to_str().unwrap();
@@ -383,11 +388,7 @@ async fn apply_is_idempotent_plans_changes_and_never_touches_hand_made_webhooks(
     .expect("signed with the file's secret");
 
     // A changed protected value is seen through the fingerprint; the dry run shows a diff.
-    let rotated = Cli::new(&dev)
-        .env("SLACK_URL", &format!("{}/slack", rx.url))
-        .env("RX_URL", &rx.url)
-        .env("TOKEN", "t0ken-2")
-        .env("SECRET", &secret);
+    let rotated = file_cli(&dev, &rx, "t0ken-2", &secret);
     let diff = rotated.ok(&["apply", "-f", f, "--dry-run"]);
     assert!(
         diff.contains(&format!("~ pipeline-requests ({pid})")),
@@ -452,11 +453,7 @@ async fn export_then_apply_round_trips_with_no_changes() {
     let dev = DevServer::start(Path::new(env!("CARGO_BIN_EXE_herald")));
     let rx = Receiver::start(200).await;
     let secret = format!("whsec_{}", "E".repeat(40));
-    let cli = Cli::new(&dev)
-        .env("SLACK_URL", &format!("{}/slack", rx.url))
-        .env("RX_URL", &rx.url)
-        .env("TOKEN", "abc")
-        .env("SECRET", &secret);
+    let cli = file_cli(&dev, &rx, "abc", &secret);
     let dir = temp_dir();
     let file = write(&dir, "webhooks.yaml", FILE);
     cli.ok(&["apply", "-f", file.to_str().unwrap()]);
