@@ -59,6 +59,16 @@ enum Cmd {
         #[arg(long, default_value_t = 1000)]
         in_flight: usize,
     },
+    /// Dispatch throughput against the bare client at one fan-out: the quick loop for work on
+    /// the ratio (`all` runs fan-outs 1, 10 and 1,000).
+    Throughput {
+        #[arg(long, default_value_t = 1)]
+        fanout: usize,
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        #[arg(long, default_value_t = 20_000)]
+        deliveries: usize,
+    },
     /// ~10,000 deliveries at `fanout` webhooks per event, or 1,000 events to one of `webhooks`
     /// (prints JSON).
     Scale {
@@ -96,6 +106,16 @@ fn main() {
         Some(Cmd::Memory { in_flight }) => {
             let (before, after) = runtime.block_on(memory::run(in_flight));
             println!("{}", serde_json::json!({"before": before, "peak": after}));
+        }
+        Some(Cmd::Throughput {
+            fanout,
+            runs,
+            deliveries,
+        }) => {
+            let receiver = receiver::Receiver::spawn(0, false);
+            let (line, ratio) =
+                runtime.block_on(throughput_line(&receiver, fanout, runs.max(1), deliveries));
+            println!("{line}\nratio {ratio:.2}");
         }
         Some(Cmd::Scale { fanout, webhooks }) => {
             let answer = runtime.block_on(scale(fanout, webhooks));
@@ -187,6 +207,43 @@ fn mb(bytes: f64) -> f64 {
 /// Batches in flight at once in the throughput figure, as the local stack's pollers run them.
 const POLLERS: usize = 2;
 
+/// `runs` alternated runs of the bare client and Herald at `fanout`: the summary line and the
+/// median ratio.
+async fn throughput_line(
+    receiver: &receiver::Receiver,
+    fanout: usize,
+    runs: usize,
+    deliveries: usize,
+) -> (String, f64) {
+    let (mut h, mut b, mut ratio, mut hcpu, mut bcpu) = (vec![], vec![], vec![], vec![], vec![]);
+    let (mut one, mut one_ratio) = (vec![], vec![]);
+    for _ in 0..runs {
+        // Alternated, so drift in the machine's load hits both alike.
+        let bare = throughput::bare(receiver, fanout, deliveries).await;
+        let herald = throughput::herald(receiver, fanout, deliveries, POLLERS).await;
+        let single = throughput::herald(receiver, fanout, deliveries, 1).await;
+        h.push(herald.per_second());
+        b.push(bare.per_second());
+        ratio.push(herald.per_second() / bare.per_second());
+        hcpu.push(herald.cpu_us_per_delivery());
+        bcpu.push(bare.cpu_us_per_delivery());
+        one.push(single.per_second());
+        one_ratio.push(single.per_second() / bare.per_second());
+    }
+    let r = Spread::of(&ratio);
+    let text = format!(
+        "dispatch fan-out {fanout:>4}: herald ({POLLERS} pollers) {} deliveries/s, bare {} /s, ratio {}; CPU µs/delivery herald {}, bare {}; one batch at a time {} /s, ratio {}",
+        Spread::of(&h).show(0),
+        Spread::of(&b).show(0),
+        r.show(2),
+        Spread::of(&hcpu).show(1),
+        Spread::of(&bcpu).show(1),
+        Spread::of(&one).show(0),
+        Spread::of(&one_ratio).show(2)
+    );
+    (text, r.median)
+}
+
 async fn all(runs: usize, deliveries: usize, bin_dir: &Path, venv: &Path) {
     let started = std::time::Instant::now();
     let runs = runs.max(1);
@@ -201,36 +258,11 @@ async fn all(runs: usize, deliveries: usize, bin_dir: &Path, venv: &Path) {
     let receiver = receiver::Receiver::spawn(0, false);
     let mut ratio_fanout_1 = 0.0;
     for fanout in [1, 10, 1000] {
-        let (mut h, mut b, mut ratio, mut hcpu, mut bcpu) =
-            (vec![], vec![], vec![], vec![], vec![]);
-        let (mut one, mut one_ratio) = (vec![], vec![]);
-        for _ in 0..runs {
-            // Alternated, so drift in the machine's load hits both alike.
-            let bare = throughput::bare(&receiver, fanout, deliveries).await;
-            let herald = throughput::herald(&receiver, fanout, deliveries, POLLERS).await;
-            let single = throughput::herald(&receiver, fanout, deliveries, 1).await;
-            h.push(herald.per_second());
-            b.push(bare.per_second());
-            ratio.push(herald.per_second() / bare.per_second());
-            hcpu.push(herald.cpu_us_per_delivery());
-            bcpu.push(bare.cpu_us_per_delivery());
-            one.push(single.per_second());
-            one_ratio.push(single.per_second() / bare.per_second());
-        }
-        let r = Spread::of(&ratio);
+        let (text, ratio) = throughput_line(&receiver, fanout, runs, deliveries).await;
         if fanout == 1 {
-            ratio_fanout_1 = r.median;
+            ratio_fanout_1 = ratio;
         }
-        line(format!(
-            "dispatch fan-out {fanout:>4}: herald ({POLLERS} pollers) {} deliveries/s, bare {} /s, ratio {}; CPU µs/delivery herald {}, bare {}; one batch at a time {} /s, ratio {}",
-            Spread::of(&h).show(0),
-            Spread::of(&b).show(0),
-            r.show(2),
-            Spread::of(&hcpu).show(1),
-            Spread::of(&bcpu).show(1),
-            Spread::of(&one).show(0),
-            Spread::of(&one_ratio).show(2)
-        ));
+        line(text);
     }
     drop(receiver);
 

@@ -28,7 +28,7 @@ impl DeliveryStatus {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Attempt {
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
@@ -45,7 +45,7 @@ impl Attempt {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Delivery {
     pub id: String,
     pub tenant_id: String,
@@ -70,6 +70,60 @@ pub struct Delivery {
         with = "time::serde::rfc3339::option"
     )]
     pub leased_until: Option<OffsetDateTime>,
+}
+
+// Clone by hand for `clone_from`, which the derive leaves allocating: the in-memory store puts
+// each attempt's record over the leased copy and reuses its strings.
+impl Clone for Attempt {
+    fn clone(&self) -> Self {
+        Attempt {
+            at: self.at,
+            status_code: self.status_code,
+            duration_ms: self.duration_ms,
+            error: self.error.clone(),
+            response_body: self.response_body.clone(),
+        }
+    }
+
+    fn clone_from(&mut self, source: &Self) {
+        self.at = source.at;
+        self.status_code = source.status_code;
+        self.duration_ms = source.duration_ms;
+        self.error.clone_from(&source.error);
+        self.response_body.clone_from(&source.response_body);
+    }
+}
+
+impl Clone for Delivery {
+    fn clone(&self) -> Self {
+        Delivery {
+            id: self.id.clone(),
+            tenant_id: self.tenant_id.clone(),
+            event_id: self.event_id.clone(),
+            event_type: self.event_type.clone(),
+            webhook_id: self.webhook_id.clone(),
+            status: self.status,
+            attempts: self.attempts.clone(),
+            next_attempt_at: self.next_attempt_at,
+            created_at: self.created_at,
+            series_start: self.series_start,
+            leased_until: self.leased_until,
+        }
+    }
+
+    fn clone_from(&mut self, source: &Self) {
+        self.id.clone_from(&source.id);
+        self.tenant_id.clone_from(&source.tenant_id);
+        self.event_id.clone_from(&source.event_id);
+        self.event_type.clone_from(&source.event_type);
+        self.webhook_id.clone_from(&source.webhook_id);
+        self.status = source.status;
+        self.attempts.clone_from(&source.attempts);
+        self.next_attempt_at = source.next_attempt_at;
+        self.created_at = source.created_at;
+        self.series_start = source.series_start;
+        self.leased_until = source.leased_until;
+    }
 }
 
 impl Delivery {
@@ -191,7 +245,12 @@ pub fn delivery_id(envelope_id: Ulid, webhook_id: &str) -> String {
     let mut random = [0u8; 16];
     random[6..].copy_from_slice(&digest.as_ref()[..10]);
     let ulid = Ulid::from_parts(envelope_id.timestamp_ms(), u128::from_be_bytes(random));
-    format!("dl_{ulid}")
+    // Written straight into one right-sized String: this runs once per delivery.
+    let mut text = [0; ulid::ULID_LEN];
+    let mut id = String::with_capacity(3 + ulid::ULID_LEN);
+    id.push_str("dl_");
+    id.push_str(ulid.array_to_str(&mut text));
+    id
 }
 
 #[cfg(test)]
@@ -206,6 +265,30 @@ mod tests {
             error: error.map(str::to_string),
             response_body: None,
         }
+    }
+
+    #[test]
+    fn clone_from_copies_every_field() {
+        let at = OffsetDateTime::UNIX_EPOCH + time::Duration::hours(1);
+        let mut source = Delivery::new("dl_a".into(), "tn_a", "evt_a", "jobs.failed", "wh_a", at);
+        source.status = DeliveryStatus::Retrying;
+        source.attempts = vec![attempt(Some(500), None), attempt(None, Some("timeout"))];
+        source.attempts[0].response_body = Some("busy".into());
+        source.next_attempt_at = Some(at + time::Duration::minutes(5));
+        source.series_start = 1;
+        source.leased_until = Some(at + time::Duration::minutes(1));
+        let mut target = Delivery::new(
+            "dl_b".into(),
+            "tn_b",
+            "evt_b",
+            "jobs.succeeded",
+            "wh_b",
+            OffsetDateTime::UNIX_EPOCH,
+        );
+        target.attempts = vec![attempt(Some(200), None); 3];
+        target.clone_from(&source);
+        assert_eq!(target, source);
+        assert_eq!(source.clone(), source);
     }
 
     fn outcome(status_code: Option<u16>) -> Outcome {

@@ -4,7 +4,9 @@
 use crate::catalog::{self, EventType, REQUEST_OBJECT_KINDS};
 use crate::error::{Error, FieldError};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
+use std::sync::OnceLock;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use ulid::Ulid;
@@ -87,13 +89,101 @@ pub struct Event {
     #[serde(default)]
     pub object: Option<ObjectRef>,
     #[serde(default)]
-    pub data: Map<String, Value>,
+    pub data: Data,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<Value>,
     pub text: String,
     /// Set on test deliveries only.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub test: bool,
+}
+
+/// An event's `data`: the JSON text of an object, as it travels on the queue. Dispatch copies
+/// the text into standard bodies and parses it only for formats that read its fields (once per
+/// event), so the common delivery never builds, walks or frees a tree of it.
+#[derive(Clone)]
+pub struct Data {
+    raw: Box<RawValue>,
+    fields: OnceLock<Map<String, Value>>,
+}
+
+impl Data {
+    /// The object's JSON text.
+    pub fn raw(&self) -> &RawValue {
+        &self.raw
+    }
+
+    /// The object's fields, parsed on first use.
+    pub fn fields(&self) -> &Map<String, Value> {
+        // The text is an object: checked when it was built or read.
+        self.fields
+            .get_or_init(|| serde_json::from_str(self.raw.get()).unwrap_or_default())
+    }
+
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.fields().get(key)
+    }
+
+    pub fn iter(&self) -> serde_json::map::Iter<'_> {
+        self.fields().iter()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.fields().is_empty()
+    }
+}
+
+impl Default for Data {
+    fn default() -> Self {
+        Data::from(Map::new())
+    }
+}
+
+impl From<Map<String, Value>> for Data {
+    fn from(fields: Map<String, Value>) -> Self {
+        let raw = serde_json::value::to_raw_value(&fields).expect("a JSON map serializes");
+        Data {
+            raw,
+            fields: OnceLock::from(fields),
+        }
+    }
+}
+
+impl FromIterator<(String, Value)> for Data {
+    fn from_iter<I: IntoIterator<Item = (String, Value)>>(iter: I) -> Self {
+        Data::from(Map::from_iter(iter))
+    }
+}
+
+impl PartialEq for Data {
+    fn eq(&self, other: &Self) -> bool {
+        self.fields() == other.fields()
+    }
+}
+
+impl std::fmt::Debug for Data {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.raw.get())
+    }
+}
+
+impl Serialize for Data {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.raw.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Data {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = Box::<RawValue>::deserialize(deserializer)?;
+        if !raw.get().trim_start().starts_with('{') {
+            return Err(serde::de::Error::custom("data must be a JSON object"));
+        }
+        Ok(Data {
+            raw,
+            fields: OnceLock::new(),
+        })
+    }
 }
 
 /// What the queue carries: one accepted event of one tenant.
@@ -262,11 +352,11 @@ impl Event {
         }
 
         let data = match obj.get("data") {
-            None | Some(Value::Null) => Map::new(),
-            Some(Value::Object(d)) => d.clone(),
+            None | Some(Value::Null) => Data::default(),
+            Some(Value::Object(d)) => Data::from(d.clone()),
             Some(_) => {
                 errors.push(FieldError::new("data", "must be a JSON object"));
-                Map::new()
+                Data::default()
             }
         };
 
@@ -465,6 +555,30 @@ mod tests {
         assert_eq!(e.result, Some(json!({"score": 1})));
         let back: Event = serde_json::from_str(&serde_json::to_string(&e).unwrap()).unwrap();
         assert_eq!(back, e);
+        assert_eq!(back.data.get("request_id"), Some(&json!("r1")));
+    }
+
+    #[test]
+    fn queued_data_must_be_an_object() {
+        let queued = |data: &str| {
+            serde_json::from_str::<Event>(&format!(
+                r#"{{"id":"e","type":"jobs.failed","occurred_at":"2026-11-22T10:00:00Z","text":"t","data":{data}}}"#
+            ))
+        };
+        assert_eq!(
+            queued(r#" {"a": [1, 2.5]}"#).unwrap().data.get("a"),
+            Some(&json!([1, 2.5]))
+        );
+        for bad in ["[1]", "\"x\"", "null", "3"] {
+            let err = queued(bad).unwrap_err().to_string();
+            assert!(err.contains("data must be a JSON object"), "{bad}: {err}");
+        }
+        let absent: Event = serde_json::from_str(
+            r#"{"id":"e","type":"jobs.failed","occurred_at":"2026-11-22T10:00:00Z","text":"t"}"#,
+        )
+        .unwrap();
+        assert!(absent.data.is_empty());
+        assert_eq!(absent.data.raw().get(), "{}");
     }
 
     #[test]

@@ -88,7 +88,6 @@ mod tests {
     use crate::event::{EnvironmentType, ObjectRef};
     use crate::webhook::ObjectFilter;
     use proptest::prelude::*;
-    use serde_json::Map;
     use time::OffsetDateTime;
 
     fn event(event_type: &str) -> Event {
@@ -99,7 +98,7 @@ mod tests {
             project: None,
             environment_type: None,
             object: None,
-            data: Map::new(),
+            data: Default::default(),
             result: None,
             text: String::new(),
             test: false,

@@ -250,7 +250,9 @@ mod tests {
     #[test]
     fn no_url_without_an_http_link() {
         let mut e = sample("experiments.failed");
-        e.data.insert("url".into(), json!("javascript:alert(1)"));
+        let mut data = e.data.fields().clone();
+        data.insert("url".into(), json!("javascript:alert(1)"));
+        e.data = data.into();
         assert!(discord(&e, false)["embeds"][0].get("url").is_none());
     }
 

@@ -153,7 +153,7 @@ pub fn result_json(event: &Event, include_result: bool, pretty: bool) -> Option<
 pub fn link(event: &Event) -> Option<&str> {
     ["url", "link"]
         .iter()
-        .filter_map(|k| event.data.get(*k).and_then(Value::as_str))
+        .filter_map(|k| event.data.get(k).and_then(Value::as_str))
         .find(|u| {
             u.len() <= LINK_MAX
                 && !u.chars().any(|c| c.is_whitespace() || c.is_control())

@@ -347,7 +347,9 @@ mod tests {
     #[test]
     fn no_action_without_a_link() {
         let mut e = sample("jobs.failed");
-        e.data.remove("url");
+        let mut data = e.data.fields().clone();
+        data.remove("url");
+        e.data = data.into();
         let msg = assert_valid_teams(&render(Kind::Teams, &e, false));
         assert!(msg["attachments"][0]["content"].get("actions").is_none());
     }
@@ -367,11 +369,11 @@ mod tests {
         e.id = "i".repeat(128);
         e.data = (0..200)
             .map(|i| (format!("{i:03}{}", nasty(300)), json!(nasty(2000))))
+            .chain([(
+                "url".to_string(),
+                json!(format!("https://x.example/{}", "\\".repeat(2000))),
+            )])
             .collect();
-        e.data.insert(
-            "url".into(),
-            json!(format!("https://x.example/{}", "\\".repeat(2000))),
-        );
         e.result = Some(json!({"r": nasty(2700)}));
         let raw = render(Kind::Teams, &e, true);
         let msg = assert_valid_teams(&raw);

@@ -8,6 +8,7 @@ use http::HeaderMap;
 use std::error::Error as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use url::Url;
 
 pub const USER_AGENT: &str = concat!("Herald/", env!("CARGO_PKG_VERSION"));
 
@@ -88,6 +89,9 @@ impl Outbound {
         let client = reqwest::Client::builder()
             .user_agent(USER_AGENT)
             .redirect(reqwest::redirect::Policy::none())
+            // Without HTTP/2 reqwest's own retries never fire, yet they copy every request's
+            // headers in case they might; Herald's schedule does the retrying.
+            .retry(reqwest::retry::never().max_retries_per_request(0))
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(5)))
             .pool_idle_timeout(Duration::from_secs(60))
@@ -109,14 +113,29 @@ impl Outbound {
 
     /// POSTs `body` to `url`. Never fails: every outcome is data for the delivery log.
     pub async fn post(&self, url: &str, headers: HeaderMap, body: Bytes) -> PostOutcome {
+        self.post_to(&self.target(url), headers, body).await
+    }
+
+    /// A URL as this client will post to it, or why it will not. Literal addresses bypass the
+    /// resolver, so this check is what keeps them out; it depends on the URL alone, so a
+    /// caller that posts to one URL often may keep the answer.
+    pub fn target(&self, url: &str) -> Result<Url, DeliveryError> {
+        self.rules
+            .check(url)
+            .map_err(|e| DeliveryError::Blocked(format!("url {e}")))
+    }
+
+    /// POSTs `body` to a URL [`Outbound::target`] checked, or records why it was not sent.
+    pub async fn post_to(
+        &self,
+        target: &Result<Url, DeliveryError>,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> PostOutcome {
         let started = Instant::now();
-        // Literal addresses bypass the resolver, so the URL is checked on every request too.
-        // The checked URL is the one posted to: one parse per delivery, not two.
-        let url = match self.rules.check(url) {
-            Ok(url) => url,
-            Err(e) => {
-                return PostOutcome::failed(started, DeliveryError::Blocked(format!("url {e}")))
-            }
+        let url = match target {
+            Ok(url) => url.clone(),
+            Err(e) => return PostOutcome::failed(started, e.clone()),
         };
         let result = self
             .client

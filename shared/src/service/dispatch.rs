@@ -28,7 +28,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use time::OffsetDateTime;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Semaphore;
 
 /// SQS's longest message delay; longer waits are chained.
 pub const MAX_QUEUE_DELAY: Duration = Duration::from_secs(900);
@@ -75,11 +75,18 @@ pub struct Dispatcher {
     queue: Arc<dyn Queue>,
     outbound: Outbound,
     settings: Settings,
-    endpoints: Mutex<HashMap<String, Arc<Semaphore>>>,
+    endpoints: Mutex<HashMap<String, Arc<Endpoint>>>,
     keys: signing::Keys,
     /// Deliveries in flight across every batch this container handles at once (the local
     /// stack runs several pollers over one dispatcher).
     slots: Arc<Semaphore>,
+}
+
+/// One URL this container posts to: its share of the concurrency bound, and the URL as checked
+/// (parsing and checking a URL costs about as much as formatting a body, so it is done once).
+struct Endpoint {
+    slots: Arc<Semaphore>,
+    target: Result<url::Url, DeliveryError>,
 }
 
 /// What a batch came to: the records to hand back to the queue, and what happened.
@@ -412,7 +419,13 @@ impl Dispatcher {
             Ok(Plan::Defer(wait)) => return self.defer(job, wait).await,
             Err(e) => return internal("read a delivery", e),
         };
-        let permit = self.endpoint_permit(&webhook.url).await;
+        let endpoint = self.endpoint(&webhook.url);
+        let permit = endpoint
+            .slots
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("endpoint semaphores are never closed");
         // The lease is taken once this run can post at once, so it covers only the attempt.
         let now = OffsetDateTime::now_utc();
         delivery.leased_until = Some(now + self.settings.lease);
@@ -429,7 +442,9 @@ impl Dispatcher {
             }
             Err(e) => return internal("lease a delivery", e),
         }
-        let outcome = self.send(webhook, &env.event, job.body.clone()).await;
+        let outcome = self
+            .send_to(&endpoint, webhook, &env.event, job.body.clone())
+            .await;
         drop(permit);
         let now = OffsetDateTime::now_utc();
         let verdict = verdict(
@@ -571,29 +586,39 @@ impl Dispatcher {
         }
     }
 
-    async fn endpoint_permit(&self, url: &str) -> OwnedSemaphorePermit {
-        let semaphore = {
-            let mut map = self.endpoints.lock().unwrap_or_else(|e| e.into_inner());
-            // Looked up before inserting: the URL is copied once per endpoint, not per delivery.
-            match map.get(url) {
-                Some(s) => s.clone(),
-                None => map
-                    .entry(url.to_string())
-                    .or_insert_with(|| Arc::new(Semaphore::new(self.settings.per_endpoint)))
-                    .clone(),
-            }
-        };
-        semaphore
-            .acquire_owned()
-            .await
-            .expect("endpoint semaphores are never closed")
+    fn endpoint(&self, url: &str) -> Arc<Endpoint> {
+        let mut map = self.endpoints.lock().unwrap_or_else(|e| e.into_inner());
+        // Looked up before inserting: the URL is copied once per endpoint, not per delivery.
+        match map.get(url) {
+            Some(e) => e.clone(),
+            None => map
+                .entry(url.to_string())
+                .or_insert_with(|| {
+                    Arc::new(Endpoint {
+                        slots: Arc::new(Semaphore::new(self.settings.per_endpoint)),
+                        target: self.outbound.target(url),
+                    })
+                })
+                .clone(),
+        }
     }
 
     /// Signs and POSTs one formatted body: the path real deliveries and test sends share.
     pub async fn send(&self, webhook: &Webhook, event: &Event, body: Bytes) -> PostOutcome {
+        self.send_to(&self.endpoint(&webhook.url), webhook, event, body)
+            .await
+    }
+
+    async fn send_to(
+        &self,
+        endpoint: &Endpoint,
+        webhook: &Webhook,
+        event: &Event,
+        body: Bytes,
+    ) -> PostOutcome {
         let now = OffsetDateTime::now_utc();
         match signed_headers(&self.keys, webhook, event, &body, now) {
-            Ok(headers) => self.outbound.post(&webhook.url, headers, body).await,
+            Ok(headers) => self.outbound.post_to(&endpoint.target, headers, body).await,
             Err(e) => PostOutcome::failed(
                 std::time::Instant::now(),
                 DeliveryError::Request(format!("signing: {e}")),

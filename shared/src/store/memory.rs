@@ -149,9 +149,16 @@ impl Store for MemoryStore {
     }
 
     async fn put_delivery(&self, delivery: &Delivery) -> Result<()> {
-        self.write()
-            .deliveries
-            .insert(delivery.id.clone(), delivery.clone());
+        let mut state = self.write();
+        // A delivery is put over its lease: the stored copy's buffers are reused.
+        match state.deliveries.get_mut(&delivery.id) {
+            Some(stored) => stored.clone_from(delivery),
+            None => {
+                state
+                    .deliveries
+                    .insert(delivery.id.clone(), delivery.clone());
+            }
+        }
         Ok(())
     }
 
