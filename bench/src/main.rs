@@ -183,7 +183,7 @@ async fn scale(fanout: usize, webhooks: usize) -> serde_json::Value {
     };
     let dispatcher =
         herald_shared::runtime::dispatcher(&config, store, Arc::new(MemoryQueue::default()));
-    let records: Vec<_> = (0..events).map(fixture::record).collect();
+    let records = fixture::records(0..events);
     let started = std::time::Instant::now();
     let mut delivered = 0;
     for batch in records.chunks(10) {

@@ -49,12 +49,10 @@ pub async fn herald(receiver: &Receiver, fanout: usize, deliveries: usize, polle
     let events = deliveries.div_ceil(fanout);
     let per_batch = batch_events(fanout);
     // Warm the connection pool and the allocator outside the measurement.
-    let warm: Vec<_> = (0..per_batch)
-        .map(|n| fixture::record(1_000_000 + n))
-        .collect();
+    let warm = fixture::records(1_000_000..1_000_000 + per_batch);
     assert!(dispatcher.handle(&warm).await.failed.is_empty());
 
-    let records: Vec<_> = (0..events).map(fixture::record).collect();
+    let records = fixture::records(0..events);
     let batches: Vec<_> = records.chunks(per_batch).collect();
     let next = AtomicUsize::new(0);
     let poller = || async {

@@ -40,7 +40,8 @@ pub fn formatter(kind: Kind) -> &'static dyn Formatter {
 
 /// Formats into a fresh buffer, sized for the usual body of about 1 KiB.
 pub fn render(kind: Kind, event: &Event, include_result: bool) -> Vec<u8> {
-    let mut out = Vec::with_capacity(1024);
+    // Room for the data the body carries and the fields around it, so the buffer is not grown.
+    let mut out = Vec::with_capacity(512 + event.data.raw().get().len());
     formatter(kind).format(event, include_result, &mut out);
     out
 }

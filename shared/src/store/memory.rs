@@ -16,7 +16,9 @@ struct State {
     keys: HashMap<String, ApiKey>,
     /// (tenant, webhook id) in id order, which is creation order for ULIDs.
     webhooks: BTreeMap<(String, String), Webhook>,
-    deliveries: BTreeMap<String, Delivery>,
+    /// By id. Hashed, not ordered: each attempt looks its delivery up twice, and a tree of
+    /// string keys costs a cache miss per level; the log's listing sorts what it shows.
+    deliveries: HashMap<String, Delivery, foldhash::fast::RandomState>,
     /// (tenant, event id) → (dedupe until, envelope).
     claims: HashMap<(String, String), (OffsetDateTime, String)>,
 }
@@ -164,21 +166,27 @@ impl Store for MemoryStore {
 
     async fn lease_delivery(&self, delivery: &Delivery, now: OffsetDateTime) -> Result<bool> {
         let mut state = self.write();
-        let free = state.deliveries.get(&delivery.id).is_none_or(|stored| {
-            stored.tenant_id == delivery.tenant_id
-                && stored.attempts.len() == delivery.attempts.len()
-                && !matches!(
-                    stored.status,
-                    DeliveryStatus::Succeeded | DeliveryStatus::Failed
-                )
-                && !stored.leased_at(now)
-        });
-        if free {
-            state
-                .deliveries
-                .insert(delivery.id.clone(), delivery.clone());
+        match state.deliveries.get_mut(&delivery.id) {
+            Some(stored) => {
+                let free = stored.tenant_id == delivery.tenant_id
+                    && stored.attempts.len() == delivery.attempts.len()
+                    && !matches!(
+                        stored.status,
+                        DeliveryStatus::Succeeded | DeliveryStatus::Failed
+                    )
+                    && !stored.leased_at(now);
+                if free {
+                    stored.clone_from(delivery);
+                }
+                Ok(free)
+            }
+            None => {
+                state
+                    .deliveries
+                    .insert(delivery.id.clone(), delivery.clone());
+                Ok(true)
+            }
         }
-        Ok(free)
     }
 
     async fn get_delivery(&self, tenant_id: &str, id: &str) -> Result<Option<Delivery>> {
@@ -198,15 +206,15 @@ impl Store for MemoryStore {
         before: Option<&str>,
     ) -> Result<Page<Delivery>> {
         let state = self.read();
-        let mut items: Vec<Delivery> = state
+        let mut matching: Vec<&Delivery> = state
             .deliveries
             .values()
-            .rev()
             .filter(|d| before.is_none_or(|b| d.id.as_str() < b))
             .filter(|d| d.tenant_id == tenant_id && d.webhook_id == webhook_id)
-            .take(limit + 1)
-            .cloned()
             .collect();
+        // Newest first: ids are ULIDs, so their order is their creation order.
+        matching.sort_unstable_by(|a, b| b.id.cmp(&a.id));
+        let mut items: Vec<Delivery> = matching.into_iter().take(limit + 1).cloned().collect();
         let more = items.len() > limit;
         items.truncate(limit);
         Ok(Page { items, more })
