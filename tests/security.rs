@@ -3,17 +3,21 @@
 //! headers refused with the right 4xx while the service keeps serving.
 
 use futures::future::BoxFuture;
+use herald_shared::delivery::DeliveryStatus;
 use herald_shared::http::guard::{Lookup, TargetPolicy, UrlRules};
 use herald_shared::http::{DeliveryError, Outbound};
+use herald_shared::signing::generate_secret;
+use herald_shared::webhook::{Webhook, WebhookSpec};
 use herald_tests::logs::Captured;
 use herald_tests::receiver::Receiver;
-use herald_tests::stack::{Stack, KEY};
+use herald_tests::stack::{Stack, KEY, TENANT};
 use http::HeaderMap;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
+use time::OffsetDateTime;
 
 /// URLs a webhook may never target under the public policy, each with the reason's gist.
 const HOSTILE: &[(&str, &str)] = &[
@@ -122,6 +126,44 @@ async fn hostile_urls_are_refused_at_save_and_at_send_with_the_reason() {
             "{url}"
         );
     }
+}
+
+/// A webhook stored around the API (or before the policy tightened) is refused at send time,
+/// on its first delivery and on the next, which reuses the endpoint's checked URL.
+#[tokio::test]
+async fn a_stored_url_the_guard_refuses_is_refused_at_every_delivery() {
+    let rx = Receiver::start(204).await;
+    let stack = Stack::memory_with(|c| c.target_policy = TargetPolicy::Public).await;
+    let spec = WebhookSpec::parse(
+        &json!({"url": rx.url, "events": ["*"]}),
+        &UrlRules::new(TargetPolicy::Loopback),
+    )
+    .unwrap();
+    let webhook = Webhook::new(
+        "wh_stored".into(),
+        TENANT,
+        spec,
+        generate_secret(),
+        OffsetDateTime::now_utc(),
+    );
+    stack.store.create_webhook(&webhook).await.unwrap();
+    for _ in 0..2 {
+        stack.post_event(json!({"type": "jobs.failed"})).await;
+        assert!(stack.drain().await.is_empty(), "no record failed");
+    }
+    let deliveries = stack
+        .store
+        .list_deliveries(TENANT, "wh_stored", 10, None)
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(deliveries.len(), 2);
+    for d in &deliveries {
+        assert_eq!(d.status, DeliveryStatus::Failed, "{d:?}");
+        let error = d.attempts[0].error.as_deref().unwrap_or_default();
+        assert!(error.starts_with("blocked: url"), "{error}");
+    }
+    assert!(rx.requests().is_empty(), "nothing reached the receiver");
 }
 
 /// Names resolved by a local table instead of DNS, so no lookup leaves the machine.

@@ -75,7 +75,7 @@ pub struct Dispatcher {
     queue: Arc<dyn Queue>,
     outbound: Outbound,
     settings: Settings,
-    /// Looked up once per delivery: hashed with foldhash (seeded per process) over SipHash.
+    /// Looked up once per delivery, so hashed with foldhash (seeded per process), not SipHash.
     endpoints: Mutex<HashMap<String, Arc<Endpoint>, foldhash::fast::RandomState>>,
     keys: signing::Keys,
     /// Deliveries in flight across every batch this container handles at once (the local
