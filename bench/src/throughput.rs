@@ -105,7 +105,7 @@ pub async fn bare(receiver: &Receiver, fanout: usize, deliveries: usize) -> Run 
     // Configured as Herald's delivery client is where it saves work (no request copies kept
     // for retries), so the baseline stays the practical limit.
     let client = reqwest::Client::builder()
-        .retry(reqwest::retry::never().max_retries_per_request(0))
+        .retry(herald_shared::http::client::no_retries())
         .pool_max_idle_per_host(CONCURRENCY)
         .timeout(Duration::from_secs(10))
         .build()

@@ -87,8 +87,7 @@ impl Connector {
         let mut builder = reqwest::Client::builder()
             // The SDK follows no redirects and uses no proxy unless configured to.
             .redirect(reqwest::redirect::Policy::none())
-            // The SDK retries; reqwest's own retries (HTTP/2 only) would only copy headers.
-            .retry(reqwest::retry::never().max_retries_per_request(0))
+            .retry(crate::http::client::no_retries())
             .no_proxy()
             .tcp_nodelay(true)
             .pool_idle_timeout(Duration::from_secs(90));

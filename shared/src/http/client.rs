@@ -63,6 +63,13 @@ impl PostOutcome {
     }
 }
 
+/// reqwest's own retries, off. They act only on HTTP/2, which Herald does not build, yet they
+/// copy every request's headers in case; deliveries follow Herald's schedule and the AWS SDK
+/// retries its own calls. Every reqwest client Herald builds takes this.
+pub fn no_retries() -> reqwest::retry::Builder {
+    reqwest::retry::never().max_retries_per_request(0)
+}
+
 #[derive(Clone)]
 pub struct Outbound {
     client: reqwest::Client,
@@ -89,9 +96,7 @@ impl Outbound {
         let client = reqwest::Client::builder()
             .user_agent(USER_AGENT)
             .redirect(reqwest::redirect::Policy::none())
-            // Without HTTP/2 reqwest's own retries never fire, yet they copy every request's
-            // headers in case they might; Herald's schedule does the retrying.
-            .retry(reqwest::retry::never().max_retries_per_request(0))
+            .retry(no_retries())
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(5)))
             .pool_idle_timeout(Duration::from_secs(60))
