@@ -258,7 +258,7 @@ async fn a_failing_receiver_yields_a_recorded_failed_attempt(stack: Stack) {
         .unwrap();
     assert_eq!(page.items.len(), 1, "the event is accounted for, not lost");
     let d = &page.items[0];
-    assert_eq!(d.event_id, "evt-500");
+    assert_eq!(&*d.event_id, "evt-500");
     assert_eq!(d.status, DeliveryStatus::Failed);
     assert_eq!(d.attempts[0].status_code, Some(500));
     assert_eq!(

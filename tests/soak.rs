@@ -190,14 +190,14 @@ async fn soak() {
         for stored in &page.items {
             assert_eq!(
                 Some(stored),
-                finals.get(&stored.id),
+                finals.get(&*stored.id),
                 "the store agrees with the record"
             );
         }
         let by_event: HashMap<&str, &Delivery> = finals
             .values()
-            .filter(|d| &d.webhook_id == webhook_id)
-            .map(|d| (d.event_id.as_str(), d))
+            .filter(|d| *d.webhook_id == **webhook_id)
+            .map(|d| (&*d.event_id, d))
             .collect();
         let seen = rx.requests();
         requests += seen.len();

@@ -1,6 +1,7 @@
 //! Deliveries: one per (event acceptance, webhook), with every attempt made.
 
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use std::time::Duration;
 use time::OffsetDateTime;
 use ulid::Ulid;
@@ -47,11 +48,13 @@ impl Attempt {
 
 #[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Delivery {
-    pub id: String,
-    pub tenant_id: String,
-    pub event_id: String,
-    pub event_type: String,
-    pub webhook_id: String,
+    // Shared, not owned: a delivery is copied whole into the store at its lease and again at
+    // its record, and these never change once it exists.
+    pub id: Arc<str>,
+    pub tenant_id: Arc<str>,
+    pub event_id: Arc<str>,
+    pub event_type: Arc<str>,
+    pub webhook_id: Arc<str>,
     pub status: DeliveryStatus,
     pub attempts: Vec<Attempt>,
     #[serde(with = "time::serde::rfc3339::option")]
@@ -128,19 +131,19 @@ impl Clone for Delivery {
 
 impl Delivery {
     pub fn new(
-        id: String,
-        tenant_id: &str,
-        event_id: &str,
-        event_type: &str,
-        webhook_id: &str,
+        id: Arc<str>,
+        tenant_id: impl Into<Arc<str>>,
+        event_id: impl Into<Arc<str>>,
+        event_type: impl Into<Arc<str>>,
+        webhook_id: impl Into<Arc<str>>,
         now: OffsetDateTime,
     ) -> Self {
         Delivery {
             id,
-            tenant_id: tenant_id.to_string(),
-            event_id: event_id.to_string(),
-            event_type: event_type.to_string(),
-            webhook_id: webhook_id.to_string(),
+            tenant_id: tenant_id.into(),
+            event_id: event_id.into(),
+            event_type: event_type.into(),
+            webhook_id: webhook_id.into(),
             status: DeliveryStatus::Pending,
             attempts: Vec::new(),
             next_attempt_at: Some(now),
@@ -237,25 +240,55 @@ pub fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Dura
 
 /// The delivery id of (acceptance, webhook): deterministic so a redelivered queue message finds
 /// the delivery it already made, and time-ordered like every other Herald id.
-pub fn delivery_id(envelope_id: Ulid, webhook_id: &str) -> String {
-    let mut h = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
-    h.update(&envelope_id.to_bytes());
-    h.update(webhook_id.as_bytes());
-    let digest = h.finish();
+pub fn delivery_id(envelope_id: Ulid, webhook_id: &str) -> Arc<str> {
+    let digest = id_digest(envelope_id, webhook_id);
     let mut random = [0u8; 16];
     random[6..].copy_from_slice(&digest.as_ref()[..10]);
     let ulid = Ulid::from_parts(envelope_id.timestamp_ms(), u128::from_be_bytes(random));
-    // Written straight into one right-sized String: this runs once per delivery.
-    let mut text = [0; ulid::ULID_LEN];
-    let mut id = String::with_capacity(3 + ulid::ULID_LEN);
-    id.push_str("dl_");
-    id.push_str(ulid.array_to_str(&mut text));
-    id
+    // Written on the stack and copied once into its shared string: this runs per delivery.
+    let mut text = [0; 3 + ulid::ULID_LEN];
+    text[..3].copy_from_slice(b"dl_");
+    let mut digits = [0; ulid::ULID_LEN];
+    text[3..].copy_from_slice(ulid.array_to_str(&mut digits).as_bytes());
+    Arc::from(std::str::from_utf8(&text).expect("ULID text is ASCII"))
+}
+
+/// SHA-256 of the envelope id's bytes then the webhook id's. Hashed in one call from the stack
+/// when they fit (a streaming context allocates its state on the heap); both ways agree.
+fn id_digest(envelope_id: Ulid, webhook_id: &str) -> aws_lc_rs::digest::Digest {
+    use aws_lc_rs::digest;
+    let mut input = [0u8; 128];
+    let len = 16 + webhook_id.len();
+    if len <= input.len() {
+        input[..16].copy_from_slice(&envelope_id.to_bytes());
+        input[16..len].copy_from_slice(webhook_id.as_bytes());
+        return digest::digest(&digest::SHA256, &input[..len]);
+    }
+    let mut h = digest::Context::new(&digest::SHA256);
+    h.update(&envelope_id.to_bytes());
+    h.update(webhook_id.as_bytes());
+    h.finish()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn delivery_ids_hash_the_same_input_whatever_its_length() {
+        let envelope = Ulid::from_parts(1_795_428_000_000, 42);
+        for len in [1, 29, 112, 113, 500] {
+            let webhook_id = "w".repeat(len);
+            let mut h = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+            h.update(&envelope.to_bytes());
+            h.update(webhook_id.as_bytes());
+            assert_eq!(
+                id_digest(envelope, &webhook_id).as_ref(),
+                h.finish().as_ref(),
+                "{len}"
+            );
+        }
+    }
 
     fn attempt(status_code: Option<u16>, error: Option<&str>) -> Attempt {
         Attempt {

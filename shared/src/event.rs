@@ -6,7 +6,7 @@ use crate::error::{Error, FieldError};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use ulid::Ulid;
@@ -77,9 +77,11 @@ pub struct ObjectRef {
 /// A validated event. `type` is always a catalog type and `text` is always set.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
-    pub id: String,
-    #[serde(rename = "type")]
-    pub event_type: String,
+    // Shared: each delivery's record keeps the event's id and type.
+    #[serde(deserialize_with = "crate::ids::deserialize_shared")]
+    pub id: Arc<str>,
+    #[serde(rename = "type", deserialize_with = "crate::ids::deserialize_shared")]
+    pub event_type: Arc<str>,
     #[serde(with = "time::serde::rfc3339")]
     pub occurred_at: OffsetDateTime,
     #[serde(default)]
@@ -189,9 +191,11 @@ impl<'de> Deserialize<'de> for Data {
 /// What the queue carries: one accepted event of one tenant.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EventEnvelope {
-    pub tenant_id: String,
+    #[serde(deserialize_with = "crate::ids::deserialize_shared")]
+    pub tenant_id: Arc<str>,
     /// Unique per acceptance, so a delivery id derived from it never collides with an earlier
     /// acceptance of the same event id (after the dedupe window).
+    #[serde(deserialize_with = "crate::ids::deserialize_ulid")]
     pub envelope_id: Ulid,
     pub event: Event,
     /// Set on retries and redeliveries: only this webhook, recorded on this delivery.
@@ -378,8 +382,8 @@ impl Event {
         let text =
             text.unwrap_or_else(|| describe(event_type, object.as_ref(), project.as_deref()));
         Ok(Event {
-            id,
-            event_type: event_type.name.to_string(),
+            id: id.into(),
+            event_type: event_type.name.into(),
             occurred_at,
             project,
             environment_type,
@@ -540,7 +544,7 @@ mod tests {
             "data": {"request_id": "r1"}, "result": {"score": 1}
         });
         let e = Event::parse(&body, NOW).unwrap();
-        assert_eq!(e.id, "evt_1:a-b");
+        assert_eq!(&*e.id, "evt_1:a-b");
         assert_eq!(e.occurred_at, datetime!(2026-11-22 08:00 UTC));
         assert_eq!(
             e.occurred_at.offset(),
@@ -653,7 +657,7 @@ mod tests {
         for t in catalog::EVENT_TYPES {
             let e = Event::sample(t, NOW);
             assert!(e.test);
-            assert_eq!(e.event_type, t.name);
+            assert_eq!(&*e.event_type, t.name);
         }
     }
 

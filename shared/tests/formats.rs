@@ -275,7 +275,7 @@ fn qovery_bodies_have_the_seed_shape() {
         ]
         .contains(&b["event_type"].as_str().unwrap()));
         assert_eq!(b["payload_type"], "DEPLOYMENT");
-        assert_eq!(b["payload_id"], e.id.as_str(), "{name}");
+        assert_eq!(b["payload_id"], &*e.id, "{name}");
         let p = &b["payload"];
         assert_eq!(
             keys(p),

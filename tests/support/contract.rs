@@ -148,9 +148,9 @@ pub async fn store_contract(store: &dyn Store) {
     // Deliveries: put, replace, get with scoping, newest-first listing per webhook.
     for i in 0..3 {
         let mut d = Delivery::new(
-            format!("dl_0{i}"),
+            format!("dl_0{i}").into(),
             "tn_a",
-            &format!("evt_{i}"),
+            format!("evt_{i}"),
             "jobs.failed",
             "wh_01",
             now,
@@ -205,7 +205,7 @@ pub async fn store_contract(store: &dyn Store) {
         .await
         .unwrap();
     assert_eq!(
-        page.items.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(),
+        page.items.iter().map(|d| &*d.id).collect::<Vec<_>>(),
         ["dl_02", "dl_01"]
     );
     assert!(page.more);
@@ -214,7 +214,7 @@ pub async fn store_contract(store: &dyn Store) {
         .await
         .unwrap();
     assert_eq!(
-        rest.items.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(),
+        rest.items.iter().map(|d| &*d.id).collect::<Vec<_>>(),
         ["dl_00"]
     );
     assert!(!rest.more);

@@ -90,7 +90,7 @@ impl Store for FlakyStore {
                 .finals
                 .lock()
                 .unwrap()
-                .insert(d.id.clone(), d.clone());
+                .insert(d.id.to_string(), d.clone());
         }
         Ok(())
     }

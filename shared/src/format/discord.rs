@@ -279,7 +279,7 @@ mod tests {
         o.kind = "k".repeat(256);
         o.name = "n".repeat(256);
         o.version = Some("v".repeat(256));
-        e.id = "i".repeat(128);
+        e.id = "i".repeat(128).into();
         e.text = "t".repeat(4096);
         e.project = Some("p".repeat(256));
         e.result = Some(json!({"blob": "r".repeat(15_000)}));

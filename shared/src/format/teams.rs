@@ -126,8 +126,8 @@ fn facts(event: &Event) -> Vec<TeamsFact<'_>> {
         .map(TeamsFact::new)
         .collect();
     for (title, value) in [
-        ("Event type", Cow::Borrowed(event.event_type.as_str())),
-        ("Id", Cow::Borrowed(event.id.as_str())),
+        ("Event type", Cow::Borrowed(&*event.event_type)),
+        ("Id", Cow::Borrowed(&*event.id)),
         (
             "Time",
             Cow::Owned(Timestamp(&event.occurred_at).to_string()),
@@ -366,7 +366,7 @@ mod tests {
         o.id = Some(nasty(256));
         e.text = nasty(4096);
         e.project = Some(nasty(256));
-        e.id = "i".repeat(128);
+        e.id = "i".repeat(128).into();
         e.data = (0..200)
             .map(|i| (format!("{i:03}{}", nasty(300)), json!(nasty(2000))))
             .chain([(

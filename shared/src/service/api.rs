@@ -64,10 +64,10 @@ pub struct DeliveryView {
 impl From<&Delivery> for DeliveryView {
     fn from(d: &Delivery) -> Self {
         DeliveryView {
-            id: d.id.clone(),
-            event_id: d.event_id.clone(),
-            event_type: d.event_type.clone(),
-            webhook_id: d.webhook_id.clone(),
+            id: d.id.to_string(),
+            event_id: d.event_id.to_string(),
+            event_type: d.event_type.to_string(),
+            webhook_id: d.webhook_id.to_string(),
             status: d.status,
             attempts: d.attempts.clone(),
             next_attempt_at: d.next_attempt_at,
@@ -528,7 +528,7 @@ impl Api {
             .map_err(|e| Error::Store(format!("unreadable stored event: {e}")))?;
         envelope.target = Some(Target {
             webhook_id: webhook.id.clone(),
-            delivery_id: delivery.id.clone(),
+            delivery_id: delivery.id.to_string(),
             expect_attempts: delivery.attempts.len(),
         });
         envelope.not_before = None;

@@ -20,9 +20,7 @@ use crate::signing;
 use crate::store::Store;
 use crate::webhook::{Kind, Webhook};
 use bytes::Bytes;
-use futures::future::BoxFuture;
 use futures::stream::{self, StreamExt};
-use futures::FutureExt;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -203,7 +201,7 @@ impl Dispatcher {
         // One subscription read per tenant per batch.
         let mut webhooks: HashMap<&str, Option<Vec<Webhook>>> = HashMap::new();
         for env in envelopes.iter().flatten().filter(|e| e.target.is_none()) {
-            if !webhooks.contains_key(env.tenant_id.as_str()) {
+            if !webhooks.contains_key(&*env.tenant_id) {
                 let loaded = match self.store.enabled_webhooks(&env.tenant_id).await {
                     Ok(list) => Some(list),
                     Err(e) => {
@@ -244,12 +242,14 @@ impl Dispatcher {
         }
 
         let mut jobs = Vec::new();
+        // Identical bodies for webhooks of one kind: format once per (kind, include_result).
+        let mut bodies: Vec<((Kind, bool), Bytes)> = Vec::new();
         for (i, env) in envelopes.iter().enumerate() {
             let Some(env) = env else { continue };
             let (list, matches): (&Vec<Webhook>, Matcher) = match (&env.target, &targeted[i]) {
                 (Some(_), Some(list)) => (list, |_, _| true),
                 (Some(_), None) => continue,
-                (None, _) => match &webhooks[env.tenant_id.as_str()] {
+                (None, _) => match &webhooks[&*env.tenant_id] {
                     Some(list) => (list, webhook_matches),
                     None => {
                         failed[i] = true;
@@ -257,8 +257,7 @@ impl Dispatcher {
                     }
                 },
             };
-            // Identical bodies for webhooks of one kind: format once per (kind, include_result).
-            let mut bodies: Vec<((Kind, bool), Bytes)> = Vec::new();
+            bodies.clear();
             let before = jobs.len();
             for webhook in list.iter().filter(|w| matches(w, &env.event)) {
                 let key = (webhook.kind, webhook.include_result);
@@ -282,19 +281,11 @@ impl Dispatcher {
             }
         }
 
-        // The futures are built eagerly and boxed so the spawned handler's type holds no
-        // closure over borrowed jobs (which trips the compiler's Send inference under spawn).
-        let deliveries: Vec<BoxFuture<'_, (usize, JobResult)>> = jobs
-            .into_iter()
-            .map(|job| {
-                async move {
-                    let result = self.deliver_and_record(&job).await;
-                    (job.record, result)
-                }
-                .boxed()
-            })
-            .collect();
-        let outcomes: Vec<(usize, JobResult)> = stream::iter(deliveries)
+        // Each job's future lives in the stream's own slot, not a box of its own. The closure
+        // takes an index, not a `Job`: one over borrowed jobs trips the compiler's `Send`
+        // inference where the handler is spawned.
+        let outcomes: Vec<(usize, JobResult)> = stream::iter(0..jobs.len())
+            .map(|i| self.run(&jobs[i]))
             .buffer_unordered(self.settings.concurrency)
             .collect()
             .await;
@@ -330,16 +321,20 @@ impl Dispatcher {
         Handled { failed, metrics }
     }
 
+    async fn run(&self, job: &Job<'_>) -> (usize, JobResult) {
+        (job.record, self.deliver_and_record(job).await)
+    }
+
     /// What to do with a job, given the delivery as stored now.
     fn plan(&self, job: &Job<'_>, stored: Option<Delivery>, now: OffsetDateTime) -> Plan {
         let env = job.envelope;
         match (&env.target, stored) {
             (None, None) => Plan::Attempt(Delivery::new(
                 delivery_id(env.envelope_id, &job.webhook.id),
-                &env.tenant_id,
-                &env.event.id,
-                &env.event.event_type,
-                &job.webhook.id,
+                env.tenant_id.clone(),
+                env.event.id.clone(),
+                env.event.event_type.clone(),
+                job.webhook.id.as_str(),
                 now,
             )),
             (Some(_), None) => Plan::Skip,
@@ -366,11 +361,15 @@ impl Dispatcher {
 
     async fn read_plan(&self, job: &Job<'_>) -> Result<Plan, crate::Error> {
         let env = job.envelope;
+        let made;
         let id = match &env.target {
-            Some(t) => std::borrow::Cow::Borrowed(t.delivery_id.as_str()),
-            None => std::borrow::Cow::Owned(delivery_id(env.envelope_id, &job.webhook.id)),
+            Some(t) => t.delivery_id.as_str(),
+            None => {
+                made = delivery_id(env.envelope_id, &job.webhook.id);
+                &*made
+            }
         };
-        let stored = self.store.get_delivery(&env.tenant_id, &id).await?;
+        let stored = self.store.get_delivery(&env.tenant_id, id).await?;
         Ok(self.plan(job, stored, OffsetDateTime::now_utc()))
     }
 
@@ -465,7 +464,7 @@ impl Dispatcher {
                     event: env.event.clone(),
                     target: Some(Target {
                         webhook_id: webhook.id.clone(),
-                        delivery_id: delivery.id.clone(),
+                        delivery_id: delivery.id.to_string(),
                         expect_attempts: delivery.attempts.len() + 1,
                     }),
                     not_before: Some(due),

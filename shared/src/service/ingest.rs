@@ -56,7 +56,7 @@ impl Ingest {
     pub async fn accept(&self, tenant_id: &str, body: &Value) -> Result<Accepted> {
         let now = OffsetDateTime::now_utc();
         let event = Event::parse(body, now)?;
-        let id = event.id.clone();
+        let id = event.id.to_string();
         let message = envelope(tenant_id, event);
         if !self.claim(tenant_id, &id, &message, now).await? {
             return Ok(Accepted {
@@ -97,7 +97,7 @@ impl Ingest {
         for (index, raw) in events.iter().enumerate() {
             match Event::parse(raw, now) {
                 Ok(event) => {
-                    let id = event.id.clone();
+                    let id = event.id.to_string();
                     items.push(item(index, Some(id.clone()), "accepted"));
                     valid.push((index, id, envelope(tenant_id, event)));
                 }
@@ -190,7 +190,7 @@ fn item(index: usize, id: Option<String>, status: &'static str) -> BatchItem {
 
 fn envelope(tenant_id: &str, event: Event) -> String {
     serde_json::to_string(&EventEnvelope {
-        tenant_id: tenant_id.to_string(),
+        tenant_id: tenant_id.into(),
         envelope_id: crate::ids::ulid(),
         event,
         target: None,

@@ -105,7 +105,7 @@ impl DynamoStore {
             .item("SK", s("D"))
             .item("GSI1PK", s(format!("W#{}", delivery.webhook_id)))
             .item("GSI1SK", s(format!("D#{}", delivery.id)))
-            .item("tenant_id", s(&delivery.tenant_id))
+            .item("tenant_id", s(&*delivery.tenant_id))
             .item("status", s(delivery.status.as_str()))
             .item("attempt_count", n(delivery.attempts.len() as i64))
             .item("expires_at", n(expires))
@@ -480,7 +480,7 @@ impl Store for DynamoStore {
                  AND (attribute_not_exists(leased_until) OR leased_until <= :now))",
             )
             .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":tenant", s(&delivery.tenant_id))
+            .expression_attribute_values(":tenant", s(&*delivery.tenant_id))
             .expression_attribute_values(":count", n(delivery.attempts.len() as i64))
             .expression_attribute_values(":succeeded", s(DeliveryStatus::Succeeded.as_str()))
             .expression_attribute_values(":failed", s(DeliveryStatus::Failed.as_str()))
@@ -495,7 +495,7 @@ impl Store for DynamoStore {
             return Ok(None);
         };
         let delivery: Delivery = doc(&item)?;
-        Ok((delivery.tenant_id == tenant_id).then_some(delivery))
+        Ok((*delivery.tenant_id == *tenant_id).then_some(delivery))
     }
 
     async fn list_deliveries(
@@ -534,7 +534,7 @@ impl Store for DynamoStore {
             .map(doc)
             .collect::<Result<Vec<Delivery>>>()?
             .into_iter()
-            .filter(|d| d.tenant_id == tenant_id)
+            .filter(|d| *d.tenant_id == *tenant_id)
             .collect::<Vec<_>>();
         let more = deliveries.len() > limit || (deliveries.len() == limit && more_in_table);
         deliveries.truncate(limit);

@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::webhook::Webhook;
 use async_trait::async_trait;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use time::OffsetDateTime;
 
 #[derive(Default)]
@@ -18,7 +18,7 @@ struct State {
     webhooks: BTreeMap<(String, String), Webhook>,
     /// By id. Hashed, not ordered: each attempt looks its delivery up twice, and a tree of
     /// string keys costs a cache miss per level; the log's listing sorts what it shows.
-    deliveries: HashMap<String, Delivery, foldhash::fast::RandomState>,
+    deliveries: HashMap<Arc<str>, Delivery, foldhash::fast::RandomState>,
     /// (tenant, event id) → (dedupe until, envelope).
     claims: HashMap<(String, String), (OffsetDateTime, String)>,
 }
@@ -153,7 +153,7 @@ impl Store for MemoryStore {
     async fn put_delivery(&self, delivery: &Delivery) -> Result<()> {
         let mut state = self.write();
         // A delivery is put over its lease: the stored copy's buffers are reused.
-        match state.deliveries.get_mut(&delivery.id) {
+        match state.deliveries.get_mut(&*delivery.id) {
             Some(stored) => stored.clone_from(delivery),
             None => {
                 state
@@ -166,7 +166,7 @@ impl Store for MemoryStore {
 
     async fn lease_delivery(&self, delivery: &Delivery, now: OffsetDateTime) -> Result<bool> {
         let mut state = self.write();
-        match state.deliveries.get_mut(&delivery.id) {
+        match state.deliveries.get_mut(&*delivery.id) {
             Some(stored) => {
                 let free = stored.tenant_id == delivery.tenant_id
                     && stored.attempts.len() == delivery.attempts.len()
@@ -194,7 +194,7 @@ impl Store for MemoryStore {
             .read()
             .deliveries
             .get(id)
-            .filter(|d| d.tenant_id == tenant_id)
+            .filter(|d| *d.tenant_id == *tenant_id)
             .cloned())
     }
 
@@ -209,8 +209,8 @@ impl Store for MemoryStore {
         let mut matching: Vec<&Delivery> = state
             .deliveries
             .values()
-            .filter(|d| before.is_none_or(|b| d.id.as_str() < b))
-            .filter(|d| d.tenant_id == tenant_id && d.webhook_id == webhook_id)
+            .filter(|d| before.is_none_or(|b| *d.id < *b))
+            .filter(|d| *d.tenant_id == *tenant_id && *d.webhook_id == *webhook_id)
             .collect();
         // Newest first: ids are ULIDs, so their order is their creation order.
         matching.sort_unstable_by(|a, b| b.id.cmp(&a.id));
