@@ -68,6 +68,9 @@ enum Cmd {
         runs: usize,
         #[arg(long, default_value_t = 20_000)]
         deliveries: usize,
+        /// Run only this side (`herald`, two pollers, or `bare`), so a profiler sees it alone.
+        #[arg(long)]
+        only: Option<String>,
     },
     /// ~10,000 deliveries at `fanout` webhooks per event, or 1,000 events to one of `webhooks`
     /// (prints JSON).
@@ -111,8 +114,13 @@ fn main() {
             fanout,
             runs,
             deliveries,
+            only,
         }) => {
             let receiver = receiver::Receiver::spawn(0, false);
+            if let Some(side) = only {
+                runtime.block_on(one_side(&receiver, &side, fanout, runs.max(1), deliveries));
+                return;
+            }
             let (line, ratio) =
                 runtime.block_on(throughput_line(&receiver, fanout, runs.max(1), deliveries));
             println!("{line}\nratio {ratio:.2}");
@@ -216,10 +224,10 @@ async fn throughput_line(
     deliveries: usize,
 ) -> (String, f64) {
     let (mut h, mut b, mut ratio, mut hcpu, mut bcpu) = (vec![], vec![], vec![], vec![], vec![]);
-    let (mut one, mut one_ratio) = (vec![], vec![]);
+    let (mut one, mut one_ratio, mut rh, mut rb) = (vec![], vec![], vec![], vec![]);
     for _ in 0..runs {
         // Alternated, so drift in the machine's load hits both alike.
-        let bare = throughput::bare(receiver, fanout, deliveries).await;
+        let bare = throughput::bare(receiver, fanout, deliveries, POLLERS).await;
         let herald = throughput::herald(receiver, fanout, deliveries, POLLERS).await;
         let single = throughput::herald(receiver, fanout, deliveries, 1).await;
         h.push(herald.per_second());
@@ -227,21 +235,50 @@ async fn throughput_line(
         ratio.push(herald.per_second() / bare.per_second());
         hcpu.push(herald.cpu_us_per_delivery());
         bcpu.push(bare.cpu_us_per_delivery());
+        rh.push(herald.receiver_cpu_us_per_delivery());
+        rb.push(bare.receiver_cpu_us_per_delivery());
         one.push(single.per_second());
         one_ratio.push(single.per_second() / bare.per_second());
     }
     let r = Spread::of(&ratio);
     let text = format!(
-        "dispatch fan-out {fanout:>4}: herald ({POLLERS} pollers) {} deliveries/s, bare {} /s, ratio {}; CPU µs/delivery herald {}, bare {}; one batch at a time {} /s, ratio {}",
+        "dispatch fan-out {fanout:>4}: herald ({POLLERS} pollers) {} deliveries/s, bare {} /s, ratio {}; CPU µs/delivery herald {}, bare {} (receiver's {} and {}); one batch at a time {} /s, ratio {}",
         Spread::of(&h).show(0),
         Spread::of(&b).show(0),
         r.show(2),
         Spread::of(&hcpu).show(1),
         Spread::of(&bcpu).show(1),
+        Spread::of(&rh).show(1),
+        Spread::of(&rb).show(1),
         Spread::of(&one).show(0),
         Spread::of(&one_ratio).show(2)
     );
     (text, r.median)
+}
+
+/// One side of the throughput figure alone, for profiling.
+async fn one_side(
+    receiver: &receiver::Receiver,
+    side: &str,
+    fanout: usize,
+    runs: usize,
+    deliveries: usize,
+) {
+    let (mut rate, mut cpu) = (vec![], vec![]);
+    for _ in 0..runs {
+        let run = match side {
+            "herald" => throughput::herald(receiver, fanout, deliveries, POLLERS).await,
+            "bare" => throughput::bare(receiver, fanout, deliveries, POLLERS).await,
+            other => panic!("--only takes herald or bare, not {other}"),
+        };
+        rate.push(run.per_second());
+        cpu.push(run.cpu_us_per_delivery());
+    }
+    println!(
+        "{side} fan-out {fanout}: {} deliveries/s, CPU µs/delivery {}",
+        Spread::of(&rate).show(0),
+        Spread::of(&cpu).show(1)
+    );
 }
 
 async fn all(runs: usize, deliveries: usize, bin_dir: &Path, venv: &Path) {

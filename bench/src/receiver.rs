@@ -106,6 +106,10 @@ impl Receiver {
         }
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub async fn stats(&self, client: &reqwest::Client) -> (u64, Vec<f64>) {
         let bytes = client
             .get(format!("{}/_stats", self.url))

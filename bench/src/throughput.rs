@@ -4,7 +4,7 @@
 
 use crate::fixture::{self, CONCURRENCY};
 use crate::receiver::Receiver;
-use crate::stats::own_cpu;
+use crate::stats::{own_cpu, process_cpu};
 use bytes::Bytes;
 use futures::stream::{self, StreamExt};
 use herald_shared::format;
@@ -21,6 +21,8 @@ pub struct Run {
     pub deliveries: usize,
     pub wall: Duration,
     pub cpu: Duration,
+    /// The receiver process's CPU over the same span: both share the machine's two cores.
+    pub receiver_cpu: Duration,
 }
 
 impl Run {
@@ -30,6 +32,9 @@ impl Run {
     pub fn cpu_us_per_delivery(&self) -> f64 {
         self.cpu.as_secs_f64() * 1e6 / self.deliveries as f64
     }
+    pub fn receiver_cpu_us_per_delivery(&self) -> f64 {
+        self.receiver_cpu.as_secs_f64() * 1e6 / self.deliveries as f64
+    }
 }
 
 /// Events per `handle` call: about 100 deliveries per batch, as an SQS batch of 10–100 would
@@ -38,54 +43,66 @@ fn batch_events(fanout: usize) -> usize {
     (100 / fanout).max(1)
 }
 
-/// `pollers` batches in flight at once over one dispatcher, as `herald dev`'s pollers feed it
-/// (its concurrency bound is shared by them); 1 is one Lambda container, a batch at a time.
+/// `pollers` batches in flight at once over one dispatcher, each poller a task of its own as
+/// `herald dev` spawns them (the dispatcher's concurrency bound is shared by them); 1 is one
+/// Lambda container, a batch at a time.
 pub async fn herald(receiver: &Receiver, fanout: usize, deliveries: usize, pollers: usize) -> Run {
     let config = fixture::config();
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let queue = Arc::new(MemoryQueue::default());
     fixture::subscribe(store.as_ref(), &receiver.url, fanout, &config).await;
-    let dispatcher = herald_shared::runtime::dispatcher(&config, store, queue);
+    let dispatcher = Arc::new(herald_shared::runtime::dispatcher(&config, store, queue));
     let events = deliveries.div_ceil(fanout);
     let per_batch = batch_events(fanout);
     // Warm the connection pool and the allocator outside the measurement.
     let warm = fixture::records(1_000_000..1_000_000 + per_batch);
     assert!(dispatcher.handle(&warm).await.failed.is_empty());
 
-    let records = fixture::records(0..events);
-    let batches: Vec<_> = records.chunks(per_batch).collect();
-    let next = AtomicUsize::new(0);
-    let poller = || async {
-        let mut delivered = 0;
-        while let Some(batch) = batches.get(next.fetch_add(1, Ordering::Relaxed)) {
-            let handled = dispatcher.handle(batch).await;
-            assert!(handled.failed.is_empty(), "no internal failures");
-            assert_eq!(
-                handled.metrics.failed + handled.metrics.retried,
-                0,
-                "every POST got 204"
-            );
-            delivered += handled.metrics.succeeded as usize;
+    let records = Arc::new(fixture::records(0..events));
+    let next = Arc::new(AtomicUsize::new(0));
+    let poller = || {
+        let (dispatcher, records, next) = (dispatcher.clone(), records.clone(), next.clone());
+        async move {
+            let mut delivered = 0;
+            while let Some(batch) = records
+                .chunks(per_batch)
+                .nth(next.fetch_add(1, Ordering::Relaxed))
+            {
+                let handled = dispatcher.handle(batch).await;
+                assert!(handled.failed.is_empty(), "no internal failures");
+                assert_eq!(
+                    handled.metrics.failed + handled.metrics.retried,
+                    0,
+                    "every POST got 204"
+                );
+                delivered += handled.metrics.succeeded as usize;
+            }
+            delivered
         }
-        delivered
     };
-    let (cpu, started) = (own_cpu(), Instant::now());
-    let delivered: usize = futures::future::join_all((0..pollers.max(1)).map(|_| poller()))
+    let (cpu, receiver_cpu, started) = (own_cpu(), process_cpu(receiver.pid()), Instant::now());
+    let tasks: Vec<_> = (0..pollers.max(1))
+        .map(|_| tokio::spawn(poller()))
+        .collect();
+    let delivered: usize = futures::future::join_all(tasks)
         .await
         .into_iter()
+        .map(|r| r.expect("a poller finishes"))
         .sum();
     let run = Run {
         deliveries: delivered,
         wall: started.elapsed(),
         cpu: own_cpu() - cpu,
+        receiver_cpu: process_cpu(receiver.pid()) - receiver_cpu,
     };
     assert_eq!(delivered, events * fanout, "every delivery made");
     run
 }
 
-/// The same number of POSTs, same body and headers (formatted and signed once, up front), same
-/// concurrency, one client with its connection pool.
-pub async fn bare(receiver: &Receiver, fanout: usize, deliveries: usize) -> Run {
+/// The same number of POSTs, same body and headers (formatted and signed once, up front), one
+/// client with its connection pool, and the same parallelism: `streams` tasks (as many as
+/// Herald's pollers) sharing the same number of requests in flight.
+pub async fn bare(receiver: &Receiver, fanout: usize, deliveries: usize, streams: usize) -> Run {
     let config = fixture::config();
     let event = fixture::event(0);
     let webhook = fixture::webhook(0, &receiver.url, &["*"], &config);
@@ -110,12 +127,16 @@ pub async fn bare(receiver: &Receiver, fanout: usize, deliveries: usize) -> Run 
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap();
-    let post = |i: usize| {
-        client
-            .post(&urls[i % fanout])
-            .headers(headers.clone())
-            .body(body.clone())
-            .send()
+    let urls = Arc::new(urls);
+    let post = {
+        let (client, urls) = (client.clone(), urls.clone());
+        move |i: usize| {
+            client
+                .post(&urls[i % fanout])
+                .headers(headers.clone())
+                .body(body.clone())
+                .send()
+        }
     };
     let warm = stream::iter(0..CONCURRENCY)
         .map(&post)
@@ -123,17 +144,33 @@ pub async fn bare(receiver: &Receiver, fanout: usize, deliveries: usize) -> Run 
     warm.for_each(|r| async move { assert!(r.unwrap().status().is_success()) })
         .await;
 
-    let (cpu, started) = (own_cpu(), Instant::now());
-    let ok = stream::iter(0..deliveries)
-        .map(&post)
-        .buffer_unordered(CONCURRENCY)
-        .filter(|r| std::future::ready(r.as_ref().is_ok_and(|r| r.status().as_u16() == 204)))
-        .count()
-        .await;
+    let streams = streams.clamp(1, CONCURRENCY);
+    let (cpu, receiver_cpu, started) = (own_cpu(), process_cpu(receiver.pid()), Instant::now());
+    let tasks: Vec<_> = (0..streams)
+        .map(|t| {
+            let post = post.clone();
+            tokio::spawn(async move {
+                stream::iter((t..deliveries).step_by(streams))
+                    .map(&post)
+                    .buffer_unordered(CONCURRENCY / streams)
+                    .filter(|r| {
+                        std::future::ready(r.as_ref().is_ok_and(|r| r.status().as_u16() == 204))
+                    })
+                    .count()
+                    .await
+            })
+        })
+        .collect();
+    let ok: usize = futures::future::join_all(tasks)
+        .await
+        .into_iter()
+        .map(|r| r.expect("a stream finishes"))
+        .sum();
     let run = Run {
         deliveries: ok,
         wall: started.elapsed(),
         cpu: own_cpu() - cpu,
+        receiver_cpu: process_cpu(receiver.pid()) - receiver_cpu,
     };
     assert_eq!(ok, deliveries, "every POST answered 204");
     run
