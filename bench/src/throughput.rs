@@ -37,6 +37,15 @@ impl Run {
     }
 }
 
+/// What the spawned tasks counted, together.
+async fn total(tasks: Vec<tokio::task::JoinHandle<usize>>) -> usize {
+    futures::future::join_all(tasks)
+        .await
+        .into_iter()
+        .map(|r| r.expect("a task finishes"))
+        .sum()
+}
+
 /// Events per `handle` call: about 100 deliveries per batch, as an SQS batch of 10–100 would
 /// bring at these fan-outs.
 fn batch_events(fanout: usize) -> usize {
@@ -84,11 +93,7 @@ pub async fn herald(receiver: &Receiver, fanout: usize, deliveries: usize, polle
     let tasks: Vec<_> = (0..pollers.max(1))
         .map(|_| tokio::spawn(poller()))
         .collect();
-    let delivered: usize = futures::future::join_all(tasks)
-        .await
-        .into_iter()
-        .map(|r| r.expect("a poller finishes"))
-        .sum();
+    let delivered = total(tasks).await;
     let run = Run {
         deliveries: delivered,
         wall: started.elapsed(),
@@ -161,11 +166,7 @@ pub async fn bare(receiver: &Receiver, fanout: usize, deliveries: usize, streams
             })
         })
         .collect();
-    let ok: usize = futures::future::join_all(tasks)
-        .await
-        .into_iter()
-        .map(|r| r.expect("a stream finishes"))
-        .sum();
+    let ok = total(tasks).await;
     let run = Run {
         deliveries: ok,
         wall: started.elapsed(),

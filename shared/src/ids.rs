@@ -18,38 +18,33 @@ pub fn prefixed(prefix: &str) -> String {
     format!("{prefix}_{}", ulid())
 }
 
-/// Reads a ULID from its text in place: `Ulid`'s own `Deserialize` copies the text into a
-/// `String` first, once per queue message.
-pub fn deserialize_ulid<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Ulid, D::Error> {
-    struct Text;
-    impl serde::de::Visitor<'_> for Text {
-        type Value = Ulid;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("a ULID")
-        }
-        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Ulid, E> {
-            Ulid::from_string(v).map_err(E::custom)
-        }
-    }
-    d.deserialize_str(Text)
-}
-
-/// Reads a string straight into a shared one: `Arc<str>`'s own `Deserialize` builds a `String`
-/// and copies it.
-pub fn deserialize_shared<'de, D: serde::Deserializer<'de>>(
+/// Reads a value from a string in place, through `parse`: serde's own impls for `Ulid` and
+/// `Arc<str>` copy the text into a `String` first, once per queue message.
+fn from_text<'de, D: serde::Deserializer<'de>, T, E: std::fmt::Display>(
     d: D,
-) -> Result<std::sync::Arc<str>, D::Error> {
-    struct Text;
-    impl serde::de::Visitor<'_> for Text {
-        type Value = std::sync::Arc<str>;
+    parse: fn(&str) -> Result<T, E>,
+) -> Result<T, D::Error> {
+    struct Text<T, E>(fn(&str) -> Result<T, E>);
+    impl<T, E: std::fmt::Display> serde::de::Visitor<'_> for Text<T, E> {
+        type Value = T;
         fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
             f.write_str("a string")
         }
-        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
-            Ok(v.into())
+        fn visit_str<Er: serde::de::Error>(self, v: &str) -> Result<T, Er> {
+            (self.0)(v).map_err(Er::custom)
         }
     }
-    d.deserialize_str(Text)
+    d.deserialize_str(Text(parse))
+}
+
+pub fn deserialize_ulid<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Ulid, D::Error> {
+    from_text(d, Ulid::from_string)
+}
+
+pub fn deserialize_shared<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<std::sync::Arc<str>, D::Error> {
+    from_text(d, |v| Ok::<_, std::convert::Infallible>(v.into()))
 }
 
 #[cfg(test)]
