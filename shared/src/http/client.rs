@@ -131,52 +131,57 @@ impl Outbound {
     }
 
     /// POSTs `body` to a URL [`Outbound::target`] checked, or records why it was not sent.
-    pub async fn post_to(
+    ///
+    /// The request is built before the returned future is first polled, so that future holds
+    /// only the request in flight, not the URL, headers and body it was built from: dispatch
+    /// keeps one such future per delivery in flight, inside an allocation of its own.
+    pub fn post_to(
         &self,
         target: &Result<Url, DeliveryError>,
         headers: HeaderMap,
         body: Bytes,
-    ) -> PostOutcome {
+    ) -> impl std::future::Future<Output = PostOutcome> + Send + '_ {
         let started = Instant::now();
-        let url = match target {
-            Ok(url) => url.clone(),
-            Err(e) => return PostOutcome::failed(started, e.clone()),
-        };
-        let result = self
-            .client
-            .post(url)
-            .headers(headers)
-            .body(body)
-            .send()
-            .await;
-        let mut response = match result {
-            Ok(r) => r,
-            Err(e) => return PostOutcome::failed(started, self.classify(&e)),
-        };
-        let status = response.status().as_u16();
-        let retry_after = matches!(status, 429 | 503)
-            .then(|| response.headers().get(http::header::RETRY_AFTER))
-            .flatten()
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| parse_retry_after(v, std::time::SystemTime::now()));
-        let mut snippet = Vec::new();
-        while snippet.len() < RESPONSE_SNIPPET_BYTES {
-            match response.chunk().await {
-                Ok(Some(chunk)) => {
-                    let room = RESPONSE_SNIPPET_BYTES - snippet.len();
-                    snippet.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        let sent = target.as_ref().map_err(Clone::clone).map(|url| {
+            self.client
+                .post(url.clone())
+                .headers(headers)
+                .body(body)
+                .send()
+        });
+        async move {
+            let mut response = match sent {
+                Ok(pending) => match pending.await {
+                    Ok(r) => r,
+                    Err(e) => return PostOutcome::failed(started, self.classify(&e)),
+                },
+                Err(e) => return PostOutcome::failed(started, e),
+            };
+            let status = response.status().as_u16();
+            let retry_after = matches!(status, 429 | 503)
+                .then(|| response.headers().get(http::header::RETRY_AFTER))
+                .flatten()
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| parse_retry_after(v, std::time::SystemTime::now()));
+            let mut snippet = Vec::new();
+            while snippet.len() < RESPONSE_SNIPPET_BYTES {
+                match response.chunk().await {
+                    Ok(Some(chunk)) => {
+                        let room = RESPONSE_SNIPPET_BYTES - snippet.len();
+                        snippet.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                    }
+                    // The status is what counts; a body cut short is still logged as far as it came.
+                    Ok(None) | Err(_) => break,
                 }
-                // The status is what counts; a body cut short is still logged as far as it came.
-                Ok(None) | Err(_) => break,
             }
-        }
-        PostOutcome {
-            status_code: Some(status),
-            retry_after,
-            response_body: (!snippet.is_empty())
-                .then(|| String::from_utf8_lossy(&snippet).into_owned()),
-            duration: started.elapsed(),
-            error: None,
+            PostOutcome {
+                status_code: Some(status),
+                retry_after,
+                response_body: (!snippet.is_empty())
+                    .then(|| String::from_utf8_lossy(&snippet).into_owned()),
+                duration: started.elapsed(),
+                error: None,
+            }
         }
     }
 
