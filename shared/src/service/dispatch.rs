@@ -426,10 +426,11 @@ impl Dispatcher {
         // state inline made it 1.9 KB, past the sizes the allocator serves from its cache.
         // A first attempt is leased without reading: the lease's condition fails if the delivery
         // exists in any state but a fresh one, and only then is it read. One store call, not two.
-        let mut delivery = match match env.target {
+        let planned = match env.target {
             None => Ok(self.plan(job, None, OffsetDateTime::now_utc())),
             Some(_) => self.read_plan(job).await,
-        } {
+        };
+        let mut delivery = match planned {
             Ok(Plan::Attempt(d)) => d,
             Ok(Plan::Skip) => return JobResult::Skipped,
             Ok(Plan::Defer(wait)) => return Box::pin(self.defer(job, wait)).await,
