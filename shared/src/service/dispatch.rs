@@ -380,10 +380,7 @@ impl Dispatcher {
             Ok(Plan::Skip) => JobResult::Skipped,
             Ok(Plan::Defer(wait)) => self.defer(job, wait).await,
             Ok(Plan::Attempt(_)) => self.defer(job, DEFER_MIN).await,
-            Err(e) => {
-                tracing::error!(webhook_id = %job.webhook.id, error = %e, "could not read a delivery");
-                JobResult::Internal
-            }
+            Err(e) => internal(job.webhook, "read a delivery", e),
         }
     }
 
@@ -417,10 +414,6 @@ impl Dispatcher {
             .expect("the slots semaphore is never closed");
         let env = job.envelope;
         let webhook = job.webhook;
-        let internal = |what: &str, e: crate::Error| {
-            tracing::error!(webhook_id = %webhook.id, error = %e, "could not {what}");
-            JobResult::Internal
-        };
         // The rare paths below (defer, decide again, queue a retry, change health) are boxed:
         // each job's future is allocated whole by the stream that runs it, and carrying their
         // state inline made it 1.9 KB, past the sizes the allocator serves from its cache.
@@ -434,7 +427,7 @@ impl Dispatcher {
             Ok(Plan::Attempt(d)) => d,
             Ok(Plan::Skip) => return JobResult::Skipped,
             Ok(Plan::Defer(wait)) => return Box::pin(self.defer(job, wait)).await,
-            Err(e) => return internal("read a delivery", e),
+            Err(e) => return internal(webhook, "read a delivery", e),
         };
         let endpoint = self.endpoint(&webhook.url);
         let permit = endpoint
@@ -449,7 +442,7 @@ impl Dispatcher {
         match self.store.lease_delivery(&delivery, now).await {
             Ok(true) => {}
             Ok(false) => return Box::pin(self.decide_again(job)).await,
-            Err(e) => return internal("lease a delivery", e),
+            Err(e) => return internal(webhook, "lease a delivery", e),
         }
         let outcome = self
             .send_to(&endpoint, webhook, &env.event, job.body.clone())
@@ -464,10 +457,11 @@ impl Dispatcher {
         );
         let next = match verdict {
             Verdict::Retry(delay) => {
-                match Box::pin(self.queue_retry(job, &mut delivery, delay, now)).await {
-                    Some(due) => Some(due),
-                    None => return JobResult::Internal,
-                }
+                let Some(due) = Box::pin(self.queue_retry(job, &mut delivery, delay, now)).await
+                else {
+                    return JobResult::Internal;
+                };
+                Some(due)
             }
             _ => None,
         };
@@ -626,6 +620,12 @@ impl Dispatcher {
             ))),
         }
     }
+}
+
+/// A store error that stops a job: logged, and the job's record goes back to the queue.
+fn internal(webhook: &Webhook, what: &str, e: crate::Error) -> JobResult {
+    tracing::error!(webhook_id = %webhook.id, error = %e, "could not {what}");
+    JobResult::Internal
 }
 
 /// How an attempt's verdict changes its webhook's health, if it does.
