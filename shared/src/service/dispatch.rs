@@ -457,11 +457,10 @@ impl Dispatcher {
         );
         let next = match verdict {
             Verdict::Retry(delay) => {
-                let Some(due) = Box::pin(self.queue_retry(job, &mut delivery, delay, now)).await
-                else {
-                    return JobResult::Internal;
-                };
-                Some(due)
+                match Box::pin(self.queue_retry(job, &mut delivery, delay, now)).await {
+                    None => return JobResult::Internal,
+                    due => due,
+                }
             }
             _ => None,
         };
