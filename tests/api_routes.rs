@@ -660,7 +660,9 @@ on_both_backends!(
     secrets_and_rotation,
     brought_secrets_and_metadata,
     tenants_and_keys,
-    tenant_isolation
+    tenant_isolation,
+    keys_cannot_widen,
+    keys_are_listed_without_secrets
 );
 
 #[tokio::test]
@@ -805,8 +807,8 @@ async fn test_sends_report_refused_timeouts_and_ssrf_blocks() {
     );
     assert_eq!(timed_out["delivered"], false);
 
-    // SSRF: under the public policy a name resolving to loopback is blocked at send time,
-    // and a literal loopback address is refused at validation.
+    // SSRF: under the public policy `localhost` and a literal loopback address are refused at
+    // validation (names resolving to loopback are blocked at send time: tests/security.rs).
     let public =
         Stack::memory_with(|c| c.target_policy = herald_shared::http::TargetPolicy::Public).await;
     let rx = Receiver::start(200).await;
@@ -819,18 +821,11 @@ async fn test_sends_report_refused_timeouts_and_ssrf_blocks() {
         .next()
         .unwrap()
         .to_string();
-    let (status, _, blocked) = public
+    let answer = public
         .test_unsaved(json!({"url": format!("http://localhost:{port}/x"), "events": ["*"]}))
         .await;
-    assert_eq!(status, StatusCode::OK);
-    assert!(
-        blocked["error"].as_str().unwrap().starts_with("blocked:"),
-        "{blocked}"
-    );
-    assert!(
-        rx.requests().is_empty(),
-        "nothing reached the loopback receiver"
-    );
+    assert_problem(&answer, 422);
+    assert_eq!(fields(&answer.2), ["url"]);
     let answer = public
         .test_unsaved(json!({"url": rx.url, "events": ["*"]}))
         .await;
@@ -1038,4 +1033,645 @@ async fn a_tenant_over_its_rate_gets_429_and_others_do_not() {
         StatusCode::OK,
         "the bucket refills"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Key scopes: `ingest`, `read`, `manage`, `admin`.
+
+const SCOPES: [&str; 4] = ["ingest", "read", "manage", "admin"];
+
+/// Makes a key with `scopes` (and `name`, none when empty) with the stack's first key; answers
+/// (id, key).
+async fn mint(stack: &Stack, name: &str, scopes: &[&str]) -> (String, String) {
+    let body = if name.is_empty() {
+        json!({"scopes": scopes})
+    } else {
+        json!({"name": name, "scopes": scopes})
+    };
+    let (status, _, made) = stack.call("POST", "/v1/keys", Some(body), None).await;
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    assert_eq!(made["scopes"], json!(scopes), "{made}");
+    (
+        made["id"].as_str().unwrap().to_string(),
+        made["key"].as_str().unwrap().to_string(),
+    )
+}
+
+/// The UTC day as keys show it.
+fn today() -> String {
+    time::OffsetDateTime::now_utc()
+        .date()
+        .format(herald_shared::store::DAY)
+        .unwrap()
+}
+
+/// One operation: the route template as the OpenAPI document names it, the request, the one
+/// scope it needs, and the status it answers a key holding that scope.
+struct Operation {
+    method: &'static str,
+    template: &'static str,
+    path: String,
+    body: Option<Value>,
+    scope: &'static str,
+    ok: u16,
+}
+
+/// Every keyed route against a key of each single scope and against a key of every scope but
+/// the one it needs: 403 (a problem naming the scope) unless the key holds it, and then the
+/// route's success. 401 stays for a missing or unknown key. The table is checked against the
+/// OpenAPI document, so a route added without a row here fails.
+#[tokio::test]
+async fn every_route_needs_its_scope() {
+    let stack = Stack::memory().await;
+    let rx = Receiver::start(200).await;
+    let wh = stack
+        .create_webhook(json!({"url": rx.url, "events": ["*"]}))
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let doomed = stack
+        .create_webhook(json!({"url": rx.url, "events": ["*"]}))
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    stack.post_event(json!({"type": "jobs.failed"})).await;
+    assert!(stack.drain().await.is_empty());
+    let (_, _, log) = stack
+        .call("GET", &format!("/v1/webhooks/{wh}/deliveries"), None, None)
+        .await;
+    let dl = log["data"][0]["id"].as_str().unwrap().to_string();
+    let (revocable, _) = mint(&stack, "to revoke", &["admin"]).await;
+
+    let mut single = std::collections::HashMap::new();
+    let mut all_but = std::collections::HashMap::new();
+    for scope in SCOPES {
+        single.insert(scope, mint(&stack, scope, &[scope]).await.1);
+        let others: Vec<&str> = SCOPES.into_iter().filter(|s| *s != scope).collect();
+        all_but.insert(
+            scope,
+            mint(&stack, &format!("all but {scope}"), &others).await.1,
+        );
+    }
+
+    let hook = json!({"url": rx.url, "events": ["*"]});
+    let op = |method, template, path: String, body: Option<Value>, scope, ok| Operation {
+        method,
+        template,
+        path,
+        body,
+        scope,
+        ok,
+    };
+    // In the order the successful calls can run: what deletes comes last.
+    let operations = [
+        op(
+            "POST",
+            "/v1/events",
+            "/v1/events".into(),
+            Some(json!({"type": "jobs.failed"})),
+            "ingest",
+            202,
+        ),
+        op(
+            "POST",
+            "/v1/events/batch",
+            "/v1/events/batch".into(),
+            Some(json!({"events": [{"type": "jobs.failed"}]})),
+            "ingest",
+            200,
+        ),
+        op(
+            "GET",
+            "/v1/event-types",
+            "/v1/event-types".into(),
+            None,
+            "read",
+            200,
+        ),
+        op(
+            "GET",
+            "/v1/webhooks",
+            "/v1/webhooks".into(),
+            None,
+            "read",
+            200,
+        ),
+        op(
+            "GET",
+            "/v1/webhooks/{id}",
+            format!("/v1/webhooks/{wh}"),
+            None,
+            "read",
+            200,
+        ),
+        op(
+            "GET",
+            "/v1/webhooks/{id}/deliveries",
+            format!("/v1/webhooks/{wh}/deliveries"),
+            None,
+            "read",
+            200,
+        ),
+        op(
+            "GET",
+            "/v1/deliveries/{id}",
+            format!("/v1/deliveries/{dl}"),
+            None,
+            "read",
+            200,
+        ),
+        op(
+            "POST",
+            "/v1/webhooks",
+            "/v1/webhooks".into(),
+            Some(hook.clone()),
+            "manage",
+            201,
+        ),
+        op(
+            "PUT",
+            "/v1/webhooks/{id}",
+            format!("/v1/webhooks/{wh}"),
+            Some(hook.clone()),
+            "manage",
+            200,
+        ),
+        op(
+            "PATCH",
+            "/v1/webhooks/{id}",
+            format!("/v1/webhooks/{wh}"),
+            Some(json!({"description": "x"})),
+            "manage",
+            200,
+        ),
+        op(
+            "GET",
+            "/v1/webhooks/{id}/secret",
+            format!("/v1/webhooks/{wh}/secret"),
+            None,
+            "manage",
+            200,
+        ),
+        op(
+            "POST",
+            "/v1/webhooks/{id}/secret/rotate",
+            format!("/v1/webhooks/{wh}/secret/rotate"),
+            None,
+            "manage",
+            200,
+        ),
+        op(
+            "POST",
+            "/v1/webhooks/{id}/test",
+            format!("/v1/webhooks/{wh}/test"),
+            None,
+            "manage",
+            200,
+        ),
+        op(
+            "POST",
+            "/v1/webhooks/test",
+            "/v1/webhooks/test".into(),
+            Some(hook.clone()),
+            "manage",
+            200,
+        ),
+        op(
+            "POST",
+            "/v1/deliveries/{id}/redeliver",
+            format!("/v1/deliveries/{dl}/redeliver"),
+            None,
+            "manage",
+            202,
+        ),
+        op(
+            "DELETE",
+            "/v1/webhooks/{id}",
+            format!("/v1/webhooks/{doomed}"),
+            None,
+            "manage",
+            204,
+        ),
+        op("GET", "/v1/keys", "/v1/keys".into(), None, "admin", 200),
+        op(
+            "POST",
+            "/v1/keys",
+            "/v1/keys".into(),
+            Some(json!({"scopes": ["admin"]})),
+            "admin",
+            201,
+        ),
+        op(
+            "DELETE",
+            "/v1/keys/{id}",
+            format!("/v1/keys/{revocable}"),
+            None,
+            "admin",
+            204,
+        ),
+    ];
+
+    // The table is the document's: every operation taking a tenant key, with its scope.
+    let doc: Value = serde_json::from_str(herald_shared::web::openapi::document()).unwrap();
+    let mut documented = Vec::new();
+    for (template, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let bearer = operation["security"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find_map(|r| r.get("bearer"));
+            if let Some(scopes) = bearer {
+                documented.push(format!("{} {template} {scopes}", method.to_uppercase()));
+            }
+        }
+    }
+    let mut tabled: Vec<String> = operations
+        .iter()
+        .map(|o| format!("{} {} {}", o.method, o.template, json!([o.scope])))
+        .collect();
+    documented.sort();
+    tabled.sort();
+    assert_eq!(tabled, documented);
+
+    for o in &operations {
+        let what = format!("{} {}", o.method, o.template);
+        for key in [None, Some("hk_unknown")] {
+            let answer = stack.call_raw(o.method, &o.path, None, vec![], key).await;
+            assert_problem(&answer, 401);
+        }
+        let denied = SCOPES
+            .into_iter()
+            .filter(|s| *s != o.scope)
+            .map(|s| (s.to_string(), &single[s]))
+            .chain([(format!("all but {}", o.scope), &all_but[o.scope])]);
+        for (holder, key) in denied {
+            let answer = stack
+                .call(o.method, &o.path, o.body.clone(), Some(key))
+                .await;
+            assert_eq!(
+                answer.0,
+                StatusCode::FORBIDDEN,
+                "{what} with a {holder} key: {}",
+                answer.2
+            );
+            assert_problem(&answer, 403);
+            assert_eq!(answer.2["type"], "urn:herald:problem:forbidden");
+            let detail = answer.2["detail"].as_str().unwrap();
+            assert!(
+                detail.contains(&format!("`{}`", o.scope)),
+                "{what}: {detail}"
+            );
+        }
+    }
+    assert_eq!(
+        rx.requests().len(),
+        2,
+        "the event's two deliveries only: no refused send reached the receiver"
+    );
+    for o in &operations {
+        let answer = stack
+            .call(o.method, &o.path, o.body.clone(), Some(&single[o.scope]))
+            .await;
+        assert_eq!(
+            answer.0.as_u16(),
+            o.ok,
+            "{} {} with a {} key: {}",
+            o.method,
+            o.template,
+            o.scope,
+            answer.2
+        );
+    }
+}
+
+/// A key can only make and revoke keys within its own scopes; asking for more is a 403 naming
+/// `scopes` (with the scopes it could grant), and makes nothing.
+async fn keys_cannot_widen(stack: Stack) {
+    let (_, read_admin) = mint(&stack, "delegate", &["read", "admin"]).await;
+    let before = walk(&stack, "/v1/keys?limit=100").await.0.len();
+    for scopes in [json!(["read", "manage"]), json!(["ingest"]), json!(SCOPES)] {
+        let answer = stack
+            .call(
+                "POST",
+                "/v1/keys",
+                Some(json!({"name": "wider", "scopes": scopes})),
+                Some(&read_admin),
+            )
+            .await;
+        assert_problem(&answer, 403);
+        assert_eq!(fields(&answer.2), ["scopes"], "{}", answer.2);
+        assert_eq!(answer.2["errors"][0]["valid"], json!(["read", "admin"]));
+    }
+    assert_eq!(
+        walk(&stack, "/v1/keys?limit=100").await.0.len(),
+        before,
+        "a refused key is not made"
+    );
+
+    // Without `scopes`, a new key gets the scopes of the key asking, no more.
+    let (status, _, defaulted) = stack
+        .call("POST", "/v1/keys", None, Some(&read_admin))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{defaulted}");
+    assert_eq!(defaulted["scopes"], json!(["read", "admin"]));
+    assert_eq!(defaulted["name"], "");
+    let (status, _, reader) = stack
+        .call(
+            "POST",
+            "/v1/keys",
+            Some(json!({"name": "reader", "scopes": ["read"]})),
+            Some(&read_admin),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{reader}");
+    let reader_key = reader["key"].as_str().unwrap();
+    assert_eq!(
+        stack
+            .call("GET", "/v1/webhooks", None, Some(reader_key))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    for (method, path, body) in [
+        (
+            "POST",
+            "/v1/webhooks",
+            Some(json!({"url": "http://127.0.0.1:9/", "events": ["*"]})),
+        ),
+        ("POST", "/v1/keys", Some(json!({"scopes": ["read"]}))),
+        ("POST", "/v1/events", Some(json!({"type": "jobs.failed"}))),
+    ] {
+        assert_problem(&stack.call(method, path, body, Some(reader_key)).await, 403);
+    }
+
+    // Revoking: not a key holding scopes the revoker lacks; the first key still works.
+    let (_, _, listed) = stack.call("GET", "/v1/keys", None, None).await;
+    let first = listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["name"] == "first key")
+        .expect("the stack's key is listed")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_problem(
+        &stack
+            .call(
+                "DELETE",
+                &format!("/v1/keys/{first}"),
+                None,
+                Some(&read_admin),
+            )
+            .await,
+        403,
+    );
+    assert_eq!(
+        stack.call("GET", "/v1/keys", None, None).await.0,
+        StatusCode::OK
+    );
+    let (status, _, _) = stack
+        .call(
+            "DELETE",
+            &format!("/v1/keys/{}", reader["id"].as_str().unwrap()),
+            None,
+            Some(&read_admin),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_problem(
+        &stack
+            .call("GET", "/v1/webhooks", None, Some(reader_key))
+            .await,
+        401,
+    );
+
+    // Bad bodies name their fields.
+    for (body, named) in [
+        (json!({"scopes": ["root"]}), vec!["scopes[0]"]),
+        (json!({"scopes": []}), vec!["scopes"]),
+        (json!({"name": 5}), vec!["name"]),
+        (json!({"name": "x".repeat(129)}), vec!["name"]),
+        (json!({"expires": "never"}), vec!["expires"]),
+    ] {
+        let answer = stack.call("POST", "/v1/keys", Some(body), None).await;
+        assert_problem(&answer, 422);
+        assert_eq!(fields(&answer.2), named, "{}", answer.2);
+    }
+    assert_problem(
+        &stack.call("POST", "/v1/keys", Some(json!([])), None).await,
+        400,
+    );
+}
+
+/// `GET /v1/keys` pages through the tenant's keys with their names, scopes, creation time and
+/// day of last use, and never a key or its hash; another tenant sees only its own.
+async fn keys_are_listed_without_secrets(stack: Stack) {
+    let day_before = today();
+    let mut made = vec![(String::new(), KEY.to_string())];
+    for (name, scopes) in [
+        ("ci producer", &["ingest"][..]),
+        ("dashboard", &["read"]),
+        ("ops", &["read", "manage"]),
+        ("", &["admin"]),
+    ] {
+        made.push(mint(&stack, name, scopes).await);
+    }
+    let producer = made[1].1.clone();
+    stack
+        .call(
+            "POST",
+            "/v1/events",
+            Some(json!({"type": "jobs.failed"})),
+            Some(&producer),
+        )
+        .await;
+
+    let mut pages = Vec::new();
+    let mut path = "/v1/keys?limit=2".to_string();
+    loop {
+        let (status, _, page) = stack.call("GET", &path, None, None).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        pages.push(page.clone());
+        match page["next_cursor"].as_str() {
+            Some(cursor) => path = format!("/v1/keys?limit=2&cursor={cursor}"),
+            None => break,
+        }
+    }
+    assert_eq!(pages.len(), 3);
+    let text = serde_json::to_string(&pages).unwrap();
+    for (_, key) in &made {
+        let hash = herald_shared::service::tenants::hash_key(key);
+        assert!(!text.contains(key.as_str()), "a key is listed");
+        assert!(!text.contains(&hash), "a key's hash is listed");
+    }
+    let listed: Vec<Value> = pages
+        .iter()
+        .flat_map(|p| p["data"].as_array().unwrap().clone())
+        .collect();
+    for key in &listed {
+        let mut members: Vec<&str> = key
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        members.sort();
+        assert_eq!(
+            members,
+            ["created_at", "id", "last_used", "name", "scopes"],
+            "{key}"
+        );
+        time::OffsetDateTime::parse(
+            key["created_at"].as_str().unwrap(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap();
+    }
+    let summary: Vec<(Value, Value)> = listed
+        .iter()
+        .map(|k| (k["name"].clone(), k["scopes"].clone()))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (json!("first key"), json!(SCOPES)),
+            (json!("ci producer"), json!(["ingest"])),
+            (json!("dashboard"), json!(["read"])),
+            (json!("ops"), json!(["read", "manage"])),
+            (json!(""), json!(["admin"])),
+        ]
+    );
+    let ids: Vec<&str> = listed.iter().map(|k| k["id"].as_str().unwrap()).collect();
+    assert_eq!(
+        &ids[1..],
+        made[1..]
+            .iter()
+            .map(|(id, _)| id.as_str())
+            .collect::<Vec<_>>()
+    );
+    let day_after = today();
+    let used_today = |v: &Value| v == &json!(day_before) || v == &json!(day_after);
+    assert!(used_today(&listed[0]["last_used"]), "{}", listed[0]);
+    assert!(used_today(&listed[1]["last_used"]), "{}", listed[1]);
+    for never in &listed[2..] {
+        assert_eq!(never["last_used"], Value::Null, "{never}");
+    }
+
+    let (_, _, other) = stack
+        .call(
+            "POST",
+            "/v1/tenants",
+            Some(json!({"name": "Other"})),
+            Some(ADMIN),
+        )
+        .await;
+    let (_, _, theirs) = stack
+        .call("GET", "/v1/keys", None, other["key"].as_str())
+        .await;
+    let theirs = theirs["data"].as_array().unwrap();
+    assert_eq!(theirs.len(), 1, "{theirs:?}");
+    assert_eq!(
+        (theirs[0]["name"].clone(), theirs[0]["scopes"].clone()),
+        (json!("first key"), json!(SCOPES))
+    );
+    assert_problem(
+        &stack
+            .call(
+                "DELETE",
+                &format!("/v1/keys/{}", made[1].0),
+                None,
+                other["key"].as_str(),
+            )
+            .await,
+        404,
+    );
+}
+
+/// The day of a key's last use is written by the first request of a day only: later requests
+/// that day write nothing, and a stored earlier day is moved to today by the next request.
+async fn last_use_is_written_once_a_day(
+    store: std::sync::Arc<dyn herald_shared::store::Store>,
+    queue: std::sync::Arc<dyn herald_shared::queue::Queue>,
+) {
+    use herald_shared::service::tenants::hash_key;
+    use herald_tests::faults::{Faults, FlakyStore};
+    let faults = std::sync::Arc::new(Faults::default());
+    let store: std::sync::Arc<dyn herald_shared::store::Store> = std::sync::Arc::new(FlakyStore {
+        inner: store,
+        faults: faults.clone(),
+    });
+    let stack = Stack::with_config(
+        herald_tests::stack::local_config(),
+        store.clone(),
+        queue,
+        Duration::ZERO,
+    )
+    .await;
+    let (id, key) = mint(&stack, "reader", &["read"]).await;
+    let hash = hash_key(&key);
+    let writes = || {
+        faults
+            .touched
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|h| **h == hash)
+            .count()
+    };
+    let last_used = || async {
+        store
+            .get_api_key(TENANT, &id)
+            .await
+            .unwrap()
+            .unwrap()
+            .last_used
+    };
+    assert_eq!((writes(), last_used().await), (0, None));
+
+    let before = time::OffsetDateTime::now_utc().date();
+    for _ in 0..5 {
+        assert_eq!(
+            stack.call("GET", "/v1/webhooks", None, Some(&key)).await.0,
+            StatusCode::OK
+        );
+    }
+    let after = time::OffsetDateTime::now_utc().date();
+    // One write per UTC day the requests ran in: one, unless they straddled midnight.
+    assert_eq!(writes(), if before == after { 1 } else { 2 });
+    assert_eq!(last_used().await, Some(after));
+
+    let mut stored = store.api_key(&hash).await.unwrap().unwrap();
+    stored.last_used = Some(after.previous_day().unwrap());
+    store.put_api_key(&stored).await.unwrap();
+    let written = writes();
+    stack.call("GET", "/v1/webhooks", None, Some(&key)).await;
+    assert_eq!(
+        writes(),
+        written + 1,
+        "a stored earlier day is moved to today"
+    );
+    assert!(last_used().await >= Some(after));
+}
+
+#[tokio::test]
+async fn last_use_is_written_once_a_day_in_memory() {
+    last_use_is_written_once_a_day(
+        std::sync::Arc::new(herald_shared::store::MemoryStore::new()),
+        std::sync::Arc::new(herald_shared::queue::MemoryQueue::default()),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn last_use_is_written_once_a_day_on_moto() {
+    let moto = herald_tests::moto::moto();
+    last_use_is_written_once_a_day(
+        std::sync::Arc::new(moto.store().await),
+        std::sync::Arc::new(moto.queue(5).await),
+    )
+    .await;
 }

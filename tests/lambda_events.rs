@@ -343,13 +343,20 @@ async fn seeded(receiver: &str) -> (aws_config::SdkConfig, Config) {
         .claim_event(TENANT, "evt-ten-0", envelope, now + day, now)
         .await
         .unwrap();
-    assert!(claimed);
+    assert_eq!(claimed, herald_shared::store::Claim::Won);
+    store
+        .confirm_event(TENANT, "evt-ten-0", now + day)
+        .await
+        .unwrap();
     store
         .put_api_key(&ApiKey {
             id: KEY_ID.into(),
             tenant_id: TENANT.into(),
             hash: tenants::hash_key("second-key-0123456789"),
+            name: "second".into(),
+            scopes: herald_shared::scope::Scopes::ALL,
             created_at: now,
+            last_used: None,
         })
         .await
         .unwrap();

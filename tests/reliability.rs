@@ -4,14 +4,18 @@
 
 use herald_shared::config::{parse_schedule, Config};
 use herald_shared::delivery::{delivery_id, Delivery, DeliveryStatus};
+use herald_shared::error::Error;
 use herald_shared::event::EventEnvelope;
 use herald_shared::queue::{MemoryQueue, Queue};
 use herald_shared::service::dispatch::Record;
+use herald_shared::service::ingest::{Outcome, CLAIM_STALE_AFTER};
+use herald_shared::service::Ingest;
 use herald_shared::store::{MemoryStore, Store};
 use herald_tests::faults::{Faults, FlakyQueue, FlakyStore};
 use herald_tests::moto::moto;
 use herald_tests::receiver::{Receiver, Reply};
-use herald_tests::stack::{local_config, Stack, TENANT};
+use herald_tests::stack::{local_config, Stack, KEY, TENANT};
+use http::StatusCode;
 use serde_json::{json, Value};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -454,6 +458,50 @@ async fn a_webhook_failing_for_the_whole_window_is_disabled_and_a_success_resets
         (on["enabled"].clone(), on["disabled_reason"].clone()),
         (json!(true), Value::Null)
     );
+    // Re-enabling starts the clock afresh: the next failure does not disable it again.
+    stack.post_event(json!({"type": "jobs.failed"})).await;
+    stack.drain().await;
+    let w = stored().await;
+    assert!(w.enabled, "re-enabled, then failed once: still enabled");
+    assert!(w.failing_since.is_some());
+    // So does pointing it at another endpoint.
+    let other = Receiver::start(500).await;
+    stack
+        .call(
+            "PATCH",
+            &format!("/v1/webhooks/{}", id(&wh)),
+            Some(json!({"url": other.url})),
+            None,
+        )
+        .await;
+    assert_eq!(stored().await.failing_since, None);
+}
+
+#[tokio::test]
+async fn a_health_change_never_undoes_an_edit_made_at_the_same_moment() {
+    let (stack, faults) = flaky_memory("0s").await;
+    let rx = Receiver::start(500).await;
+    let wh = stack
+        .create_webhook(json!({"url": rx.url, "events": ["*"]}))
+        .await;
+    Faults::set(&faults.edit_before_webhook_update, true);
+    stack.post_event(json!({"type": "jobs.failed"})).await;
+    stack.drain().await;
+    let w = stack
+        .store
+        .get_webhook(TENANT, id(&wh))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        !faults.edit_before_webhook_update.load(Ordering::SeqCst),
+        "the edit was made between the health read and its write"
+    );
+    assert_eq!(w.description, herald_tests::faults::EDITED_MEANWHILE);
+    assert!(
+        w.failing_since.is_some(),
+        "and the health change landed too"
+    );
 }
 
 #[tokio::test]
@@ -852,4 +900,265 @@ async fn an_internal_failure_is_counted_as_a_failed_record() {
     assert_eq!(handled.failed.len(), 1);
     assert_eq!(handled.metrics.records_failed, 1);
     assert_eq!(handled.metrics.succeeded, 0);
+}
+
+/// Ingest over `store` and a queue that fails on demand (its messages readable through the
+/// returned memory queue); `stale` is how old a pending claim must be to be taken over.
+fn claims_ingest(
+    store: Arc<dyn Store>,
+    stale: time::Duration,
+) -> (Arc<Ingest>, Arc<Faults>, Arc<MemoryQueue>) {
+    let faults = Arc::new(Faults::default());
+    let queue = Arc::new(MemoryQueue::default());
+    let flaky = Arc::new(FlakyQueue {
+        inner: queue.clone(),
+        faults: faults.clone(),
+    });
+    let ingest = Ingest::new(store, flaky).with_stale_after(stale);
+    (Arc::new(ingest), faults, queue)
+}
+
+/// The one message queued, checked to be the envelope the store keeps for the event.
+async fn queued_once(store: &dyn Store, queue: &MemoryQueue, event_id: &str) {
+    let got = queue.receive(10, Duration::ZERO).await.unwrap();
+    assert_eq!(got.len(), 1, "exactly one message queued");
+    let stored = store.get_event(TENANT, event_id).await.unwrap().unwrap();
+    assert_eq!(got[0].body, stored, "the stored envelope, same envelope id");
+    let env: EventEnvelope = serde_json::from_str(&got[0].body).unwrap();
+    assert_eq!(&*env.event.id, event_id);
+}
+
+async fn a_second_post_while_the_first_send_stalls_then_fails_is_not_a_duplicate(
+    store: Arc<dyn Store>,
+) {
+    let (ingest, faults, queue) = claims_ingest(store.clone(), CLAIM_STALE_AFTER);
+    let body = json!({"id": "evt-stall", "type": "jobs.failed"});
+    Faults::set(&faults.stall_send, true);
+    Faults::set(&faults.fail_send, true);
+    let first = tokio::spawn({
+        let (ingest, body) = (ingest.clone(), body.clone());
+        async move { ingest.accept(TENANT, &body).await }
+    });
+    faults.send_entered.notified().await;
+    let second = ingest.accept(TENANT, &body).await;
+    assert!(
+        matches!(second, Err(Error::InFlight(_))),
+        "while the first send is unconfirmed the retry must retry again, got {second:?}"
+    );
+    Faults::set(&faults.stall_send, false);
+    faults.resume.notify_one();
+    assert!(matches!(first.await.unwrap(), Err(Error::Queue(_))));
+    Faults::set(&faults.fail_send, false);
+    let third = ingest.accept(TENANT, &body).await.unwrap();
+    assert_eq!(third.status, Outcome::Accepted);
+    queued_once(store.as_ref(), &queue, "evt-stall").await;
+    assert_eq!(
+        ingest.accept(TENANT, &body).await.unwrap().status,
+        Outcome::Duplicate
+    );
+    assert!(
+        queue.receive(10, Duration::ZERO).await.unwrap().is_empty(),
+        "the duplicate queued nothing"
+    );
+}
+
+async fn a_post_killed_between_claim_and_confirmation_is_taken_over_by_its_retry(
+    store: Arc<dyn Store>,
+) {
+    let (ingest, faults, queue) = claims_ingest(store.clone(), time::Duration::ZERO);
+    let body = json!({"id": "evt-killed", "type": "jobs.failed"});
+    Faults::set(&faults.hang_send, true);
+    let cut = tokio::time::timeout(Duration::from_millis(200), ingest.accept(TENANT, &body)).await;
+    assert!(
+        cut.is_err(),
+        "the first post never finished: its function was killed"
+    );
+    Faults::set(&faults.hang_send, false);
+    // Until the claim is old enough to be presumed dead, a retry is told to retry later.
+    let (patient, _, _) = claims_ingest(store.clone(), CLAIM_STALE_AFTER);
+    assert!(matches!(
+        patient.accept(TENANT, &body).await,
+        Err(Error::InFlight(secs)) if (1..=30).contains(&secs)
+    ));
+    let retry = ingest.accept(TENANT, &body).await.unwrap();
+    assert_eq!(retry.status, Outcome::Accepted);
+    queued_once(store.as_ref(), &queue, "evt-killed").await;
+    assert_eq!(
+        ingest.accept(TENANT, &body).await.unwrap().status,
+        Outcome::Duplicate
+    );
+}
+
+macro_rules! claim_scenarios {
+    ($($scenario:ident),* $(,)?) => {
+        mod claims_in_memory { $( #[tokio::test] async fn $scenario() {
+            super::$scenario(std::sync::Arc::new(herald_shared::store::MemoryStore::new())).await
+        } )* }
+        mod claims_on_moto { $( #[tokio::test] async fn $scenario() {
+            super::$scenario(std::sync::Arc::new(herald_tests::moto::moto().store().await)).await
+        } )* }
+    };
+}
+
+claim_scenarios!(
+    a_second_post_while_the_first_send_stalls_then_fails_is_not_a_duplicate,
+    a_post_killed_between_claim_and_confirmation_is_taken_over_by_its_retry,
+);
+
+#[tokio::test]
+async fn a_send_that_never_answers_is_cut_by_the_sdk_timeout_and_its_retry_accepted() {
+    // A listener that never accepts: connections wait in its backlog, requests go unanswered.
+    let hole = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", hole.local_addr().unwrap());
+    let sdk = lambda_sdk_at(&endpoint);
+    let hanging = herald_shared::queue::SqsQueue::new(
+        aws_sdk_sqs::Client::new(&sdk),
+        format!("{endpoint}/000000000000/events"),
+    );
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let body = json!({"id": "evt-hole", "type": "jobs.failed"});
+    let ingest = Ingest::new(store.clone(), Arc::new(hanging));
+    // The guard only turns a hang into a failure; the SDK's timeout is what ends the post.
+    let answer = tokio::time::timeout(Duration::from_secs(30), ingest.accept(TENANT, &body))
+        .await
+        .expect("the SDK's operation timeout ends the post before any function timeout");
+    assert!(matches!(answer, Err(Error::Queue(_))), "{answer:?}");
+    let queue = Arc::new(MemoryQueue::default());
+    let up = Ingest::new(store.clone(), queue.clone());
+    assert_eq!(
+        up.accept(TENANT, &body).await.unwrap().status,
+        Outcome::Accepted,
+        "the released claim is taken over at once"
+    );
+    queued_once(store.as_ref(), &queue, "evt-hole").await;
+    drop(hole);
+}
+
+/// What SQS refuses in a body (U+FFFE, U+FFFF) reaches the queue escaped and the receiver
+/// intact; an event that serializes past what the queue and the event log hold is a 413.
+async fn what_sqs_cannot_carry_is_escaped_or_refused_before_it_is_claimed(stack: Stack) {
+    let rx = Receiver::start(200).await;
+    stack
+        .create_webhook(json!({"url": rx.url, "events": ["*"]}))
+        .await;
+    let text = "half\u{FFFE}way\u{FFFF}";
+    stack
+        .post_event(
+            json!({"id": "evt-nonchar", "type": "jobs.failed", "text": text,
+            "data": {"k\u{FFFF}": ["\u{FFFE}", 1]}}),
+        )
+        .await;
+    assert!(stack.drain().await.is_empty());
+    let body = rx.requests()[0].json();
+    assert_eq!(body["data"]["k\u{FFFF}"][0], "\u{FFFE}");
+    assert_eq!(body["text"], text);
+
+    // 1e15 is written out as 1000000000000000.0: 5 bytes sent, 19 queued.
+    let big = format!(
+        r#"{{"id": "evt-big", "type": "jobs.failed", "data": {{"n": [{}]}}}}"#,
+        vec!["1e15"; 50_000].join(",")
+    );
+    assert!(big.len() <= 256 * 1024, "within the ingest body limit");
+    let post = |path: &'static str, body: String| {
+        stack.call_raw(
+            "POST",
+            path,
+            Some("application/json"),
+            body.into_bytes(),
+            Some(KEY),
+        )
+    };
+    let (status, _, problem) = post("/v1/events", big.clone()).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{problem}");
+    assert!(problem["detail"]
+        .as_str()
+        .unwrap()
+        .contains("once serialized"));
+    let (status, _, items) = post("/v1/events/batch", format!(r#"{{"events": [{big}]}}"#)).await;
+    assert_eq!(status, StatusCode::OK, "{items}");
+    assert_eq!(items["data"][0]["status"], "invalid", "{items}");
+    assert_eq!(
+        stack.store.get_event(TENANT, "evt-big").await.unwrap(),
+        None,
+        "nothing claimed: a retry with less data is not a duplicate"
+    );
+}
+
+#[tokio::test]
+async fn what_sqs_cannot_carry_in_memory() {
+    what_sqs_cannot_carry_is_escaped_or_refused_before_it_is_claimed(Stack::memory().await).await
+}
+
+#[tokio::test]
+async fn what_sqs_cannot_carry_on_moto() {
+    what_sqs_cannot_carry_is_escaped_or_refused_before_it_is_claimed(Stack::moto().await).await
+}
+
+/// A fake AWS endpoint that answers every call with one JSON-protocol error.
+async fn refusing_aws(status: u16, kind: &'static str) -> aws_config::SdkConfig {
+    let app = axum::Router::new().fallback(move || async move {
+        (
+            StatusCode::from_u16(status).unwrap(),
+            [
+                ("content-type", "application/x-amz-json-1.0"),
+                ("x-amzn-query-error", "InvalidMessageContents;Sender"),
+            ],
+            json!({"__type": kind, "message": "AWS's own words, not for callers"}).to_string(),
+        )
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    lambda_sdk_at(&endpoint)
+}
+
+/// The SDK configuration a Lambda function builds (its timeouts included), sent to `endpoint`.
+fn lambda_sdk_at(endpoint: &str) -> aws_config::SdkConfig {
+    use aws_sdk_dynamodb::config::{Credentials, SharedCredentialsProvider};
+    aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .http_client(herald_shared::aws_http::client())
+        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+            "test", "test", None, None, "test",
+        )))
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .timeout_config(herald_shared::runtime::lambda_sdk_timeouts())
+        .build()
+}
+
+#[tokio::test]
+async fn permanent_aws_refusals_are_4xx_never_a_retryable_503() {
+    let body = json!({"id": "evt-refused", "type": "jobs.failed"});
+    let sqs = refusing_aws(400, "com.amazonaws.sqs#InvalidMessageContents").await;
+    let queue = herald_shared::queue::SqsQueue::new(
+        aws_sdk_sqs::Client::new(&sqs),
+        "http://127.0.0.1/000000000000/events",
+    );
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let stack = Stack::new(store, Arc::new(queue), Duration::ZERO).await;
+    let (status, _, problem) = stack
+        .call("POST", "/v1/events", Some(body.clone()), None)
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert!(!problem.to_string().contains("AWS's own words"));
+    let (_, _, items) = stack
+        .call(
+            "POST",
+            "/v1/events/batch",
+            Some(json!({"events": [{"type": "jobs.failed"}]})),
+            None,
+        )
+        .await;
+    assert_eq!(items["data"][0]["status"], "invalid", "{items}");
+    assert!(!items.to_string().contains("AWS's own words"), "{items}");
+
+    let dynamodb = refusing_aws(400, "com.amazon.coral.validate#ValidationException").await;
+    let store =
+        herald_shared::store::DynamoStore::new(aws_sdk_dynamodb::Client::new(&dynamodb), "herald");
+    let ingest = Ingest::new(Arc::new(store), Arc::new(MemoryQueue::default()));
+    let refused = ingest.accept(TENANT, &body).await;
+    assert!(matches!(refused, Err(Error::Refused(_))), "{refused:?}");
+    let problem = herald_shared::web::problem::Problem::from(refused.unwrap_err());
+    assert_eq!(problem.status, 422);
 }

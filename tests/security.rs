@@ -230,6 +230,113 @@ async fn names_resolving_to_private_addresses_are_refused_without_connecting() {
     );
 }
 
+/// `localhost` names (RFC 6761), and IPv6 forms that carry a non-public IPv4 address (SIIT,
+/// local-use NAT64, ISATAP), are refused when saved (422 naming `url`, on create, update and an
+/// unsaved test send), when sent, and when a name resolves to one of them.
+#[tokio::test]
+async fn localhost_and_ipv6_forms_carrying_ipv4_are_refused_at_save_send_and_lookup() {
+    let stack = Stack::memory_with(|c| c.target_policy = TargetPolicy::Public).await;
+    let saved = stack
+        .create_webhook(json!({"url": "https://hooks.example.com/x", "events": ["*"]}))
+        .await;
+    let path = format!("/v1/webhooks/{}", saved["id"].as_str().unwrap());
+    let outbound = Outbound::new(UrlRules::new(TargetPolicy::Public), Duration::from_secs(1));
+    for url in [
+        "http://localhost/x",
+        "https://api.localhost:8443/x",
+        "http://LocalHost./x",
+        "http://[::ffff:0:a9fe:a9fe]/",
+        "http://[64:ff9b:1::a9fe:a9fe]/",
+        "http://[::5efe:169.254.169.254]/",
+    ] {
+        let body = json!({"url": url, "events": ["*"]});
+        for (method, route) in [
+            ("POST", "/v1/webhooks"),
+            ("POST", "/v1/webhooks/test"),
+            ("PUT", path.as_str()),
+            ("PATCH", path.as_str()),
+        ] {
+            let (status, _, answer) = stack.call(method, route, Some(body.clone()), None).await;
+            assert_eq!(status.as_u16(), 422, "{method} {route} {url}: {answer}");
+            assert_eq!(answer["errors"][0]["field"], "url", "{url}");
+            let message = answer["errors"][0]["message"].as_str().unwrap();
+            assert!(message.contains("non-public"), "{url}: {message}");
+        }
+        let outcome = outbound
+            .post(url, HeaderMap::new(), bytes::Bytes::new())
+            .await;
+        assert!(
+            matches!(outcome.error, Some(DeliveryError::Blocked(_))),
+            "{url}: {outcome:?}"
+        );
+    }
+    let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+    let names = [
+        ("siit.example", "::ffff:0:a9fe:a9fe"),
+        ("nat64.example", "64:ff9b:1::a9fe:a9fe"),
+        ("isatap.example", "::5efe:a9fe:a9fe"),
+        ("isatap-global.example", "2600:1f18::200:5efe:a9fe:a9fe"),
+    ];
+    let table = Table(names.iter().map(|(n, a)| (*n, vec![ip(a)])).collect());
+    let outbound = Outbound::with_lookup(
+        UrlRules::new(TargetPolicy::Public),
+        Duration::from_secs(1),
+        Arc::new(table),
+    );
+    for (host, _) in names {
+        let outcome = outbound
+            .post(
+                &format!("http://{host}/hook"),
+                HeaderMap::new(),
+                bytes::Bytes::new(),
+            )
+            .await;
+        match &outcome.error {
+            Some(DeliveryError::Blocked(why)) => {
+                assert!(why.contains(host) && why.contains("non-public"), "{why}")
+            }
+            other => panic!("{host} was not blocked: {other:?}"),
+        }
+    }
+}
+
+/// Test sends, saved or not, go through the dispatcher's sender but leave its endpoint cache
+/// as they found it: unsaved configurations to ever new URLs cannot grow a container's memory.
+#[tokio::test]
+async fn test_sends_leave_the_endpoint_cache_empty() {
+    let stack = Stack::memory().await;
+    let rx = Receiver::start(200).await;
+    for i in 0..50 {
+        let (status, _, answer) = stack
+            .test_unsaved(json!({"url": format!("{}/unsaved/{i}", rx.url), "events": ["*"]}))
+            .await;
+        assert_eq!((status.as_u16(), &answer["delivered"]), (200, &json!(true)));
+    }
+    let saved = stack
+        .create_webhook(json!({"url": format!("{}/saved", rx.url), "events": ["*"]}))
+        .await;
+    let (status, _, _) = stack
+        .call(
+            "POST",
+            &format!("/v1/webhooks/{}/test", saved["id"].as_str().unwrap()),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status.as_u16(), 200);
+    assert_eq!(rx.requests().len(), 51);
+    assert_eq!(stack.dispatcher.cached_endpoints(), 0);
+    // A delivery caches its endpoint, and the next test send of it uses that one.
+    stack.post_event(json!({"type": "jobs.failed"})).await;
+    assert!(stack.drain().await.is_empty());
+    assert_eq!(stack.dispatcher.cached_endpoints(), 1);
+    stack
+        .test_unsaved(json!({"url": format!("{}/saved", rx.url), "events": ["*"]}))
+        .await;
+    assert_eq!(stack.dispatcher.cached_endpoints(), 1);
+    assert_eq!(rx.requests().len(), 53);
+}
+
 #[tokio::test]
 async fn redirects_are_not_followed() {
     let stack = Stack::memory().await;

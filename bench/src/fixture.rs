@@ -48,12 +48,23 @@ pub fn event(n: usize) -> Event {
     Event::parse(&event_json(n, 0), OffsetDateTime::now_utc()).expect("a valid event")
 }
 
+/// The fixture event with another `project`.
+pub fn event_in(n: usize, project: &str) -> Event {
+    let mut body = event_json(n, 0);
+    body["project"] = project.into();
+    Event::parse(&body, OffsetDateTime::now_utc()).expect("a valid event")
+}
+
 /// A queue record as ingest would enqueue it.
 pub fn record(n: usize) -> Record {
+    record_of(n, event(n))
+}
+
+fn record_of(n: usize, event: Event) -> Record {
     let envelope = EventEnvelope {
         tenant_id: TENANT.into(),
         envelope_id: ulid::Ulid::new(),
-        event: event(n),
+        event,
         target: None,
         not_before: None,
     };
@@ -67,7 +78,16 @@ pub fn record(n: usize) -> Record {
 /// template: each is two allocations, so building thousands of them up front leaves no freed
 /// garbage scattered through the heap for the measured run's allocations to work around.
 pub fn records(range: std::ops::Range<usize>) -> Vec<Record> {
-    let template = record(0).body;
+    records_from(record(0), range)
+}
+
+/// [`records`] of the fixture event in `project`.
+pub fn records_in(project: &str, range: std::ops::Range<usize>) -> Vec<Record> {
+    records_from(record_of(0, event_in(0, project)), range)
+}
+
+fn records_from(template: Record, range: std::ops::Range<usize>) -> Vec<Record> {
+    let template = template.body;
     // Cut around the envelope id and the event id, the two parts that differ per record.
     let start = template.find("\"envelope_id\":\"").expect("an envelope id") + 15;
     let (before, rest) = template.split_at(start);
@@ -92,11 +112,13 @@ pub fn records(range: std::ops::Range<usize>) -> Vec<Record> {
 }
 
 pub fn webhook(i: usize, url: &str, events: &[&str], config: &Config) -> Webhook {
-    let spec = WebhookSpec::parse(
-        &json!({"url": url, "events": events}),
-        &herald_shared::runtime::url_rules(config),
-    )
-    .expect("a valid webhook");
+    webhook_from(i, json!({"url": url, "events": events}), config)
+}
+
+/// A webhook from a create body, validated as the API would.
+pub fn webhook_from(i: usize, body: Value, config: &Config) -> Webhook {
+    let spec = WebhookSpec::parse(&body, &herald_shared::runtime::url_rules(config))
+        .expect("a valid webhook");
     Webhook::new(
         format!("wh_bench{i:06}"),
         TENANT,

@@ -3,6 +3,7 @@
 //! max over `--runs` runs (5 by default); the last line printed is the throughput ratio.
 
 mod coldstart;
+mod cost;
 mod fixture;
 mod hotpath;
 mod ingest;
@@ -40,6 +41,22 @@ enum Cmd {
         #[arg(long, default_value = ".venv")]
         venv: PathBuf,
     },
+    /// The cost meter: `herald dev` on moto behind a metering proxy; DynamoDB units, SQS
+    /// requests and storage per delivery, priced per million.
+    Cost {
+        #[arg(long, default_value_t = 500)]
+        events: usize,
+        #[arg(long, default_value_t = 1)]
+        fanout: usize,
+        /// Events per POST (1: `/v1/events`; more: `/v1/events/batch`).
+        #[arg(long, default_value_t = 100)]
+        batch: usize,
+        /// The `herald` binary to meter.
+        #[arg(long, default_value = "target/release/herald")]
+        herald: PathBuf,
+        #[arg(long, default_value = ".venv")]
+        venv: PathBuf,
+    },
     /// A 204 receiver (used by the others; prints `listening <addr>`).
     Receiver {
         #[arg(long, default_value_t = 0)]
@@ -72,13 +89,18 @@ enum Cmd {
         #[arg(long)]
         only: Option<String>,
     },
-    /// ~10,000 deliveries at `fanout` webhooks per event, or 1,000 events to one of `webhooks`
-    /// (prints JSON).
+    /// ~10,000 deliveries at `fanout` webhooks per event, or 1,000 events to one of `webhooks`,
+    /// or with `--patterns`, 20 events matched against `webhooks` webhooks that each take the
+    /// event's type and filter on as many project-name patterns as validation allows, none
+    /// matching (prints JSON).
     Scale {
         #[arg(long, default_value_t = 1)]
         fanout: usize,
         #[arg(long, default_value_t = 0)]
         webhooks: usize,
+        /// `hostile` (the worst case for a backtracking matcher) or `plain` patterns.
+        #[arg(long)]
+        patterns: Option<String>,
     },
 }
 
@@ -100,6 +122,19 @@ fn main() {
             std::time::Duration::from_millis(delay_ms),
             latency,
         )),
+        Some(Cmd::Cost {
+            events,
+            fanout,
+            batch,
+            herald,
+            venv,
+        }) => match runtime.block_on(cost::run(&herald, &venv, events, fanout, batch)) {
+            Ok(report) => println!("{report}"),
+            Err(e) => {
+                eprintln!("cost: {e}");
+                std::process::exit(1);
+            }
+        },
         Some(Cmd::Hotpath {
             kind: k,
             iterations,
@@ -125,8 +160,15 @@ fn main() {
                 runtime.block_on(throughput_line(&receiver, fanout, runs.max(1), deliveries));
             println!("{line}\nratio {ratio:.2}");
         }
-        Some(Cmd::Scale { fanout, webhooks }) => {
-            let answer = runtime.block_on(scale(fanout, webhooks));
+        Some(Cmd::Scale {
+            fanout,
+            webhooks,
+            patterns,
+        }) => {
+            let answer = match patterns {
+                Some(kind) => runtime.block_on(project_patterns(webhooks, &kind)),
+                None => runtime.block_on(scale(fanout, webhooks)),
+            };
             println!("{answer}");
         }
         Some(Cmd::All {
@@ -205,6 +247,68 @@ async fn scale(fanout: usize, webhooks: usize) -> serde_json::Value {
         "per_second": delivered as f64 / wall,
         "ms_per_event": wall * 1000.0 / events as f64,
         "peak_rss": stats::peak_rss(),
+    })
+}
+
+/// Matching cost of project-name filters: `webhooks` webhooks take the event's type, each with
+/// as many patterns as validation allows, none matching the event's project (the longest an
+/// event may carry); one more webhook without filters gets each event.
+/// `hostile` patterns are `*aaa…ab` against a project of 256 `a`s: a backtracking matcher
+/// retries the tail at every position it still fits, (256 − k)·k steps for a tail of k, most
+/// at k = 128. `plain` ones are literals of the longest length that differ at once.
+async fn project_patterns(webhooks: usize, kind: &str) -> serde_json::Value {
+    use herald_shared::queue::MemoryQueue;
+    use herald_shared::store::{MemoryStore, Store};
+    use herald_shared::webhook::{MAX_PROJECT_NAMES, MAX_PROJECT_PATTERN_LEN};
+    use std::sync::Arc;
+    const EVENTS: usize = 20;
+    let receiver = receiver::Receiver::spawn(0, false);
+    let config = fixture::config();
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let project = "a".repeat(256);
+    let patterns: Vec<String> = (0..MAX_PROJECT_NAMES)
+        .map(|j| match kind {
+            "hostile" => format!("*{}b", "a".repeat((MAX_PROJECT_PATTERN_LEN - 2).min(127))),
+            "plain" => format!("{j:0>width$}", width = MAX_PROJECT_PATTERN_LEN),
+            other => panic!("--patterns takes hostile or plain, not {other}"),
+        })
+        .collect();
+    for i in 0..webhooks {
+        let body = serde_json::json!({
+            "url": format!("{}/w/{i}", receiver.url), "events": ["experiments.failed"],
+            "filters": {"project_names": patterns},
+        });
+        store
+            .create_webhook(&fixture::webhook_from(i, body, &config))
+            .await
+            .unwrap();
+    }
+    let all = fixture::webhook(
+        webhooks,
+        &format!("{}/w/all", receiver.url),
+        &["experiments.failed"],
+        &config,
+    );
+    store.create_webhook(&all).await.unwrap();
+    let dispatcher =
+        herald_shared::runtime::dispatcher(&config, store, Arc::new(MemoryQueue::default()));
+    let records = fixture::records_in(&project, 0..EVENTS);
+    let started = std::time::Instant::now();
+    let mut delivered = 0;
+    for batch in records.chunks(10) {
+        let handled = dispatcher.handle(batch).await;
+        assert!(handled.failed.is_empty());
+        delivered += handled.metrics.succeeded;
+    }
+    let wall = started.elapsed().as_secs_f64();
+    assert_eq!(
+        delivered, EVENTS as u64,
+        "only the unfiltered webhook matches"
+    );
+    serde_json::json!({
+        "patterns_per_webhook": MAX_PROJECT_NAMES,
+        "pattern_chars": patterns[0].chars().count(),
+        "ms_per_event": wall * 1000.0 / EVENTS as f64,
     })
 }
 
@@ -418,6 +522,23 @@ async fn all(runs: usize, deliveries: usize, bin_dir: &Path, venv: &Path) {
         ));
     }
 
+    // Project-name filters at their bounds: the worst case, and plain patterns beside it.
+    for kind in ["plain", "hostile"] {
+        let mut ms = vec![];
+        let mut shape = serde_json::Value::Null;
+        for _ in 0..runs.min(3) {
+            let v = subprocess(&["scale", "--webhooks", "100", "--patterns", kind]);
+            ms.push(v["ms_per_event"].as_f64().unwrap());
+            shape = v;
+        }
+        line(format!(
+            "scale: 100 webhooks x {} {kind} project patterns of {} chars, none matching: {} ms per event",
+            shape["patterns_per_webhook"],
+            shape["pattern_chars"],
+            Spread::of(&ms).show(3)
+        ));
+    }
+
     // End to end through the release `herald dev`.
     let herald = bin_dir.join("herald");
     let moto = stack::Moto::start(venv)
@@ -436,15 +557,17 @@ async fn all(runs: usize, deliveries: usize, bin_dir: &Path, venv: &Path) {
         let (mut rate, mut p50, mut p99, mut cpu) = (vec![], vec![], vec![], vec![]);
         let mut failure = None;
         for _ in 0..runs {
-            match stack::run(
-                &herald,
-                moto.as_ref().filter(|_| on_moto),
+            let load = stack::Load {
+                aws: moto
+                    .as_ref()
+                    .filter(|_| on_moto)
+                    .map(|m| m.endpoint.as_str()),
                 events,
                 fanout,
-                32,
-            )
-            .await
-            {
+                connections: 32,
+                batch: 1,
+            };
+            match stack::run(&herald, load).await {
                 Ok(r) => {
                     rate.push(r.per_second);
                     p50.push(r.p50_ms);

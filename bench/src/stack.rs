@@ -67,13 +67,34 @@ impl Moto {
     }
 }
 
-pub async fn run(
+/// What one run posts, and where its AWS calls go.
+pub struct Load<'a> {
+    /// DynamoDB and SQS at this endpoint (moto, or the cost meter in front of it); `None`: in memory.
+    pub aws: Option<&'a str>,
+    pub events: usize,
+    pub fanout: usize,
+    pub connections: usize,
+    /// Events per POST: 1 posts to `/v1/events`, more to `/v1/events/batch`.
+    pub batch: usize,
+}
+
+pub async fn run(herald: &Path, load: Load<'_>) -> Result<StackRun, String> {
+    run_with(herald, load, || {}).await
+}
+
+/// As [`run`], calling `ready` once the webhooks exist and just before the first event is posted.
+pub async fn run_with(
     herald: &Path,
-    moto: Option<&Moto>,
-    events: usize,
-    fanout: usize,
-    connections: usize,
+    load: Load<'_>,
+    ready: impl FnOnce(),
 ) -> Result<StackRun, String> {
+    let Load {
+        aws,
+        events,
+        fanout,
+        connections,
+        batch,
+    } = load;
     let receiver = Receiver::spawn(0, true);
     let port = free_port();
     let mut command = Command::new(herald);
@@ -87,13 +108,13 @@ pub async fn run(
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    if let Some(m) = moto {
+    if let Some(endpoint) = aws {
         let name = format!(
             "herald-bench-{}",
             ulid::Ulid::new().to_string().to_lowercase()
         );
         command
-            .env("AWS_ENDPOINT_URL", &m.endpoint)
+            .env("AWS_ENDPOINT_URL", endpoint)
             .env("AWS_REGION", "us-east-1")
             .env("AWS_ACCESS_KEY_ID", "bench")
             .env("AWS_SECRET_ACCESS_KEY", "bench")
@@ -145,18 +166,29 @@ pub async fn run(
     let expected = events * fanout;
     let cpu = process_cpu(pid);
     let started = Instant::now();
-    let accepted = stream::iter(0..events)
-        .map(|n| {
-            client
-                .post(format!("{base}/v1/events"))
+    ready();
+    let batch = batch.max(1);
+    let accepted: usize = stream::iter((0..events).step_by(batch))
+        .map(|first| {
+            let last = (first + batch).min(events);
+            let (path, body) = if batch == 1 {
+                ("events", fixture::event_json(first, now_ns()))
+            } else {
+                let list: Vec<_> = (first..last)
+                    .map(|n| fixture::event_json(n, now_ns()))
+                    .collect();
+                ("events/batch", serde_json::json!({ "events": list }))
+            };
+            let sent = client
+                .post(format!("{base}/v1/{path}"))
                 .bearer_auth(KEY)
                 .header("content-type", "application/json")
-                .body(fixture::event_json(n, now_ns()).to_string())
-                .send()
+                .body(body.to_string())
+                .send();
+            async move { accepted_in(sent.await, last - first).await }
         })
         .buffer_unordered(connections)
-        .filter(|r| std::future::ready(r.as_ref().is_ok_and(|r| r.status() == 202)))
-        .count()
+        .fold(0, |sum, n| std::future::ready(sum + n))
         .await;
     if accepted != events {
         return Err(format!("{accepted} of {events} events accepted"));
@@ -183,4 +215,24 @@ pub async fn run(
         p99_ms: quantile(&mut latencies, 0.99) / 1000.0,
         cpu_s_per_1000: cpu * 1000.0 / expected as f64,
     })
+}
+
+/// How many events one POST's answer accepted: 202 for one, each `accepted` item of a batch.
+async fn accepted_in(answer: reqwest::Result<reqwest::Response>, posted: usize) -> usize {
+    let Ok(answer) = answer else { return 0 };
+    match answer.status().as_u16() {
+        202 if posted == 1 => 1,
+        200 if posted > 1 => answer
+            .bytes()
+            .await
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|v| {
+                v["data"]
+                    .as_array()
+                    .map(|items| items.iter().filter(|i| i["status"] == "accepted").count())
+            })
+            .unwrap_or(0),
+        _ => 0,
+    }
 }

@@ -1,6 +1,7 @@
 //! `herald dev`: the whole pipeline in one process, with the same router and dispatcher as the
 //! Lambdas. In memory by default; DynamoDB/SQS with `--aws` or when `AWS_ENDPOINT_URL` is set.
 
+use crate::host_check::{self, AllowedHosts};
 use herald_shared::config::{Config, Mode};
 use herald_shared::queue::{MemoryQueue, Queue};
 use herald_shared::service::{dispatch, tenants};
@@ -13,7 +14,11 @@ pub const DEV_TENANT: &str = "tn_dev";
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Port on 127.0.0.1.
+    /// Address or name to listen on. Requests must be addressed (`Host`) to it or to a
+    /// loopback name or address; any other host is refused, as a DNS-rebinding page's would be.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Port to listen on.
     #[arg(long, default_value_t = 3000)]
     port: u16,
     /// Use DynamoDB and SQS (at AWS_ENDPOINT_URL, e.g. a moto server) instead of memory.
@@ -62,8 +67,11 @@ pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         )));
     }
 
-    let app = web::router(runtime::app_state(&config, store, queue, dispatcher));
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await?;
+    let allowed = Arc::new(AllowedHosts::new(&args.host));
+    let app = web::router(runtime::app_state(&config, store, queue, dispatcher)).layer(
+        axum::middleware::from_fn_with_state(allowed, host_check::check),
+    );
+    let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port)).await?;
     let base = format!("http://{}", listener.local_addr()?);
     print_welcome(&base, config.api_key.expose(), &backend, &config);
     axum::serve(listener, app)
@@ -87,7 +95,7 @@ fn print_welcome(base: &str, key: &str, backend: &str, config: &Config) {
     println!(
         r#"
 Herald is listening on {base} ({backend}; {policy}).
-Tenant key: {key}
+Tenant key: {key} (every scope: ingest, read, manage, admin)
 Web console: {base}/ (enter the tenant key there)
 
 1. In another terminal, start a receiver that prints each delivery:

@@ -7,6 +7,8 @@ mod deliveries;
 mod dev;
 mod dlq;
 mod events;
+mod host_check;
+mod keys;
 mod output;
 mod receive;
 mod verify;
@@ -37,7 +39,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run ingest, api and dispatch in one process on 127.0.0.1.
+    /// Run ingest, api and dispatch in one process (on 127.0.0.1 unless --host).
     Dev(dev::Args),
     /// Manage webhooks.
     Webhooks {
@@ -53,6 +55,11 @@ enum Command {
     Deliveries {
         #[command(subcommand)]
         command: deliveries::Command,
+    },
+    /// The tenant's API keys and their scopes.
+    Keys {
+        #[command(subcommand)]
+        command: keys::Command,
     },
     /// The event catalog: types and subscription patterns.
     EventTypes,
@@ -113,6 +120,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Deliveries { command } => {
             deliveries::run(&Client::new(&cli.target)?, format, command).await
         }
+        Command::Keys { command } => keys::run(&Client::new(&cli.target)?, format, command).await,
         Command::EventTypes => events::types(&Client::new(&cli.target)?, format).await,
         Command::Apply(args) => apply::apply(&Client::new(&cli.target)?, format, args).await,
         Command::Export(args) => apply::export(&Client::new(&cli.target)?, args).await,

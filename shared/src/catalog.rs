@@ -183,12 +183,7 @@ pub fn sample(event_type: &EventType) -> Value {
             "result": if status == "completed" { json!({"score": 0.97, "label": "legit"}) } else { Value::Null },
         }),
         _ => {
-            let (event_type_name, current) = match status {
-                "started" => ("DEPLOYMENT_STARTED", "DEPLOYING"),
-                "succeeded" => ("DEPLOYMENT_SUCCESSFUL", "RUNNING"),
-                "failed" => ("DEPLOYMENT_FAILURE", "DEPLOYMENT_ERROR"),
-                _ => ("DEPLOYMENT_CANCELLED", "CANCELED"),
-            };
+            let (event_type_name, current, desired) = crate::format::qovery_states(status);
             json!({
                 "type": event_type.name,
                 "project": "web-shop",
@@ -200,7 +195,7 @@ pub fn sample(event_type: &EventType) -> Value {
                     "payload": {
                         "id": "5c0b1e4a-8f2d-4b6e-9a3c-7d1e0f2a4b6c",
                         "current_status": current,
-                        "desired_status": "RUNNING",
+                        "desired_status": desired,
                         "organization": {"id": "0f1e2d3c-4b5a-4968-8776-655443322110", "name": "Acme"},
                         "project": {"id": "1a2b3c4d-5e6f-4071-8293-a4b5c6d7e8f9", "name": "web-shop"},
                         "environment": {"id": "5c0b1e4a-8f2d-4b6e-9a3c-7d1e0f2a4b6c", "name": "production", "mode": "PRODUCTION"},
@@ -284,5 +279,26 @@ mod tests {
         assert_eq!(ubi["data"]["event"], "deployment_request_completed");
         let qovery = sample(find("deployments.failed").unwrap());
         assert_eq!(qovery["data"]["event_type"], "DEPLOYMENT_FAILURE");
+    }
+
+    #[test]
+    fn deployment_samples_send_qovery_states() {
+        for (t, event_type, current, desired) in [
+            ("started", "DEPLOYMENT_STARTED", "DEPLOYING", "DEPLOYED"),
+            ("succeeded", "DEPLOYMENT_SUCCESSFUL", "DEPLOYED", "DEPLOYED"),
+            (
+                "failed",
+                "DEPLOYMENT_FAILURE",
+                "DEPLOYMENT_ERROR",
+                "DEPLOYED",
+            ),
+            ("cancelled", "DEPLOYMENT_CANCELLED", "CANCELED", "DEPLOYED"),
+        ] {
+            let s = sample(find(&format!("deployments.{t}")).unwrap());
+            assert_eq!(s["data"]["event_type"], event_type, "{t}");
+            let payload = &s["data"]["payload"];
+            assert_eq!(payload["current_status"], current, "{t}");
+            assert_eq!(payload["desired_status"], desired, "{t}");
+        }
     }
 }

@@ -37,6 +37,11 @@ pub enum Error {
     Validation(Vec<FieldError>),
     #[error("missing or invalid API key")]
     Unauthorized,
+    /// A valid key without the scope the request needs; `errors` names the body field at fault
+    /// when there is one (the `scopes` of a new key).
+    /// Boxed, so the rare refusal does not widen every `Result` on the delivery path.
+    #[error("forbidden: {}", .0.detail)]
+    Forbidden(Box<Forbidden>),
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("conflict: {0}")]
@@ -52,6 +57,17 @@ pub enum Error {
     #[error("rate limit exceeded; retry in {0} s")]
     RateLimited(u64),
     /// The store could not be reached or answered an error; the caller may retry.
+    /// The first post of an event id holds its claim and has not confirmed its enqueue yet:
+    /// the caller retries after this many seconds, when it has or is known to have failed.
+    #[error("the first post of this event id is still being queued; retry in {0} s")]
+    InFlight(u64),
+    /// The serialized event is larger than what the queue and the event log can hold.
+    #[error("the event is {size} bytes once serialized; at most {limit}")]
+    EventTooLarge { size: usize, limit: usize },
+    /// DynamoDB or SQS refused the request as it is (a validation error, a character or size it
+    /// cannot carry): sending it again cannot succeed. The text is Herald's, never AWS's.
+    #[error("refused by {0}")]
+    Refused(&'static str),
     #[error("store unavailable: {0}")]
     Store(String),
     /// The queue could not be reached or answered an error; the caller may retry.
@@ -62,6 +78,18 @@ pub enum Error {
 impl Error {
     pub fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
         Error::Validation(vec![FieldError::new(field, message)])
+    }
+}
+
+#[derive(Debug)]
+pub struct Forbidden {
+    pub detail: String,
+    pub errors: Vec<FieldError>,
+}
+
+impl Error {
+    pub fn forbidden(detail: String, errors: Vec<FieldError>) -> Self {
+        Error::Forbidden(Box::new(Forbidden { detail, errors }))
     }
 }
 

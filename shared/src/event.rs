@@ -16,6 +16,10 @@ pub const MAX_RESULT_BYTES: usize = 16 * 1024;
 const MAX_ID_LEN: usize = 128;
 const MAX_NAME_LEN: usize = 256;
 const MAX_TEXT_LEN: usize = 4096;
+/// The years, in UTC, an `occurred_at` may name, so that every receiver can read it: Discord's API
+/// parses timestamps with Python's `datetime`, which has no year 0, and Determined-shaped bodies
+/// carry Unix seconds, which would be negative before 1970.
+const OCCURRED_YEARS: std::ops::RangeInclusive<i32> = 1970..=9999;
 const FIELDS: [&str; 9] = [
     "id",
     "type",
@@ -211,6 +215,15 @@ pub struct EventEnvelope {
     pub not_before: Option<OffsetDateTime>,
 }
 
+impl EventEnvelope {
+    /// The envelope as the queue and the event log carry it: JSON, with the characters SQS
+    /// does not carry written as escapes (`queue::json_for_sqs`), so every envelope Herald
+    /// makes is one SQS takes. The one encoding of an envelope.
+    pub fn to_queue_text(&self) -> String {
+        crate::queue::json_for_sqs(serde_json::to_string(self).expect("envelopes serialize"))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Target {
     pub webhook_id: String,
@@ -279,15 +292,26 @@ impl Event {
         let occurred_at = match obj.get("occurred_at") {
             None | Some(Value::Null) => now,
             // Normalised to UTC so every payload's timestamp reads the same way.
-            Some(Value::String(s)) => OffsetDateTime::parse(s, &Rfc3339)
-                .map(|t| t.to_offset(time::UtcOffset::UTC))
-                .unwrap_or_else(|_| {
+            Some(Value::String(s)) => match OffsetDateTime::parse(s, &Rfc3339) {
+                // Checked: a time late on 9999-12-31 at a negative offset is past 9999 in UTC.
+                Ok(t) => match t.checked_to_offset(time::UtcOffset::UTC) {
+                    Some(t) if OCCURRED_YEARS.contains(&t.year()) => t,
+                    _ => {
+                        errors.push(FieldError::new(
+                            "occurred_at",
+                            "must be between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59Z",
+                        ));
+                        now
+                    }
+                },
+                Err(_) => {
                     errors.push(FieldError::new(
                         "occurred_at",
                         "must be an RFC 3339 timestamp such as 2026-11-22T10:00:00Z",
                     ));
                     now
-                }),
+                }
+            },
             Some(_) => {
                 errors.push(FieldError::new("occurred_at", "must be a string"));
                 now
@@ -621,6 +645,36 @@ mod tests {
                 "type"
             ]
         );
+    }
+
+    #[test]
+    fn occurred_at_is_held_to_years_1970_to_9999_in_utc() {
+        let parse = |t: &str| Event::parse(&json!({"type": "jobs.failed", "occurred_at": t}), NOW);
+        for t in [
+            "1970-01-01T00:00:00Z",
+            "2026-11-22T10:00:00+01:00",
+            "9999-12-31T23:59:59.999Z",
+        ] {
+            assert!(parse(t).is_ok(), "{t}");
+        }
+        for t in [
+            "0000-01-01T00:00:00Z",
+            "1969-12-31T23:59:59Z",
+            // In range as written, not in UTC.
+            "1970-01-01T00:30:00+01:00",
+            "9999-12-31T23:00:00-05:00",
+        ] {
+            let Err(Error::Validation(errors)) = parse(t) else {
+                panic!("{t} was accepted")
+            };
+            assert_eq!(errors.len(), 1, "{t}");
+            assert_eq!(errors[0].field, "occurred_at", "{t}");
+            assert!(
+                errors[0].message.contains("1970"),
+                "{t}: {}",
+                errors[0].message
+            );
+        }
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod matching;
 pub mod metrics;
 pub mod queue;
 pub mod runtime;
+pub mod scope;
 pub mod secret;
 pub mod service;
 pub mod signing;

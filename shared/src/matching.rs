@@ -3,7 +3,6 @@
 use crate::catalog;
 use crate::event::Event;
 use crate::webhook::{Filters, Webhook};
-use wildmatch::WildMatch;
 
 /// Does `pattern` (exact type, `<resource>.done`, `requests.finished`, `<resource>.*`, `*`)
 /// cover `event_type`?
@@ -28,9 +27,123 @@ pub fn pattern_matches(pattern: &str, event_type: &str) -> bool {
     }
 }
 
-/// Case-insensitive project-name match with `*` and `?` wildcards.
+/// Case-insensitive project-name match with `*` (any run of characters) and `?` (any one
+/// character), over the whole name; characters compare as their lowercase forms do.
+///
+/// Linear in the name and in the pattern, whatever the wildcards: the pattern runs as a
+/// bit-parallel automaton ([`Glob`]) that reads the name once, so no pattern makes matching
+/// backtrack (a backtracking matcher takes time proportional to the product of the lengths for
+/// `*aaa…ab` against `aaa…a`).
 pub fn project_matches(pattern: &str, project: &str) -> bool {
-    WildMatch::new_case_insensitive(pattern).matches(project)
+    Glob::new(pattern).matches(project)
+}
+
+/// A `*`/`?` pattern as a nondeterministic automaton run bit-parallel (Shift-And, with a
+/// self-loop for each `*`). The pattern's non-`*` characters are its tokens; state `j` means
+/// "the first `j` tokens matched", and a `*` in the gap before token `j` lets state `j` take
+/// any character and stay. Reading one character moves every live state at once: those whose
+/// token accepts it advance (a shift), those in a `*` gap stay. The pattern matches when state
+/// `tokens` is live at the end. Work: O(m log m) to build, then per character of the name one
+/// binary search among the pattern's distinct characters and ⌈(m + 1) / 64⌉ word operations.
+struct Glob {
+    tokens: usize,
+    /// Words per state set: bit `j` of the set is state `j`, for `j` in `0..=tokens`.
+    words: usize,
+    /// Rows of `words` words: the `?` tokens, the gaps holding a `*`, then one row per entry
+    /// of `chars`: the tokens that are that character.
+    masks: Vec<u64>,
+    /// The pattern's distinct literal characters, folded, sorted.
+    chars: Vec<char>,
+}
+
+/// A character as case-insensitive comparison sees it: two characters are equal when their
+/// lowercase forms are. Every character whose lowercase form is one character stands for that
+/// character; the only one whose lowercase form is longer (U+0130, `İ`, to `i̇`) shares it
+/// with no other, so it stands for itself.
+fn fold(c: char) -> char {
+    if c.is_ascii() {
+        return c.to_ascii_lowercase();
+    }
+    let mut lower = c.to_lowercase();
+    match (lower.next(), lower.next()) {
+        (Some(l), None) => l,
+        _ => c,
+    }
+}
+
+fn set_bit(row: &mut [u64], j: usize) {
+    row[j / 64] |= 1 << (j % 64);
+}
+
+impl Glob {
+    fn new(pattern: &str) -> Glob {
+        let mut chars: Vec<char> = pattern
+            .chars()
+            .filter(|c| !matches!(c, '*' | '?'))
+            .map(fold)
+            .collect();
+        chars.sort_unstable();
+        chars.dedup();
+        let tokens = pattern.chars().filter(|c| *c != '*').count();
+        let words = (tokens + 1).div_ceil(64);
+        let mut masks = vec![0u64; (2 + chars.len()) * words];
+        let mut j = 0;
+        for c in pattern.chars() {
+            let row = match c {
+                '*' => 1,
+                '?' => 0,
+                // Always found: `chars` holds every literal of the pattern, folded.
+                c => 2 + chars.binary_search(&fold(c)).unwrap_or_default(),
+            };
+            set_bit(&mut masks[row * words..(row + 1) * words], j);
+            if c != '*' {
+                j += 1;
+            }
+        }
+        Glob {
+            tokens,
+            words,
+            masks,
+            chars,
+        }
+    }
+
+    fn row(&self, i: usize) -> &[u64] {
+        &self.masks[i * self.words..(i + 1) * self.words]
+    }
+
+    fn matches(&self, text: &str) -> bool {
+        let mut small = [0u64; 4];
+        let mut large = Vec::new();
+        let state: &mut [u64] = if self.words <= small.len() {
+            &mut small[..self.words]
+        } else {
+            large.resize(self.words, 0);
+            &mut large
+        };
+        state[0] = 1;
+        let (any, star) = (self.row(0), self.row(1));
+        for c in text.chars() {
+            let literal = self
+                .chars
+                .binary_search(&fold(c))
+                .ok()
+                .map(|i| self.row(2 + i));
+            let (mut carry, mut live) = (0, 0);
+            for (k, word) in state.iter_mut().enumerate() {
+                let advancing = *word & (any[k] | literal.map_or(0, |l| l[k]));
+                let next = (advancing << 1) | carry | (*word & star[k]);
+                // No token sits past state `tokens`, so nothing carries out of the last word.
+                carry = advancing >> 63;
+                live |= next;
+                *word = next;
+            }
+            if live == 0 {
+                return false;
+            }
+        }
+        (state[self.tokens / 64] >> (self.tokens % 64)) & 1 == 1
+    }
 }
 
 /// All given filters must match (AND), any entry of a list may (OR); an event lacking the
@@ -197,7 +310,93 @@ mod tests {
         );
     }
 
+    /// The meaning of a pattern, spelled out: dynamic programming over (pattern, name)
+    /// prefixes, characters equal when their lowercase forms are.
+    fn reference(pattern: &str, name: &str) -> bool {
+        let eq = |a: char, b: char| a == b || a.to_lowercase().eq(b.to_lowercase());
+        let name: Vec<char> = name.chars().collect();
+        // matched[j]: the pattern read so far matches name[..j].
+        let mut matched = vec![false; name.len() + 1];
+        matched[0] = true;
+        for p in pattern.chars() {
+            let mut next = vec![false; name.len() + 1];
+            match p {
+                '*' => {
+                    let mut any = false;
+                    for j in 0..=name.len() {
+                        any |= matched[j];
+                        next[j] = any;
+                    }
+                }
+                _ => {
+                    for j in 1..=name.len() {
+                        next[j] = matched[j - 1] && (p == '?' || eq(p, name[j - 1]));
+                    }
+                }
+            }
+            matched = next;
+        }
+        matched[name.len()]
+    }
+
+    /// Characters whose case folding is unusual: the Kelvin sign lowercases to ASCII `k`, `İ`
+    /// to two characters, `ß` uppercases to two, and Greek has a final sigma.
+    const TRICKY: &str = "aAbBkK\u{212A}iI\u{130}\u{131}ß\u{1E9E}σΣς é É";
+
+    fn chars_of(set: &'static str) -> impl Strategy<Value = char> {
+        let chars: Vec<char> = set.chars().collect();
+        proptest::sample::select(chars)
+    }
+
+    #[test]
+    fn hostile_patterns_give_the_right_answer() {
+        let name = "a".repeat(256);
+        for tail in [1, 64, 127, 128, 200, 255] {
+            let pattern = format!("*{}b", "a".repeat(tail));
+            assert!(!project_matches(&pattern, &name), "{tail}");
+            let pattern = format!("*{}", "a".repeat(tail));
+            assert!(project_matches(&pattern, &name), "{tail}");
+        }
+        let many_stars = format!("{}b", "*a".repeat(100));
+        assert!(!project_matches(&many_stars, &name));
+        assert!(project_matches(&"*a".repeat(100), &name));
+        assert!(project_matches(&"?".repeat(256), &name));
+        assert!(!project_matches(&"?".repeat(257), &name));
+        assert!(project_matches("", "") && !project_matches("", "a"));
+        assert!(project_matches("**", "") && project_matches("*?*", "x"));
+    }
+
     proptest! {
+        #[test]
+        fn agrees_with_the_reference_on_tricky_characters(
+            pattern in proptest::collection::vec(prop_oneof![chars_of(TRICKY), chars_of("*?")], 0..24),
+            name in proptest::collection::vec(chars_of(TRICKY), 0..40),
+        ) {
+            let (pattern, name): (String, String) = (pattern.into_iter().collect(), name.into_iter().collect());
+            prop_assert_eq!(project_matches(&pattern, &name), reference(&pattern, &name), "{:?} {:?}", pattern, name);
+        }
+
+        /// Long patterns span several words of state; names drawn from the pattern's own
+        /// alphabet match often enough to test both answers.
+        #[test]
+        fn agrees_with_the_reference_past_one_word_of_state(
+            pattern in "[ab?*]{60,300}",
+            name in "[ab]{0,320}",
+        ) {
+            prop_assert_eq!(project_matches(&pattern, &name), reference(&pattern, &name));
+        }
+
+        /// A pattern always matches the names made by filling in its wildcards.
+        #[test]
+        fn matches_its_own_instances(
+            pattern in "[a-zA-Z0-9 ?*-]{0,130}",
+            fill in "[a-z]{0,5}",
+            one in "[A-Z]",
+        ) {
+            let name = pattern.replace('*', &fill).replace('?', &one).to_lowercase();
+            prop_assert!(project_matches(&pattern, &name), "{:?} {:?}", pattern, name);
+        }
+
         #[test]
         fn star_and_literal_patterns(project in "[a-zA-Z0-9 _-]{1,20}", prefix_len in 0usize..20) {
             prop_assert!(project_matches("*", &project));

@@ -17,11 +17,25 @@ use tracing_subscriber::util::SubscriberInitExt;
 
 /// The log filter from `RUST_LOG` (`info`, `herald_shared=debug,info`, ...); `info` when unset
 /// or unreadable. Target directives only: no regex engine in the binaries for span filters.
+/// Whatever it says, [`dependency_cap`] applies too.
 pub fn log_filter() -> Targets {
     std::env::var("RUST_LOG")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO))
+}
+
+/// Below `info`, only Herald's own targets log. The crates that handle requests log what they
+/// carry at debug and trace: the AWS SDK its request and response bodies, operation inputs and
+/// outputs and raw error responses (DynamoDB items hold signing secrets and protected header
+/// values), lambda_runtime the raw invocation event (an API Gateway event holds the caller's key
+/// and the body), and hyper, reqwest, rustls, h2 and axum the bytes they move. This filter is
+/// layered beside the `RUST_LOG` one, and a subscriber logs only what both enable, so no
+/// directive, however specific, lifts it. An allow-list, so a crate added later is held too.
+pub fn dependency_cap() -> Targets {
+    Targets::new()
+        .with_default(tracing::Level::INFO)
+        .with_target("herald", tracing::Level::TRACE)
 }
 
 /// Logs as JSON lines (CloudWatch) or human text (terminal), filtered by `RUST_LOG`.
@@ -32,8 +46,10 @@ pub fn init_tracing(json: bool) {
             .map_err(|e| e.to_string())
     } else {
         tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
             .finish()
             .with(filter)
+            .with(dependency_cap())
             .try_init()
             .map_err(|e| e.to_string())
     };
@@ -41,7 +57,8 @@ pub fn init_tracing(json: bool) {
 
 /// The Lambda log format: one JSON object per line, with the fields of the current span and of
 /// its parents (the runtime's invocation span carries the request id). No timestamp: CloudWatch
-/// stamps each line.
+/// stamps each line. `filter` decides (the fmt builder's own `info` ceiling is lifted, so
+/// `RUST_LOG=debug` means debug), within [`dependency_cap`].
 pub fn json_logs<W>(filter: Targets, writer: W) -> impl tracing::Subscriber + Send + Sync
 where
     W: for<'a> tracing_subscriber::fmt::MakeWriter<'a> + Send + Sync + 'static,
@@ -53,8 +70,10 @@ where
         .with_current_span(true)
         .with_span_list(true)
         .with_writer(writer)
+        .with_max_level(tracing::Level::TRACE)
         .finish()
         .with(filter)
+        .with(dependency_cap())
 }
 
 /// The AWS SDK configuration from the default provider chain (environment, profiles, SSO, web
@@ -90,7 +109,22 @@ pub fn lambda_sdk_config() -> aws_config::SdkConfig {
     if let Some(url) = var("AWS_ENDPOINT_URL") {
         builder = builder.endpoint_url(url);
     }
-    builder.build()
+    builder.timeout_config(lambda_sdk_timeouts()).build()
+}
+
+/// The bound on one DynamoDB or SQS call in a Lambda, retries included, and on each attempt.
+/// An ingest post makes at most five calls in a row (claim, read the claim, take it over,
+/// send, confirm or release), so it ends within 7.5 s, inside the functions' 10 s timeout,
+/// and never leaves its claim to a kill. DynamoDB and SQS answer in milliseconds: an attempt
+/// taking a second is a network fault or a throttled partition, and is retried.
+pub const SDK_OPERATION_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(1500);
+pub const SDK_ATTEMPT_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(1000);
+
+pub fn lambda_sdk_timeouts() -> aws_config::timeout::TimeoutConfig {
+    aws_config::timeout::TimeoutConfig::builder()
+        .operation_timeout(SDK_OPERATION_TIMEOUT)
+        .operation_attempt_timeout(SDK_ATTEMPT_TIMEOUT)
+        .build()
 }
 
 pub fn dynamo_store(sdk: &aws_config::SdkConfig, config: &Config) -> DynamoStore {
@@ -167,4 +201,99 @@ pub async fn aws_app_state(sdk: &aws_config::SdkConfig, config: &Config) -> Resu
     let queue: Arc<dyn Queue> = Arc::new(sqs_queue(sdk, config).await?);
     let dispatcher = Arc::new(dispatcher(config, store.clone(), queue.clone()));
     Ok(app_state(config, store, queue, dispatcher))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Lines(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Lines {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// What `json_logs` writes while `f` runs, with `rust_log` as the filter.
+    fn logged(rust_log: &str, f: impl FnOnce()) -> String {
+        let lines = Lines::default();
+        let writer = lines.clone();
+        let filter: Targets = rust_log.parse().unwrap();
+        tracing::subscriber::with_default(json_logs(filter, move || writer.clone()), f);
+        let bytes = lines.0.lock().unwrap().clone();
+        String::from_utf8(bytes).unwrap()
+    }
+
+    /// Emits, for each dependency target, a trace and a debug line carrying a "secret" and an
+    /// info line without one, as the crates themselves log.
+    macro_rules! dependency_lines {
+        ($($target:literal),*) => {{
+            $(
+                tracing::trace!(target: $target, body = concat!("secret from ", $target), "transmitting request");
+                tracing::debug!(target: $target, output = concat!("secret from ", $target), "received");
+                tracing::info!(target: $target, concat!("info from ", $target));
+            )*
+            [$($target),*]
+        }};
+    }
+
+    #[test]
+    fn rust_log_reaches_herald_but_never_lifts_the_dependency_cap() {
+        let every_target_at_trace = "trace,aws_smithy_runtime=trace,\
+            aws_smithy_runtime::client::orchestrator=trace,aws_sigv4=trace,aws_runtime=trace,\
+            aws_sdk_dynamodb=trace,lambda_runtime=trace,lambda_runtime::layers::api_response=trace,\
+            hyper=trace,hyper_util=trace,reqwest=trace,rustls=trace,h2=trace,axum=trace";
+        let mut targets = Vec::new();
+        let text = logged(every_target_at_trace, || {
+            tracing::trace!(target: "herald_shared::store::dynamodb", "herald trace line");
+            tracing::debug!(target: "herald_cli::dev", "herald debug line");
+            targets.extend(dependency_lines!(
+                "aws_smithy_runtime::client::orchestrator",
+                "aws_smithy_runtime_api::client::interceptors",
+                "aws_sigv4::http_request::sign",
+                "aws_runtime::content_encoding",
+                "aws_sdk_dynamodb::operation::put_item",
+                "aws_config::meta::credentials",
+                "lambda_runtime::layers::api_response",
+                "lambda_http::request",
+                "hyper::proto::h1::io",
+                "hyper_util::client::legacy::pool",
+                "reqwest::connect",
+                "rustls::client::hs",
+                "h2::codec::framed_write",
+                "axum::rejection",
+                "tower_http::trace",
+                "a_crate_added_later::client"
+            ));
+        });
+        assert!(
+            text.contains("herald trace line") && text.contains("herald debug line"),
+            "{text}"
+        );
+        assert!(!text.contains("secret from"), "{text}");
+        for target in targets {
+            assert!(
+                text.contains(&format!("info from {target}")),
+                "{target}: {text}"
+            );
+        }
+    }
+
+    #[test]
+    fn rust_log_still_quietens() {
+        let text = logged("warn", || {
+            tracing::info!(target: "herald_shared::web", "an info line");
+            tracing::warn!(target: "herald_shared::web", "a warning");
+            tracing::info!(target: "aws_smithy_runtime", "an sdk info line");
+        });
+        assert!(text.contains("a warning"), "{text}");
+        assert!(!text.contains("info line"), "{text}");
+    }
 }

@@ -15,7 +15,12 @@ pub const MAX_DESCRIPTION_LEN: usize = 1024;
 pub const MAX_EVENTS: usize = 50;
 pub const MAX_HEADERS: usize = 20;
 pub const MAX_HEADER_VALUE_LEN: usize = 4096;
-pub const MAX_PROJECT_NAMES: usize = 50;
+/// Patterns in `filters.project_names`. Matching is linear in each pattern whatever its
+/// wildcards (`matching::project_matches`), so these bound the work per event and webhook:
+/// at most 20 × 128 pattern characters against a project name of at most 256.
+pub const MAX_PROJECT_NAMES: usize = 20;
+/// Characters in one `filters.project_names` pattern.
+pub const MAX_PROJECT_PATTERN_LEN: usize = 128;
 pub const MAX_METADATA: usize = 16;
 pub const MAX_METADATA_KEY_LEN: usize = 64;
 pub const MAX_METADATA_VALUE_LEN: usize = 256;
@@ -130,6 +135,10 @@ pub struct Webhook {
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
+    /// Counts the writes to this webhook: every update is conditioned on the revision its
+    /// writer read, so two writers (a PATCH and a health change, say) never undo each other.
+    #[serde(default)]
+    pub revision: u64,
 }
 
 impl Webhook {
@@ -162,6 +171,7 @@ impl Webhook {
             }],
             created_at: now,
             updated_at: now,
+            revision: 0,
         }
     }
 
@@ -519,12 +529,12 @@ fn parse_filters(f: &Map<String, Value>, errors: &mut Vec<FieldError>) -> Filter
         Some(Value::Array(items)) if items.len() <= MAX_PROJECT_NAMES => {
             for (i, item) in items.iter().enumerate() {
                 match item.as_str() {
-                    Some(s) if !s.is_empty() && s.chars().count() <= 256 => {
+                    Some(s) if !s.is_empty() && s.chars().count() <= MAX_PROJECT_PATTERN_LEN => {
                         filters.project_names.push(s.to_string())
                     }
                     _ => errors.push(FieldError::new(
                         format!("filters.project_names[{i}]"),
-                        "must be a non-empty string of at most 256 characters",
+                        format!("must be a non-empty string of at most {MAX_PROJECT_PATTERN_LEN} characters"),
                     )),
                 }
             }
@@ -838,6 +848,26 @@ mod tests {
     }
 
     #[test]
+    fn project_name_patterns_are_bounded_in_number_and_length() {
+        let body = |names: Vec<String>| json!({"url": "https://a.example/x", "events": ["*"], "filters": {"project_names": names}});
+        let longest = format!("*{}", "é".repeat(MAX_PROJECT_PATTERN_LEN - 1));
+        let most = vec![longest.clone(); MAX_PROJECT_NAMES];
+        assert!(WebhookSpec::parse(&body(most), &rules()).is_ok());
+        let one_more = vec!["prod-*".to_string(); MAX_PROJECT_NAMES + 1];
+        let e = errors(body(one_more));
+        assert_eq!(e[0].field, "filters.project_names");
+        assert!(e[0].message.contains("at most 20"), "{}", e[0].message);
+        let too_long = vec!["ok".to_string(), format!("{longest}?")];
+        let e = errors(body(too_long));
+        assert_eq!(e[0].field, "filters.project_names[1]");
+        assert!(
+            e[0].message.contains("at most 128 characters"),
+            "{}",
+            e[0].message
+        );
+    }
+
+    #[test]
     fn view_hides_protected_values_and_secrets() {
         let now = OffsetDateTime::now_utc();
         let w = Webhook {
@@ -872,6 +902,7 @@ mod tests {
             }],
             created_at: now,
             updated_at: now,
+            revision: 3,
         };
         let view = serde_json::to_value(WebhookView::from(&w)).unwrap();
         assert_eq!(view["headers"][0]["value"], Value::Null);

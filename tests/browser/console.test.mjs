@@ -92,11 +92,11 @@ function startReceiver() {
   });
 }
 
-/** The API, from the test (not the page). */
-async function api(method, route, body) {
+/** The API, from the test (not the page), with the local stack's key or `key`. */
+async function api(method, route, body, key = KEY) {
   const response = await fetch(`${herald.origin}${route}`, {
     method,
-    headers: { Authorization: `Bearer ${KEY}`, ...(body ? { 'Content-Type': 'application/json' } : {}) },
+    headers: { Authorization: `Bearer ${key}`, ...(body ? { 'Content-Type': 'application/json' } : {}) },
     body: body ? JSON.stringify(body) : undefined,
   });
   const text = await response.text();
@@ -394,6 +394,83 @@ test('desktop: key, create with filters, tests, deliveries, redeliver, secret, e
   await context.close();
 });
 
+test('keys: the list, a named key with chosen scopes shown once, revoke', async (t) => {
+  const { context, page } = await newPage({ viewport: { width: 1280, height: 900 } });
+  const step = flow(t);
+  const day = /^\d{4}-\d{2}-\d{2}$/;
+  let made;
+
+  await step('the list shows the first key, its scopes and its last use', async () => {
+    await enterKey(page);
+    await page.getByRole('link', { name: 'Keys' }).click();
+    await heading(page, 'API keys');
+    const first = page.locator('tbody tr', { hasText: 'first key' });
+    await first.waitFor();
+    assert.equal(await first.locator('.scopes').textContent(), 'ingest, read, manage, admin');
+    assert.match(await first.locator('.last-used').textContent(), day);
+    await everyInputLabelled(page);
+    await shot(page, '15-keys');
+  });
+
+  await step('a key without a scope is refused next to the scopes', async () => {
+    await page.getByLabel('Key name').fill('ci producer');
+    await page.getByRole('button', { name: 'Create key' }).click();
+    const error = page.locator('[data-field="scopes"] > .error');
+    await error.waitFor({ state: 'visible' });
+    assert.match(await error.textContent(), /at least one/);
+  });
+
+  await step('create a named key with the ingest scope: the key is shown once', async () => {
+    await page.getByRole('checkbox', { name: /^ingest/ }).check();
+    await page.getByRole('button', { name: 'Create key' }).click();
+    const value = page.locator('#new-key-value');
+    await value.waitFor();
+    made = await value.textContent();
+    assert.match(made, /^hk_/);
+    const row = page.locator('tbody tr', { hasText: 'ci producer' });
+    await row.waitFor();
+    assert.equal(await row.locator('.scopes').textContent(), 'ingest');
+    assert.equal(await row.locator('.last-used').textContent(), 'never');
+    await shot(page, '16-key-created');
+    // It posts events and does nothing else.
+    assert.equal((await api('POST', '/v1/events', { type: 'jobs.failed' }, made)).status, 202);
+    assert.equal((await api('GET', '/v1/webhooks', undefined, made)).status, 403);
+    assert.ok(!JSON.stringify((await api('GET', '/v1/keys')).body).includes(made), 'never listed');
+    await page.reload();
+    await heading(page, 'API keys');
+    assert.ok(!(await page.content()).includes(made), 'not shown again');
+    assert.match(await page.locator('tbody tr', { hasText: 'ci producer' }).locator('.last-used').textContent(), day);
+  });
+
+  await step('revoke it, with a confirmation naming the key', async () => {
+    await page.getByRole('button', { name: 'Revoke ci producer' }).click();
+    const dialog = page.getByRole('dialog');
+    await dialog.waitFor();
+    assert.match(await dialog.textContent(), /Revoke “ci producer”\?/);
+    await shot(page, '17-revoke-confirm');
+    await dialog.getByRole('button', { name: 'Revoke key' }).click();
+    await page.locator('#toast', { hasText: 'Revoked ci producer' }).waitFor();
+    await page.locator('tbody tr', { hasText: 'ci producer' }).waitFor({ state: 'detached' });
+    assert.equal((await api('POST', '/v1/events', { type: 'jobs.failed' }, made)).status, 401);
+  });
+
+  await step('a key without the admin scope is told what it lacks', async () => {
+    const viewer = await api('POST', '/v1/keys', { name: 'viewer', scopes: ['read'] });
+    assert.equal(viewer.status, 201);
+    await page.getByRole('button', { name: 'Forget key' }).click();
+    await heading(page, 'Herald console');
+    const key = page.getByLabel('Tenant API key');
+    await key.fill(viewer.body.key);
+    await key.press('Enter');
+    await heading(page, 'Webhooks');
+    await page.goto(`${herald.url}#/keys`);
+    await heading(page, 'Not allowed with this key');
+    assert.match(await page.locator('main').textContent(), /`admin` scope/);
+  });
+
+  await context.close();
+});
+
 test('375 px wide: every page fits without horizontal scrolling', async () => {
   const created = await api('POST', '/v1/webhooks', {
     name: 'mobile-check', url: `${receiver.url}/mobile`, kind: 'standard', events: ['deployments.*', 'requests.finished'],
@@ -425,6 +502,10 @@ test('375 px wide: every page fits without horizontal scrolling', async () => {
   await heading(page, 'New webhook');
   await fitsWidth(page, 375);
   await shot(page, 'm5-new');
+  await page.goto(`${herald.url}#/keys`);
+  await heading(page, 'API keys');
+  await fitsWidth(page, 375);
+  await shot(page, 'm6-keys');
   await context.close();
 });
 

@@ -3,8 +3,9 @@
 
 use herald_shared::delivery::{Attempt, Delivery, DeliveryStatus};
 use herald_shared::queue::Queue;
+use herald_shared::scope::{Scope, Scopes};
 use herald_shared::secret::Secret;
-use herald_shared::store::{ApiKey, Store, Tenant};
+use herald_shared::store::{ApiKey, Claim, Store, Tenant};
 use herald_shared::webhook::{Filters, Kind, SigningSecret, Webhook};
 use herald_shared::Error;
 use std::time::Duration;
@@ -33,6 +34,7 @@ pub fn webhook(tenant: &str, id: &str, enabled: bool) -> Webhook {
         }],
         created_at: now,
         updated_at: now,
+        revision: 0,
     }
 }
 
@@ -49,19 +51,11 @@ pub async fn store_contract(store: &dyn Store) {
         .await
         .unwrap();
     store
-        .put_api_key(&ApiKey {
-            id: "key_1".into(),
-            tenant_id: "tn_a".into(),
-            hash: "h1".into(),
-            created_at: now,
-        })
+        .put_api_key(&api_key("tn_a", "key_1", "h1", Scopes::ALL))
         .await
         .unwrap();
-    assert_eq!(
-        store.tenant_for_key("h1").await.unwrap().as_deref(),
-        Some("tn_a")
-    );
-    assert_eq!(store.tenant_for_key("h2").await.unwrap(), None);
+    assert_eq!(tenant_of(store, "h1").await.as_deref(), Some("tn_a"));
+    assert_eq!(tenant_of(store, "h2").await, None);
 
     // Webhooks: create, conflict, get, scoping, listing, enabled filter, delete.
     let ids: Vec<String> = (0..5).map(|i| format!("wh_0{i}")).collect();
@@ -315,31 +309,91 @@ pub async fn store_contract(store: &dyn Store) {
         "a failed delivery is final: only a redelivery (which makes it pending) reopens it"
     );
 
-    // Event claims: one winner, expiry by value, release; the envelope is kept for redelivery.
+    // Event claims: one winner, pending until confirmed, expiry by value, release and
+    // take-over; the envelope is kept for redelivery.
+    // Claim times are kept to the millisecond, windows to the second.
+    let now = now.replace_nanosecond(0).unwrap();
     let until = now + time::Duration::hours(24);
-    assert!(store
-        .claim_event("tn_a", "e1", "first", until, now)
-        .await
-        .unwrap());
-    assert!(!store
-        .claim_event("tn_a", "e1", "again", until, now)
-        .await
-        .unwrap());
+    assert_eq!(
+        store
+            .claim_event("tn_a", "e1", "first", until, now)
+            .await
+            .unwrap(),
+        Claim::Won
+    );
+    let pending = |envelope: &str, claimed_at| Claim::Pending {
+        envelope: envelope.into(),
+        claimed_at,
+        until,
+    };
+    assert_eq!(
+        store
+            .claim_event("tn_a", "e1", "again", until, now + secs(1))
+            .await
+            .unwrap(),
+        pending("first", now),
+        "a second post finds the first one's claim pending, with its envelope"
+    );
     assert_eq!(
         store.get_event("tn_a", "e1").await.unwrap().as_deref(),
         Some("first"),
         "a duplicate does not overwrite"
     );
     assert!(
+        !store
+            .take_over_event("tn_a", "e1", now - secs(5), now + secs(40))
+            .await
+            .unwrap(),
+        "a take-over names the claim time it saw"
+    );
+    assert!(store
+        .take_over_event("tn_a", "e1", now, now + secs(40))
+        .await
+        .unwrap());
+    assert!(
+        !store
+            .take_over_event("tn_a", "e1", now, now + secs(41))
+            .await
+            .unwrap(),
+        "one take-over wins"
+    );
+    store.confirm_event("tn_a", "e1", until).await.unwrap();
+    assert_eq!(
+        store
+            .claim_event("tn_a", "e1", "again", until, now + secs(50))
+            .await
+            .unwrap(),
+        Claim::Confirmed
+    );
+    store.release_event_id("tn_a", "e1").await.unwrap();
+    assert_eq!(
+        store
+            .claim_event("tn_a", "e1", "again", until, now + secs(50))
+            .await
+            .unwrap(),
+        Claim::Confirmed,
+        "a confirmed claim is never released"
+    );
+    assert_eq!(
         store
             .claim_event("tn_b", "e1", "b", until, now)
             .await
             .unwrap(),
+        Claim::Won,
         "claims are per tenant"
+    );
+    store.release_event_id("tn_b", "e1").await.unwrap();
+    assert_eq!(
+        store
+            .claim_event("tn_b", "e1", "b again", until, now)
+            .await
+            .unwrap(),
+        pending("b", OffsetDateTime::UNIX_EPOCH),
+        "a released claim is pending since the epoch: the next post takes it over at once"
     );
     assert_eq!(store.get_event("tn_c", "e1").await.unwrap(), None);
     let later = until + time::Duration::seconds(1);
-    assert!(
+    assert_eq!(
         store
             .claim_event(
                 "tn_a",
@@ -350,19 +404,22 @@ pub async fn store_contract(store: &dyn Store) {
             )
             .await
             .unwrap(),
+        Claim::Won,
         "an expired claim is free"
     );
     assert_eq!(
         store.get_event("tn_a", "e1").await.unwrap().as_deref(),
         Some("later")
     );
-    store.release_event_id("tn_a", "e1").await.unwrap();
     assert!(
-        store
-            .claim_event("tn_a", "e1", "x", until, now)
-            .await
-            .unwrap(),
-        "a released claim is free"
+        matches!(
+            store
+                .claim_event("tn_a", "e1", "x", later + secs(86_400), later + secs(1))
+                .await
+                .unwrap(),
+            Claim::Pending { .. }
+        ),
+        "the earlier window's confirmation does not confirm the new claim"
     );
 
     // Updates replace existing webhooks only; counts are per tenant.
@@ -372,6 +429,20 @@ pub async fn store_contract(store: &dyn Store) {
     assert!(store.update_webhook(&changed).await.unwrap());
     let read = store.get_webhook("tn_a", "wh_01").await.unwrap().unwrap();
     assert_eq!((read.name.as_str(), read.enabled), ("renamed", false));
+    assert_eq!(read.revision, changed.revision + 1, "each update counts");
+    // A writer holding the copy from before that update is refused, and changes nothing.
+    let mut stale = changed.clone();
+    stale.name = "stale".into();
+    assert!(!store.update_webhook(&stale).await.unwrap());
+    assert_eq!(
+        store
+            .get_webhook("tn_a", "wh_01")
+            .await
+            .unwrap()
+            .unwrap()
+            .name,
+        "renamed"
+    );
     assert!(!store
         .enabled_webhooks("tn_a")
         .await
@@ -399,13 +470,115 @@ pub async fn store_contract(store: &dyn Store) {
 
     // Keys are revoked by id, by their own tenant only.
     assert!(!store.delete_api_key("tn_b", "key_1").await.unwrap());
-    assert_eq!(
-        store.tenant_for_key("h1").await.unwrap().as_deref(),
-        Some("tn_a")
-    );
+    assert_eq!(tenant_of(store, "h1").await.as_deref(), Some("tn_a"));
     assert!(store.delete_api_key("tn_a", "key_1").await.unwrap());
-    assert_eq!(store.tenant_for_key("h1").await.unwrap(), None);
+    assert_eq!(tenant_of(store, "h1").await, None);
     assert!(!store.delete_api_key("tn_a", "key_1").await.unwrap());
+}
+
+pub fn api_key(tenant: &str, id: &str, hash: &str, scopes: Scopes) -> ApiKey {
+    ApiKey {
+        id: id.into(),
+        tenant_id: tenant.into(),
+        hash: hash.into(),
+        name: format!("name of {id}"),
+        scopes,
+        // Whole seconds: what every store keeps.
+        created_at: OffsetDateTime::from_unix_timestamp(1_764_600_000).unwrap(),
+        last_used: None,
+    }
+}
+
+async fn tenant_of(store: &dyn Store, hash: &str) -> Option<String> {
+    store.api_key(hash).await.unwrap().map(|k| k.tenant_id)
+}
+
+/// Keys: every field read back as written, lookup by hash and by (tenant, id), listing in id
+/// order page by page and per tenant, the day of last use moving only forward, revocation.
+pub async fn key_contract(store: &dyn Store) {
+    let ingest: Scopes = [Scope::Ingest].into_iter().collect();
+    let read_admin: Scopes = [Scope::Read, Scope::Admin].into_iter().collect();
+    let day = |d: u8| time::Date::from_calendar_date(2026, time::Month::December, d).unwrap();
+    let mut used = api_key("tn_k", "key_03", "hk3", read_admin);
+    used.last_used = Some(day(1));
+    let keys = [
+        api_key("tn_k", "key_01", "hk1", Scopes::ALL),
+        api_key("tn_k", "key_02", "hk2", ingest),
+        used,
+        api_key("tn_j", "key_00", "hj0", Scopes::ALL),
+    ];
+    for key in &keys {
+        store.put_api_key(key).await.unwrap();
+    }
+    assert_eq!(store.api_key("hk2").await.unwrap().as_ref(), Some(&keys[1]));
+    assert_eq!(store.api_key("hk3").await.unwrap().as_ref(), Some(&keys[2]));
+    assert_eq!(
+        store.get_api_key("tn_k", "key_03").await.unwrap().as_ref(),
+        Some(&keys[2])
+    );
+    assert_eq!(store.get_api_key("tn_j", "key_03").await.unwrap(), None);
+    assert_eq!(store.get_api_key("tn_k", "key_99").await.unwrap(), None);
+
+    let ids = |page: &herald_shared::store::Page<ApiKey>| {
+        page.items.iter().map(|k| k.id.clone()).collect::<Vec<_>>()
+    };
+    let first = store.list_api_keys("tn_k", 2, None).await.unwrap();
+    assert_eq!(
+        (ids(&first), first.more),
+        (vec!["key_01".into(), "key_02".into()], true)
+    );
+    assert_eq!(first.items[1], keys[1], "listing reads every field");
+    let rest = store
+        .list_api_keys("tn_k", 2, Some("key_02"))
+        .await
+        .unwrap();
+    assert_eq!((ids(&rest), rest.more), (vec!["key_03".to_string()], false));
+    assert_eq!(rest.items[0], keys[2]);
+    let whole = store.list_api_keys("tn_k", 3, None).await.unwrap();
+    assert_eq!(
+        (whole.items.len(), whole.more),
+        (3, false),
+        "a full last page has no more"
+    );
+    assert_eq!(
+        ids(&store.list_api_keys("tn_j", 10, None).await.unwrap()),
+        ["key_00"]
+    );
+    assert!(store
+        .list_api_keys("tn_z", 10, None)
+        .await
+        .unwrap()
+        .items
+        .is_empty());
+
+    // The day of last use: set, moved forward, never back; a revoked key is not recreated.
+    store.touch_api_key("hk1", day(2)).await.unwrap();
+    assert_eq!(
+        store.api_key("hk1").await.unwrap().unwrap().last_used,
+        Some(day(2))
+    );
+    store.touch_api_key("hk3", day(3)).await.unwrap();
+    store.touch_api_key("hk3", day(2)).await.unwrap();
+    let touched = store.get_api_key("tn_k", "key_03").await.unwrap().unwrap();
+    assert_eq!(touched.last_used, Some(day(3)));
+    assert_eq!(touched.scopes, read_admin, "touching changes nothing else");
+    assert_eq!(
+        store.list_api_keys("tn_k", 3, None).await.unwrap().items[2].last_used,
+        Some(day(3)),
+        "the listing shows the day"
+    );
+    store.touch_api_key("nope", day(3)).await.unwrap();
+    assert_eq!(store.api_key("nope").await.unwrap(), None);
+
+    assert!(!store.delete_api_key("tn_j", "key_02").await.unwrap());
+    assert!(store.delete_api_key("tn_k", "key_02").await.unwrap());
+    assert_eq!(store.api_key("hk2").await.unwrap(), None);
+    store.touch_api_key("hk2", day(4)).await.unwrap();
+    assert_eq!(store.api_key("hk2").await.unwrap(), None, "not recreated");
+    assert_eq!(
+        ids(&store.list_api_keys("tn_k", 10, None).await.unwrap()),
+        ["key_01", "key_03"]
+    );
 }
 
 trait WithTimes {

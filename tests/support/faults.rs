@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use herald_shared::delivery::{Delivery, DeliveryStatus};
 use herald_shared::error::{Error, Result};
 use herald_shared::queue::{Queue, Received};
-use herald_shared::store::{ApiKey, Page, Store, Tenant};
+use herald_shared::store::{ApiKey, Claim, Page, Store, Tenant};
 use herald_shared::webhook::Webhook;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -19,12 +19,24 @@ pub struct Faults {
     pub fail_lease: AtomicBool,
     pub fail_get_delivery: AtomicBool,
     pub fail_send: AtomicBool,
+    /// Sends wait for [`Faults::resume`] before they go on (then `fail_send` decides), and
+    /// say so on [`Faults::send_entered`]: a send that stalls.
+    pub stall_send: AtomicBool,
+    pub resume: tokio::sync::Notify,
+    pub send_entered: tokio::sync::Notify,
+    /// Sends never return: a function killed, or a network that swallows the request.
+    pub hang_send: AtomicBool,
+    /// The next webhook update finds the webhook edited by another writer since it was read
+    /// (its description set to [`EDITED_MEANWHILE`]): two writers at the same moment.
+    pub edit_before_webhook_update: AtomicBool,
     /// After this many recorded deliveries, the next delivery hangs forever before it starts:
     /// a process killed between two deliveries. 0 means never.
     pub freeze_after_deliveries: AtomicUsize,
     pub deliveries_recorded: AtomicUsize,
     /// Deliveries as last recorded in a final state (succeeded or failed), by id.
     pub finals: std::sync::Mutex<std::collections::HashMap<String, Delivery>>,
+    /// The hash of every key whose last use was written, once per write.
+    pub touched: std::sync::Mutex<Vec<String>>,
 }
 
 impl Faults {
@@ -32,6 +44,8 @@ impl Faults {
         flag.store(on, Ordering::SeqCst);
     }
 }
+
+pub const EDITED_MEANWHILE: &str = "edited meanwhile";
 
 fn injected(what: &str) -> Error {
     Error::Store(format!("injected fault: {what}"))
@@ -50,8 +64,18 @@ impl Store for FlakyStore {
     async fn put_api_key(&self, k: &ApiKey) -> Result<()> {
         self.inner.put_api_key(k).await
     }
-    async fn tenant_for_key(&self, h: &str) -> Result<Option<String>> {
-        self.inner.tenant_for_key(h).await
+    async fn api_key(&self, h: &str) -> Result<Option<ApiKey>> {
+        self.inner.api_key(h).await
+    }
+    async fn get_api_key(&self, t: &str, k: &str) -> Result<Option<ApiKey>> {
+        self.inner.get_api_key(t, k).await
+    }
+    async fn list_api_keys(&self, t: &str, l: usize, a: Option<&str>) -> Result<Page<ApiKey>> {
+        self.inner.list_api_keys(t, l, a).await
+    }
+    async fn touch_api_key(&self, h: &str, day: time::Date) -> Result<()> {
+        self.faults.touched.lock().unwrap().push(h.to_string());
+        self.inner.touch_api_key(h, day).await
     }
     async fn delete_api_key(&self, t: &str, k: &str) -> Result<bool> {
         self.inner.delete_api_key(t, k).await
@@ -63,6 +87,16 @@ impl Store for FlakyStore {
         self.inner.get_webhook(t, id).await
     }
     async fn update_webhook(&self, w: &Webhook) -> Result<bool> {
+        if self
+            .faults
+            .edit_before_webhook_update
+            .swap(false, Ordering::SeqCst)
+        {
+            if let Some(mut other) = self.inner.get_webhook(&w.tenant_id, &w.id).await? {
+                other.description = EDITED_MEANWHILE.into();
+                assert!(self.inner.update_webhook(&other).await?);
+            }
+        }
         self.inner.update_webhook(w).await
     }
     async fn count_webhooks(&self, t: &str) -> Result<usize> {
@@ -127,8 +161,20 @@ impl Store for FlakyStore {
         m: &str,
         u: OffsetDateTime,
         n: OffsetDateTime,
-    ) -> Result<bool> {
+    ) -> Result<Claim> {
         self.inner.claim_event(t, e, m, u, n).await
+    }
+    async fn confirm_event(&self, t: &str, e: &str, u: OffsetDateTime) -> Result<()> {
+        self.inner.confirm_event(t, e, u).await
+    }
+    async fn take_over_event(
+        &self,
+        t: &str,
+        e: &str,
+        seen: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<bool> {
+        self.inner.take_over_event(t, e, seen, now).await
     }
     async fn get_event(&self, t: &str, e: &str) -> Result<Option<String>> {
         self.inner.get_event(t, e).await
@@ -146,19 +192,24 @@ pub struct FlakyQueue {
 #[async_trait]
 impl Queue for FlakyQueue {
     async fn send(&self, body: String, delay: Duration) -> Result<()> {
+        if self.faults.hang_send.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
+        if self.faults.stall_send.load(Ordering::SeqCst) {
+            let resumed = self.faults.resume.notified();
+            self.faults.send_entered.notify_one();
+            resumed.await;
+        }
         if self.faults.fail_send.load(Ordering::SeqCst) {
             return Err(Error::Queue("injected fault: send".into()));
         }
         self.inner.send(body, delay).await
     }
-    async fn send_batch(
-        &self,
-        bodies: Vec<String>,
-    ) -> Result<Vec<std::result::Result<(), String>>> {
+    async fn send_batch(&self, bodies: Vec<String>) -> Result<Vec<Result<()>>> {
         if self.faults.fail_send.load(Ordering::SeqCst) {
             return Ok(bodies
                 .iter()
-                .map(|_| Err("injected fault: send".to_string()))
+                .map(|_| Err(Error::Queue("injected fault: send".into())))
                 .collect());
         }
         self.inner.send_batch(bodies).await

@@ -161,7 +161,7 @@ impl herald_shared::queue::Queue for SerialQueue {
     async fn send_batch(
         &self,
         bodies: Vec<String>,
-    ) -> herald_shared::error::Result<Vec<Result<(), String>>> {
+    ) -> herald_shared::error::Result<Vec<herald_shared::error::Result<()>>> {
         let _one = self.writes.lock().await;
         self.inner.send_batch(bodies).await
     }
@@ -174,6 +174,55 @@ impl herald_shared::queue::Queue for SerialQueue {
     }
     async fn delete(&self, receipt: &str) -> herald_shared::error::Result<()> {
         let _one = self.writes.lock().await;
+        self.inner.delete(receipt).await
+    }
+}
+
+/// A queue that refuses what SQS refuses and moto takes: bodies over the queue's 1 MiB and
+/// characters outside SQS's set (`queue::refusal`), answered as the SQS adapter answers SQS's
+/// own refusals. Wraps moto's queue wherever a test stands for real SQS.
+pub struct CheckedQueue<Q> {
+    pub inner: Q,
+}
+
+#[async_trait::async_trait]
+impl<Q: herald_shared::queue::Queue> herald_shared::queue::Queue for CheckedQueue<Q> {
+    async fn send(
+        &self,
+        body: String,
+        delay: std::time::Duration,
+    ) -> herald_shared::error::Result<()> {
+        herald_shared::queue::check(&body)?;
+        self.inner.send(body, delay).await
+    }
+    async fn send_batch(
+        &self,
+        bodies: Vec<String>,
+    ) -> herald_shared::error::Result<Vec<herald_shared::error::Result<()>>> {
+        let refused: Vec<_> = bodies
+            .iter()
+            .map(|b| herald_shared::queue::check(b))
+            .collect();
+        let passed: Vec<String> = bodies
+            .into_iter()
+            .zip(&refused)
+            .filter(|(_, r)| r.is_ok())
+            .map(|(b, _)| b)
+            .collect();
+        let mut sent = self.inner.send_batch(passed).await?.into_iter();
+        Ok(refused
+            .into_iter()
+            .map(|r| r.and_then(|()| sent.next().unwrap_or(Ok(()))))
+            .collect())
+    }
+    async fn receive(
+        &self,
+        max: usize,
+        wait: std::time::Duration,
+    ) -> herald_shared::error::Result<Vec<herald_shared::queue::Received>> {
+        self.inner.receive(max, wait).await
+    }
+    async fn delete(&self, receipt: &str) -> herald_shared::error::Result<()> {
         self.inner.delete(receipt).await
     }
 }

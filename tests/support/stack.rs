@@ -96,7 +96,9 @@ impl Stack {
         Stack::with_config(
             config,
             Arc::new(moto.store().await),
-            Arc::new(moto.queue(5).await),
+            Arc::new(super::moto::CheckedQueue {
+                inner: moto.queue(5).await,
+            }),
             Duration::from_secs(1),
         )
         .await

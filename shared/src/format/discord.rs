@@ -102,8 +102,7 @@ fn color(status: Status) -> u32 {
 /// The result in a code block of at most `max` characters, fences included.
 fn result_block(code: &str, max: usize) -> Option<String> {
     let room = max.checked_sub(CODE_OPEN.len() + CODE_CLOSE.len())?;
-    // A cut result would otherwise end the fence early.
-    let code = code.replace("```", "``\u{200b}`");
+    let code = parts::fence_safe(code);
     Some(format!(
         "{CODE_OPEN}{}{CODE_CLOSE}",
         parts::truncate(&code, room)
@@ -334,9 +333,14 @@ mod tests {
     #[test]
     fn a_result_cannot_close_its_code_block() {
         let mut e = sample("requests.completed");
-        e.result = Some(json!("```@everyone```"));
-        let msg = discord(&e, true);
-        let description = msg["embeds"][0]["description"].as_str().unwrap();
-        assert_eq!(description.matches("```").count(), 2, "{description}");
+        for result in [
+            "```@everyone```",
+            "``````[x](https://evil.example) @everyone",
+        ] {
+            e.result = Some(json!(result));
+            let msg = discord(&e, true);
+            let description = msg["embeds"][0]["description"].as_str().unwrap();
+            assert_eq!(description.matches("```").count(), 2, "{description}");
+        }
     }
 }

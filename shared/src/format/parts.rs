@@ -7,6 +7,7 @@ use std::borrow::Cow;
 use std::fmt;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
+use unicode_segmentation::UnicodeSegmentation;
 
 /// The longest link offered: the longest URL Herald accepts anywhere, and within what Slack (3000)
 /// and Discord take.
@@ -167,7 +168,53 @@ pub fn write_json(out: &mut Vec<u8>, value: &impl serde::Serialize) {
     serde_json::to_writer(out, value).expect("serializing to a Vec cannot fail");
 }
 
-/// Cuts to at most `max` characters, marking the cut with an ellipsis.
+/// Escapes `&`, `<` and `>`, the characters Slack's mrkdwn reads as markup (`<!channel>` pings a
+/// channel, `<url|label>` is a link), as the entities in [`ENTITIES`].
+pub fn escape_entities(text: &str) -> Cow<'_, str> {
+    if !text.contains(['&', '<', '>']) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// What [`escape_entities`] writes. A cut never falls inside one: Slack would show the fragment
+/// (`&am`) literally.
+const ENTITIES: [&str; 3] = ["&amp;", "&lt;", "&gt;"];
+
+/// Code to put between ``` fences: a zero-width space breaks every run of three backticks, so no
+/// text can close its fence early and have what follows read as markup (a Slack `<!channel>`, a
+/// Discord mention or link).
+pub fn fence_safe(code: &str) -> Cow<'_, str> {
+    if !code.contains("```") {
+        return Cow::Borrowed(code);
+    }
+    let mut out = String::with_capacity(code.len() + 16);
+    let mut run = 0;
+    for c in code.chars() {
+        if c == '`' {
+            if run == 2 {
+                out.push('\u{200b}');
+                run = 0;
+            }
+            run += 1;
+        } else {
+            run = 0;
+        }
+        out.push(c);
+    }
+    Cow::Owned(out)
+}
+
+/// Cuts to at most `max` characters, marking the cut with an ellipsis (see [`truncate_within`]).
 pub fn truncate(text: &str, max: usize) -> Cow<'_, str> {
     truncate_within(text, max, usize::MAX)
 }
@@ -175,31 +222,54 @@ pub fn truncate(text: &str, max: usize) -> Cow<'_, str> {
 /// Cuts to at most `max_chars` characters and `max_json` bytes once written as a JSON string
 /// (without its quotes), marking the cut with an ellipsis. Byte limits are what a receiver that
 /// measures the body (Teams) enforces, and escapes make a text longer there than it looks.
+///
+/// The cut falls between grapheme clusters (UAX #29, extended), so an emoji sequence, a flag or a
+/// letter with its accents is kept whole or dropped whole, and never inside one of [`ENTITIES`].
 pub fn truncate_within(text: &str, max_chars: usize, max_json: usize) -> Cow<'_, str> {
     const ELLIPSIS: char = '…';
-    let keep_chars = max_chars.saturating_sub(1);
-    let keep_json = max_json.saturating_sub(ELLIPSIS.len_utf8());
+    if fits(text, max_chars, max_json) {
+        return Cow::Borrowed(text);
+    }
+    if max_chars == 0 || max_json < ELLIPSIS.len_utf8() {
+        return Cow::Borrowed("");
+    }
+    let keep_chars = max_chars - 1;
+    let keep_json = max_json - ELLIPSIS.len_utf8();
     let (mut chars, mut json) = (0usize, 0usize);
-    let mut keep = None;
-    for (i, c) in text.char_indices() {
-        let width = json_len(c);
-        if keep.is_none() && (chars + 1 > keep_chars || json + width > keep_json) {
-            keep = Some(i);
+    let mut end = 0;
+    // The end of the last entity met: no cut falls before it.
+    let mut entity_end = 0;
+    for (i, cluster) in text.grapheme_indices(true) {
+        if i >= entity_end {
+            end = i;
         }
-        chars += 1;
-        json += width;
-        if chars > max_chars || json > max_json {
-            if max_chars == 0 || max_json < ELLIPSIS.len_utf8() {
-                return Cow::Borrowed("");
+        for (j, c) in cluster.char_indices() {
+            if c == '&' {
+                if let Some(e) = ENTITIES.iter().find(|e| text[i + j..].starts_with(*e)) {
+                    entity_end = entity_end.max(i + j + e.len());
+                }
             }
-            let end = keep.unwrap_or(i);
-            let mut out = String::with_capacity(end + ELLIPSIS.len_utf8());
-            out.push_str(&text[..end]);
-            out.push(ELLIPSIS);
-            return Cow::Owned(out);
+            chars += 1;
+            json += json_len(c);
+        }
+        if chars > keep_chars || json > keep_json {
+            break;
         }
     }
-    Cow::Borrowed(text)
+    let mut out = String::with_capacity(end + ELLIPSIS.len_utf8());
+    out.push_str(&text[..end]);
+    out.push(ELLIPSIS);
+    Cow::Owned(out)
+}
+
+/// Whether `text` is within both limits as it is.
+fn fits(text: &str, max_chars: usize, max_json: usize) -> bool {
+    let (mut chars, mut json) = (0usize, 0usize);
+    text.chars().all(|c| {
+        chars += 1;
+        json += json_len(c);
+        chars <= max_chars && json <= max_json
+    })
 }
 
 /// How many bytes `c` takes in a JSON string as serde_json writes it.
@@ -326,7 +396,107 @@ mod tests {
         assert_eq!(truncate_within("\u{1}\u{1}", 10, 9), "\u{1}…");
     }
 
+    #[test]
+    fn cuts_keep_entities_and_grapheme_clusters_whole() {
+        let amps = "&amp;".repeat(10);
+        assert_eq!(truncate(&amps, 8), "&amp;…");
+        assert_eq!(truncate(&amps, 5), "…");
+        assert_eq!(truncate("&lt;&gt;x", 8), "&lt;…");
+        let family = "👨\u{200d}👩\u{200d}👧\u{200d}👦";
+        assert_eq!(family.chars().count(), 7);
+        assert_eq!(truncate(&family.repeat(2), 10), format!("{family}…"));
+        assert_eq!(truncate(&family.repeat(2), 7), "…");
+        assert_eq!(truncate("🇫🇷🇩🇪", 3), "🇫🇷…");
+        assert_eq!(truncate("ae\u{301}\u{302}b", 3), "a…");
+        // An entity's `;` and the accent after it are one cluster: both stay or both go.
+        assert_eq!(truncate("&amp;\u{301}xyz", 7), "&amp;\u{301}…");
+        assert_eq!(truncate("&amp;\u{301}xyz", 6), "…");
+        assert_eq!(
+            truncate_within(&family.repeat(2), 100, 30),
+            format!("{family}…")
+        );
+    }
+
+    #[test]
+    fn escaping_writes_the_three_entities() {
+        assert_eq!(escape_entities("a<b>&c"), "a&lt;b&gt;&amp;c");
+        assert!(matches!(escape_entities("plain"), Cow::Borrowed("plain")));
+    }
+
+    #[test]
+    fn no_run_of_three_backticks_survives() {
+        for (code, expected) in [
+            ("a``b", "a``b"),
+            ("```", "``\u{200b}`"),
+            ("``````", "``\u{200b}``\u{200b}``"),
+            ("`````x```", "``\u{200b}``\u{200b}`x``\u{200b}`"),
+        ] {
+            assert_eq!(fence_safe(code), expected, "{code}");
+        }
+    }
+
+    /// Pieces that tempt a cut: entities, clusters of several characters (a ZWJ family, a flag, a
+    /// letter with accents, an Arabic sign that joins what follows), JSON escapes and backticks.
+    fn awkward_text() -> impl Strategy<Value = String> {
+        let piece = prop_oneof![
+            Just("a"),
+            Just("&"),
+            Just("<"),
+            Just(">"),
+            Just("&amp;"),
+            Just("é"),
+            Just("e\u{301}\u{302}"),
+            Just("👨\u{200d}👩\u{200d}👧\u{200d}👦"),
+            Just("🇫🇷"),
+            Just("\u{600}"),
+            Just("\u{301}"),
+            Just("\""),
+            Just("\u{1}"),
+            Just("`"),
+            Just("\n"),
+        ];
+        prop::collection::vec(piece, 0..60).prop_map(|p| p.concat())
+    }
+
     proptest! {
+        #[test]
+        fn cuts_fall_between_clusters_and_outside_entities(
+            raw in awkward_text(), escape in any::<bool>(),
+            max_chars in 0usize..80, max_json in 0usize..200,
+        ) {
+            let text = if escape { escape_entities(&raw).into_owned() } else { raw };
+            let cut = truncate_within(&text, max_chars, max_json);
+            prop_assert!(cut.chars().count() <= max_chars);
+            prop_assert!(json_str_len(&cut) <= max_json);
+            if cut != text {
+                let kept = cut.strip_suffix('…').unwrap_or(&cut);
+                prop_assert!(text.starts_with(kept));
+                let end = kept.len();
+                prop_assert!(
+                    end == 0 || text.grapheme_indices(true).any(|(i, _)| i == end),
+                    "cut at {} splits a cluster of {:?}", end, text
+                );
+                for (at, _) in text.match_indices('&') {
+                    for e in ENTITIES.iter().filter(|e| text[at..].starts_with(*e)) {
+                        prop_assert!(end <= at || end >= at + e.len(), "cut inside {} at {}", e, at);
+                    }
+                }
+                if escape {
+                    // What is left of escaped text is still escaped text: every `&` starts an entity.
+                    for (at, _) in kept.match_indices('&') {
+                        prop_assert!(ENTITIES.iter().any(|e| kept[at..].starts_with(e)), "{:?}", kept);
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn fenced_code_has_no_three_backticks_and_reads_the_same(code in "[`a]{0,40}") {
+            let safe = fence_safe(&code);
+            prop_assert!(!safe.contains("```"));
+            prop_assert_eq!(safe.replace('\u{200b}', ""), code);
+        }
+
         #[test]
         fn truncated_text_is_within_both_limits(
             text in "(\\PC|[\\x00-\\x1f\"\\\\])*", max_chars in 0usize..50, max_json in 0usize..120,

@@ -72,7 +72,13 @@ struct Environment<'a> {
     mode: Option<&'a str>,
 }
 
-/// Qovery's event type, its state after it, and the state that was asked for.
+/// Qovery's event type, the deployment's state after it and the state that was asked for, for an
+/// event type's status (`succeeded`): what bodies fall back to, and what the catalog's
+/// `deployments.*` samples send as a Qovery event would.
+pub fn states(status: &str) -> (&'static str, &'static str, &'static str) {
+    statuses(Status::parse(status))
+}
+
 fn statuses(status: Status) -> (&'static str, &'static str, &'static str) {
     match status {
         Status::Started | Status::Other => ("DEPLOYMENT_STARTED", "DEPLOYING", "DEPLOYED"),
@@ -159,26 +165,52 @@ mod tests {
 
     #[test]
     fn event_types_are_the_seeds_four() {
-        for (t, event_type, current) in [
-            ("deployments.started", "DEPLOYMENT_STARTED", "DEPLOYING"),
-            ("deployments.succeeded", "DEPLOYMENT_SUCCESSFUL", "RUNNING"),
+        for (t, event_type, current, desired) in [
+            (
+                "deployments.started",
+                "DEPLOYMENT_STARTED",
+                "DEPLOYING",
+                "DEPLOYED",
+            ),
+            (
+                "deployments.succeeded",
+                "DEPLOYMENT_SUCCESSFUL",
+                "DEPLOYED",
+                "DEPLOYED",
+            ),
             (
                 "deployments.failed",
                 "DEPLOYMENT_FAILURE",
                 "DEPLOYMENT_ERROR",
+                "DEPLOYED",
             ),
-            ("deployments.cancelled", "DEPLOYMENT_CANCELLED", "CANCELED"),
+            (
+                "deployments.cancelled",
+                "DEPLOYMENT_CANCELLED",
+                "CANCELED",
+                "DEPLOYED",
+            ),
         ] {
             let body = qovery(catalog::sample(catalog::find(t).unwrap()));
             assert_eq!(body["event_type"], event_type);
-            assert_eq!(
-                body["payload"]["current_status"], current,
-                "the platform's own state"
-            );
+            assert_eq!(body["payload"]["current_status"], current, "{t}");
+            assert_eq!(body["payload"]["desired_status"], desired, "{t}");
             assert_eq!(body["payload"]["organization"]["name"], "Acme");
             assert_eq!(body["payload"]["applications"][0]["name"], "front-end");
             assert_eq!(body["payload"]["environment"]["mode"], "PRODUCTION");
         }
+    }
+
+    #[test]
+    fn a_qovery_event_keeps_its_own_states() {
+        let mut sample = catalog::sample(catalog::find("deployments.started").unwrap());
+        let payload = &mut sample["data"]["payload"];
+        payload["current_status"] = json!("BUILDING");
+        payload["desired_status"] = json!("STOPPED");
+        let body = qovery(sample);
+        assert_eq!(body["event_type"], "DEPLOYMENT_STARTED");
+        assert_eq!(body["payload"]["current_status"], "BUILDING");
+        assert_eq!(body["payload"]["desired_status"], "STOPPED");
     }
 
     #[test]

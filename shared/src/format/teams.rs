@@ -354,6 +354,19 @@ mod tests {
         assert!(msg["attachments"][0]["content"].get("actions").is_none());
     }
 
+    /// Teams pings only for an `<at>` tag that the card's `msteams.entities` name, and no card
+    /// Herald writes has any: a mention in an event's text stays text.
+    #[test]
+    fn mentions_in_event_text_ping_nobody() {
+        let mut e = sample("jobs.failed");
+        e.text = "<at>General</at> <at>Everyone</at> @General".into();
+        e.project = Some("<at>General</at>".into());
+        let msg = assert_valid_teams(&render(Kind::Teams, &e, false));
+        let card = &msg["attachments"][0]["content"];
+        assert!(card.get("msteams").is_none(), "{card}");
+        assert_eq!(card["body"][1]["text"], e.text.as_str());
+    }
+
     #[test]
     fn worst_case_events_stay_under_the_size_limit() {
         // Control characters are six bytes each once escaped: the most a text can grow.

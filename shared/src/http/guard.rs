@@ -33,6 +33,8 @@ pub enum UrlError {
     NoHost,
     #[error("points to {0}, a non-public address that webhooks may not target")]
     Blocked(IpAddr),
+    #[error("names {0}, which always means this machine (RFC 6761): a non-public address that webhooks may not target")]
+    Localhost(String),
     #[error("must point to localhost or a loopback address (HERALD_TARGET_POLICY=loopback)")]
     NotLoopback,
     #[error("uses port {0}, which HERALD_ALLOWED_PORTS does not allow")]
@@ -92,7 +94,8 @@ impl UrlRules {
     }
 }
 
-fn is_localhost(host: &str) -> bool {
+/// `localhost` or a name under it (RFC 6761: always this machine), trailing dots and case aside.
+pub fn is_localhost(host: &str) -> bool {
     let host = host.trim_end_matches('.').to_ascii_lowercase();
     host == "localhost" || host.ends_with(".localhost")
 }
@@ -126,12 +129,17 @@ pub fn check_url(text: &str, policy: TargetPolicy, require_https: bool) -> Resul
         Some(Host::Ipv4(v4)) => Some(IpAddr::V4(v4)),
         Some(Host::Ipv6(v6)) => Some(IpAddr::V6(v6)),
     };
+    let host = url.host_str().unwrap_or("");
     if let Some(ip) = ip {
         if !ip_allowed(ip, policy) {
             return Err(UrlError::Blocked(ip));
         }
-    } else if policy == TargetPolicy::Loopback && !is_localhost(url.host_str().unwrap_or("")) {
+    } else if policy == TargetPolicy::Loopback && !is_localhost(host) {
         return Err(UrlError::NotLoopback);
+    } else if policy == TargetPolicy::Public && is_localhost(host) {
+        // Resolvers answer `localhost` and `*.localhost` from the machine itself, so the name
+        // is as local as 127.0.0.1: refused when saved, not only when sent.
+        return Err(UrlError::Localhost(host.to_string()));
     }
     Ok(url)
 }
@@ -144,13 +152,7 @@ pub fn ip_allowed(ip: IpAddr, policy: TargetPolicy) -> bool {
     }
     match ip {
         IpAddr::V4(v4) => v4_allowed(v4, policy),
-        IpAddr::V6(v6) => {
-            // Forms that embed an IPv4 address are judged by that address.
-            if let Some(v4) = embedded_v4(v6) {
-                return v4_allowed(v4, policy);
-            }
-            v6_allowed(v6, policy)
-        }
+        IpAddr::V6(v6) => v6_allowed(v6, policy),
     }
 }
 
@@ -181,12 +183,23 @@ fn v4_allowed(ip: Ipv4Addr, policy: TargetPolicy) -> bool {
     !special
 }
 
+/// An allow-list: an IPv6 address that carries an IPv4 one is judged by that address, and
+/// any other must be global unicast (`2000::/3`) outside the blocks IANA's special-purpose
+/// registry lists as not globally reachable; loopback and ULA only under `private`.
 fn v6_allowed(ip: Ipv6Addr, policy: TargetPolicy) -> bool {
+    if let Some(v4) = translated_v4(ip) {
+        return v4_allowed(v4, policy);
+    }
     let seg = ip.segments();
     let never = ip.is_unspecified()
         || ip.is_multicast()
         || (seg[0] & 0xffc0) == 0xfe80 // link-local
-        || (seg[0] == 0xfd00 && seg[1] == 0x0ec2); // fd00:ec2::/32, EC2 metadata
+        || (seg[0] == 0xfd00 && seg[1] == 0x0ec2) // fd00:ec2::/32, EC2 metadata
+        // 64:ff9b:1::/48, local-use NAT64 (RFC 8215): where the IPv4 address sits depends on
+        // the local translator's prefix length, so it cannot be checked.
+        || seg[..3] == [0x64, 0xff9b, 1]
+        // An ISATAP interface id (RFC 5214) names the IPv4 tunnel end point it reaches.
+        || isatap_v4(ip).is_some_and(|v4| !v4_allowed(v4, policy));
     if never {
         return false;
     }
@@ -194,33 +207,35 @@ fn v6_allowed(ip: Ipv6Addr, policy: TargetPolicy) -> bool {
     if private {
         return policy == TargetPolicy::Private;
     }
-    let special = matches!(
-        (seg[0], seg[1]),
-        (0x2001, 0x0db8) // documentation
-            | (0x2001, 0) // Teredo: tunnels to arbitrary IPv4
-    ) || (seg[0] == 0x0100 && seg[1..4] == [0, 0, 0]) // discard-only
-        || (seg[0] & 0xffc0) == 0xfec0; // deprecated site-local
-    !special
+    let global_unicast = (seg[0] & 0xe000) == 0x2000;
+    // 2001::/23 IETF protocol assignments (Teredo among them), 2001:db8::/32 documentation.
+    let special = (seg[0] == 0x2001 && (seg[1] < 0x0200 || seg[1] == 0x0db8))
+        || (seg[0] == 0x3fff && seg[1] < 0x1000) // 3fff::/20, documentation (RFC 9637)
+        || seg[0] == 0x5f00; // SRv6 SIDs (RFC 9602)
+    global_unicast && !special
 }
 
-/// IPv4-mapped (`::ffff:a.b.c.d`), IPv4-compatible (`::a.b.c.d`), NAT64 (`64:ff9b::/96`) and
-/// 6to4 (`2002:AABB:CCDD::/48`) addresses all reach an IPv4 host.
-fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
+/// The IPv4 address a packet to `ip` is delivered to, for the forms that carry one in place:
+/// IPv4-mapped (`::ffff:a.b.c.d`), IPv4-translated (SIIT, `::ffff:0:a.b.c.d`), IPv4-compatible
+/// (`::a.b.c.d`), NAT64's well-known prefix (`64:ff9b::/96`) and 6to4 (`2002:AABB:CCDD::/48`).
+fn translated_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
     let seg = ip.segments();
     let o = ip.octets();
-    if let Some(v4) = ip.to_ipv4_mapped() {
-        return Some(v4);
+    let low = Ipv4Addr::new(o[12], o[13], o[14], o[15]);
+    match &seg[..6] {
+        [0, 0, 0, 0, 0, 0xffff] | [0, 0, 0, 0, 0xffff, 0] | [0x64, 0xff9b, 0, 0, 0, 0] => Some(low),
+        [0, 0, 0, 0, 0, 0] if !ip.is_loopback() && !ip.is_unspecified() => Some(low),
+        _ if seg[0] == 0x2002 => Some(Ipv4Addr::new(o[2], o[3], o[4], o[5])),
+        _ => None,
     }
-    if seg[..6] == [0, 0, 0, 0, 0, 0] && !ip.is_loopback() && !ip.is_unspecified() {
-        return Some(Ipv4Addr::new(o[12], o[13], o[14], o[15]));
-    }
-    if seg[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
-        return Some(Ipv4Addr::new(o[12], o[13], o[14], o[15]));
-    }
-    if seg[0] == 0x2002 {
-        return Some(Ipv4Addr::new(o[2], o[3], o[4], o[5]));
-    }
-    None
+}
+
+/// The IPv4 address in an ISATAP interface id (`…:0:5efe:a.b.c.d`, with the universal and
+/// group bits either way), under any prefix.
+fn isatap_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
+    let seg = ip.segments();
+    let o = ip.octets();
+    (seg[4] & 0xfcff == 0 && seg[5] == 0x5efe).then(|| Ipv4Addr::new(o[12], o[13], o[14], o[15]))
 }
 
 /// How names are turned into addresses: the system resolver, or a fixed table in tests.
@@ -332,6 +347,109 @@ mod tests {
         ] {
             assert!(blocked(url, TargetPolicy::Public), "{url}");
             assert!(blocked(url, TargetPolicy::Private), "{url}");
+        }
+    }
+
+    #[test]
+    fn localhost_names_are_refused_when_saved_under_the_public_policy() {
+        for url in [
+            "http://localhost/x",
+            "https://LOCALHOST:8443/x",
+            "http://localhost./x",
+            "http://api.localhost/x",
+            "http://a.b.localhost../x",
+            "http://%6cocalhost/x",
+            "http://\u{ff4c}\u{ff4f}\u{ff43}\u{ff41}\u{ff4c}\u{ff48}\u{ff4f}\u{ff53}\u{ff54}/x",
+        ] {
+            match check_url(url, TargetPolicy::Public, false) {
+                Err(UrlError::Localhost(host)) => assert!(host.contains("localhost"), "{url}"),
+                other => panic!("{url}: {other:?}"),
+            }
+            assert!(
+                check_url(url, TargetPolicy::Private, false).is_ok(),
+                "{url}"
+            );
+            assert!(
+                check_url(url, TargetPolicy::Loopback, false).is_ok(),
+                "{url}"
+            );
+        }
+        for url in [
+            "http://localhost.example/x",
+            "http://mylocalhost/x",
+            "http://localhost-1/x",
+        ] {
+            assert!(check_url(url, TargetPolicy::Public, false).is_ok(), "{url}");
+        }
+    }
+
+    /// The three forms the review found taken as public, and the other embeddings of an IPv4
+    /// address, each aimed at the metadata address and at loopback.
+    #[test]
+    fn ipv6_forms_that_embed_ipv4_are_judged_by_it() {
+        for url in [
+            "http://[::ffff:0:a9fe:a9fe]/",        // SIIT, 169.254.169.254
+            "http://[::ffff:0:169.254.169.254]/",  // SIIT, dotted
+            "http://[64:ff9b:1::a9fe:a9fe]/",      // local-use NAT64
+            "http://[64:ff9b:1:a9fe:a9:fe00::]/",  // local-use NAT64, /48 placement
+            "http://[::5efe:169.254.169.254]/",    // ISATAP
+            "http://[::200:5efe:a9fe:a9fe]/",      // ISATAP, universal bit
+            "http://[2600:1f18::5efe:a9fe:a9fe]/", // ISATAP under a global prefix
+            "http://[2600:1f18::200:5efe:a9fe:a9fe]/",
+            "http://[::ffff:169.254.169.254]/", // mapped
+            "http://[::169.254.169.254]/",      // compatible
+            "http://[64:ff9b::a9fe:a9fe]/",     // NAT64, well-known prefix
+            "http://[2002:a9fe:a9fe::1]/",      // 6to4
+        ] {
+            assert!(blocked(url, TargetPolicy::Public), "{url}");
+            assert!(blocked(url, TargetPolicy::Private), "{url}");
+        }
+        for url in [
+            "http://[::ffff:0:7f00:1]/",
+            "http://[::ffff:0:10.0.0.1]/",
+            "http://[fd00::5efe:127.0.0.1]/",
+            "http://[2600:1f18::5efe:10.1.2.3]/",
+            "http://[64:ff9b::10.0.0.1]/",
+        ] {
+            assert!(blocked(url, TargetPolicy::Public), "{url}");
+            assert!(!blocked(url, TargetPolicy::Private), "{url}");
+        }
+        // Public IPv4 addresses stay reachable through the forms that carry them.
+        for url in [
+            "http://[64:ff9b::808:808]/",
+            "http://[2002:808:808::1]/",
+            "http://[2600:1f18::5efe:8.8.8.8]/",
+        ] {
+            assert!(!blocked(url, TargetPolicy::Public), "{url}");
+        }
+    }
+
+    /// Outside `2000::/3` nothing is public, and inside it the special-purpose blocks are not.
+    #[test]
+    fn only_global_unicast_v6_is_public() {
+        for url in [
+            "http://[100::1]/",        // discard-only
+            "http://[100:0:0:1::1]/",  // dummy prefix
+            "http://[fec0::1]/",       // site-local
+            "http://[4000::1]/",       // unassigned
+            "http://[2001:2::1]/",     // benchmarking
+            "http://[2001:10::1]/",    // ORCHID
+            "http://[2001:1ff::1]/",   // the end of 2001::/23
+            "http://[2001:db8:1::1]/", // documentation
+            "http://[3fff:fff::1]/",   // documentation, RFC 9637
+            "http://[5f00::1]/",       // SRv6 SIDs
+            "http://[::2]/",           // IPv4-compatible 0.0.0.2
+        ] {
+            assert!(blocked(url, TargetPolicy::Public), "{url}");
+            assert!(blocked(url, TargetPolicy::Private), "{url}");
+        }
+        for url in [
+            "http://[2606:4700:4700::1111]/",
+            "http://[2001:200::1]/",
+            "http://[2a00:1450:4001:82a::200e]/",
+            "http://[2620:4f:8000::1]/",
+        ] {
+            assert!(!blocked(url, TargetPolicy::Public), "{url}");
         }
     }
 
@@ -456,7 +574,43 @@ mod tests {
         }
     }
 
+    /// Every way an IPv6 address can carry `v4`, under `prefix` where the form takes one.
+    fn embeddings(v4: Ipv4Addr, prefix: u16) -> Vec<Ipv6Addr> {
+        let [a, b, c, d] = v4.octets();
+        let (hi, lo) = (u16::from_be_bytes([a, b]), u16::from_be_bytes([c, d]));
+        vec![
+            v4.to_ipv6_mapped(),
+            Ipv6Addr::new(0, 0, 0, 0, 0xffff, 0, hi, lo),
+            Ipv6Addr::new(0, 0, 0, 0, 0, 0, hi, lo),
+            Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, hi, lo),
+            Ipv6Addr::new(0x64, 0xff9b, 1, 0, 0, 0, hi, lo),
+            Ipv6Addr::new(0x2002, hi, lo, 0, 0, 0, 0, 1),
+            Ipv6Addr::new(0, 0, 0, 0, 0, 0x5efe, hi, lo),
+            Ipv6Addr::new(0x2600, prefix, 0, 0, 0x0200, 0x5efe, hi, lo),
+        ]
+    }
+
     proptest! {
+        #[test]
+        fn no_embedding_reaches_what_its_ipv4_address_may_not(a in 0u8..=255, b in 0u8..=255, c in 0u8..=255, d in 0u8..=255, prefix in 0u16..=0xffff) {
+            let v4 = Ipv4Addr::new(a, b, c, d);
+            for policy in [TargetPolicy::Public, TargetPolicy::Private] {
+                for v6 in embeddings(v4, prefix) {
+                    if ip_allowed(IpAddr::V6(v6), policy) {
+                        prop_assert!(ip_allowed(IpAddr::V4(v4), policy), "{} carries {} under {:?}", v6, v4, policy);
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn nothing_outside_global_unicast_is_public(bits in any::<u128>()) {
+            let ip = Ipv6Addr::from(bits);
+            if (ip.segments()[0] & 0xe000) != 0x2000 && translated_v4(ip).is_none() {
+                prop_assert!(!ip_allowed(IpAddr::V6(ip), TargetPolicy::Public), "{}", ip);
+            }
+        }
+
         #[test]
         fn every_private_v4_is_blocked_publicly(a in 0u8..=255, b in 0u8..=255, c in 0u8..=255, d in 0u8..=255) {
             let ip = Ipv4Addr::new(a, b, c, d);

@@ -121,16 +121,20 @@ impl MemoryQueue {
 #[async_trait]
 impl Queue for MemoryQueue {
     async fn send(&self, body: String, delay: Duration) -> Result<()> {
+        super::check(&body)?;
         self.push(body, delay);
         Ok(())
     }
 
-    async fn send_batch(&self, bodies: Vec<String>) -> Result<Vec<Result<(), String>>> {
-        let n = bodies.len();
-        for body in bodies {
-            self.push(body, Duration::ZERO);
-        }
-        Ok(vec![Ok(()); n])
+    async fn send_batch(&self, bodies: Vec<String>) -> Result<Vec<Result<()>>> {
+        Ok(bodies
+            .into_iter()
+            .map(|body| {
+                super::check(&body)?;
+                self.push(body, Duration::ZERO);
+                Ok(())
+            })
+            .collect())
     }
 
     async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<Received>> {

@@ -21,12 +21,22 @@ pub struct SqsQueue {
     url: String,
 }
 
+/// SQS's codes for a message it will never take as it is (a character or size it refuses).
+const REFUSALS: [&str; 3] = [
+    "InvalidMessageContents",
+    "InvalidParameterValue",
+    "MessageTooLong",
+];
+
 fn queue_err<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
     e: SdkError<E, R>,
 ) -> Error {
     let detail = crate::aws_error::detail(&e);
     tracing::warn!(error = %detail, "sqs call failed");
-    Error::Queue(detail)
+    match e.code() {
+        Some(code) if REFUSALS.contains(&code) => Error::Refused("the queue"),
+        _ => Error::Queue(detail),
+    }
 }
 
 impl SqsQueue {
@@ -79,6 +89,10 @@ impl SqsQueue {
             .attributes(
                 QueueAttributeName::VisibilityTimeout,
                 visibility.as_secs().to_string(),
+            )
+            .attributes(
+                QueueAttributeName::MaximumMessageSize,
+                super::MAX_MESSAGE_BYTES.to_string(),
             )
             .send()
             .await
@@ -173,11 +187,12 @@ impl Queue for SqsQueue {
         Ok(())
     }
 
-    async fn send_batch(&self, bodies: Vec<String>) -> Result<Vec<Result<(), String>>> {
-        let mut results: Vec<Result<(), String>> = vec![Ok(()); bodies.len()];
+    async fn send_batch(&self, bodies: Vec<String>) -> Result<Vec<Result<()>>> {
+        // Cut into chunks of 10 entries or 256 KiB, whichever comes first, sent at once: a
+        // batch of 100 events takes one round trip, not ten, within ingest's deadline.
+        let mut chunks = Vec::new();
         let mut start = 0;
         while start < bodies.len() {
-            // Cut the next chunk at 10 entries or 256 KiB, whichever comes first.
             let mut end = start;
             let mut bytes = 0;
             while end < bodies.len()
@@ -187,7 +202,12 @@ impl Queue for SqsQueue {
                 bytes += bodies[end].len();
                 end += 1;
             }
-            let entries = (start..end)
+            chunks.push(start..end);
+            start = end;
+        }
+        let sent = futures::future::join_all(chunks.iter().map(|range| {
+            let entries = range
+                .clone()
                 .map(|i| {
                     SendMessageBatchRequestEntry::builder()
                         .id(i.to_string())
@@ -196,29 +216,39 @@ impl Queue for SqsQueue {
                         .expect("id and body are set")
                 })
                 .collect();
-            match self
-                .client
+            self.client
                 .send_message_batch()
                 .queue_url(&self.url)
                 .set_entries(Some(entries))
                 .send()
-                .await
-            {
+        }))
+        .await;
+        let mut results: Vec<Result<()>> = (0..bodies.len()).map(|_| Ok(())).collect();
+        for (range, outcome) in chunks.into_iter().zip(sent) {
+            match outcome {
                 Ok(out) => {
                     for failed in out.failed {
-                        if let Ok(i) = failed.id.parse::<usize>() {
-                            results[i] = Err(failed.message.unwrap_or_else(|| failed.code.clone()));
-                        }
+                        let Ok(i) = failed.id.parse::<usize>() else {
+                            continue;
+                        };
+                        tracing::warn!(code = %failed.code, message = ?failed.message, "sqs refused a batch entry");
+                        results[i] = Err(if failed.sender_fault {
+                            Error::Refused("the queue")
+                        } else {
+                            Error::Queue(failed.code)
+                        });
                     }
                 }
                 Err(e) => {
-                    let err = queue_err(e).to_string();
-                    for r in &mut results[start..end] {
-                        *r = Err(err.clone());
+                    let err = queue_err(e);
+                    for r in &mut results[range] {
+                        *r = Err(match &err {
+                            Error::Refused(what) => Error::Refused(what),
+                            other => Error::Queue(other.to_string()),
+                        });
                     }
                 }
             }
-            start = end;
         }
         Ok(results)
     }

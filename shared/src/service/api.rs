@@ -8,6 +8,7 @@ use crate::event::{Event, EventEnvelope, Target};
 use crate::format;
 use crate::matching::pattern_matches;
 use crate::queue::Queue;
+use crate::scope::Scopes;
 use crate::secret::Secret;
 use crate::service::dispatch::Dispatcher;
 use crate::service::tenants::{generate_key, hash_key};
@@ -27,6 +28,8 @@ pub const DEFAULT_PAGE: usize = 20;
 pub const MAX_PAGE: usize = 100;
 /// How long a rotated-out secret keeps signing beside the new one.
 pub const ROTATION_OVERLAP: time::Duration = time::Duration::hours(24);
+/// How often a webhook update is applied again when another writer got in first.
+const WRITE_TRIES: usize = 3;
 
 /// A page as the API answers it.
 #[derive(Debug, Serialize)]
@@ -80,10 +83,43 @@ impl From<&Delivery> for DeliveryView {
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct NewKey {
     pub id: String,
+    /// The key itself: shown in this answer only, stored as a hash.
     pub key: String,
+    pub name: String,
+    #[schema(value_type = Vec<crate::scope::Scope>)]
+    pub scopes: Scopes,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
 }
+
+/// A key as listed: never the key, nor its hash.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct KeyView {
+    pub id: String,
+    pub name: String,
+    #[schema(value_type = Vec<crate::scope::Scope>)]
+    pub scopes: Scopes,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// The UTC day of the key's last use (`2026-12-02`), null when never used.
+    #[schema(format = Date)]
+    pub last_used: Option<String>,
+}
+
+impl From<&ApiKey> for KeyView {
+    fn from(k: &ApiKey) -> Self {
+        KeyView {
+            id: k.id.clone(),
+            name: k.name.clone(),
+            scopes: k.scopes,
+            created_at: k.created_at,
+            last_used: k.last_used.and_then(|d| d.format(crate::store::DAY).ok()),
+        }
+    }
+}
+
+/// The longest key name.
+pub const MAX_KEY_NAME: usize = 128;
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct NewTenant {
@@ -200,14 +236,22 @@ fn install_secret(webhook: &mut Webhook, secret: Secret, now: OffsetDateTime) {
     );
 }
 
-/// Protected values are write-only, so a client cannot resend them: a header that names an
-/// existing protected header without a value keeps the stored value.
-fn keep_protected_values(body: &mut Value, existing: &Webhook) {
+/// Protected values are write-only, so a client cannot resend them: a header sent without a
+/// value keeps the stored value only when both the stored and the sent header are protected
+/// (so a value can never be read back by clearing its flag). Returns the indexes of the
+/// headers whose value was kept; any other header without a value fails validation.
+fn keep_protected_values(body: &mut Value, existing: &Webhook) -> Vec<usize> {
+    let mut kept = Vec::new();
     let Some(headers) = body.get_mut("headers").and_then(Value::as_array_mut) else {
-        return;
+        return kept;
     };
-    for header in headers.iter_mut().filter_map(Value::as_object_mut) {
-        if !matches!(header.get("value"), None | Some(Value::Null)) {
+    for (i, header) in headers.iter_mut().enumerate() {
+        let Some(header) = header.as_object_mut() else {
+            continue;
+        };
+        if !matches!(header.get("value"), None | Some(Value::Null))
+            || header.get("protected") != Some(&Value::Bool(true))
+        {
             continue;
         }
         let Some(key) = header.get("key").and_then(Value::as_str) else {
@@ -222,8 +266,38 @@ fn keep_protected_values(body: &mut Value, existing: &Webhook) {
                 "value".into(),
                 Value::String(stored.value.expose().to_string()),
             );
+            kept.push(i);
         }
     }
+    kept
+}
+
+/// A URL's origin (scheme, host, port): where a webhook's requests, and its headers, go.
+fn origin(url: &str) -> Option<url::Origin> {
+    url::Url::parse(url).ok().map(|u| u.origin())
+}
+
+/// A change that moves a webhook to another origin must bring its protected values again: a
+/// stored value goes only to the receiver it was given for.
+fn protected_values_stay_home(
+    existing: &Webhook,
+    spec: &WebhookSpec,
+    kept: &[usize],
+) -> Result<()> {
+    if kept.is_empty() || origin(&existing.url) == origin(&spec.url) {
+        return Ok(());
+    }
+    Err(Error::Validation(
+        kept.iter()
+            .map(|i| {
+                FieldError::new(
+                    format!("headers[{i}].value"),
+                    "must be sent again: the webhook moves to another origin (scheme, host, \
+                     port), and a protected value is only sent where it was given for",
+                )
+            })
+            .collect(),
+    ))
 }
 
 fn event_type_for(
@@ -328,10 +402,12 @@ impl Api {
         id: &str,
         body: &Value,
     ) -> Result<WebhookView> {
-        let existing = self.webhook(tenant_id, id).await?;
-        let mut body = body.clone();
-        keep_protected_values(&mut body, &existing);
-        self.save(existing, &body).await
+        self.update(tenant_id, id, |existing| {
+            let mut body = body.clone();
+            let kept = keep_protected_values(&mut body, &existing);
+            self.save(existing, &body, &kept)
+        })
+        .await
     }
 
     /// PATCH: the body is merged into the current webhook (RFC 7396), then validated whole.
@@ -346,21 +422,64 @@ impl Api {
                 "a PATCH body is a JSON object of the fields to change".into(),
             ));
         }
-        let existing = self.webhook(tenant_id, id).await?;
-        let mut merged = spec_json(&existing);
-        let mut patch = patch.clone();
-        keep_protected_values(&mut patch, &existing);
-        merge_patch(&mut merged, &patch);
-        self.save(existing, &merged).await
+        self.update(tenant_id, id, |existing| {
+            let mut merged = spec_json(&existing);
+            let mut patch = patch.clone();
+            let kept = if patch.get("headers").is_some() {
+                keep_protected_values(&mut patch, &existing)
+            } else {
+                // The stored headers stay as they are, protected values included.
+                (0..existing.headers.len())
+                    .filter(|&i| existing.headers[i].protected)
+                    .collect()
+            };
+            merge_patch(&mut merged, &patch);
+            self.save(existing, &merged, &kept)
+        })
+        .await
     }
 
-    async fn save(&self, mut existing: Webhook, body: &Value) -> Result<WebhookView> {
+    /// Applies `change` to the webhook as stored, and writes the result on the condition that
+    /// nobody wrote in between; when somebody did, `change` is applied again to the fresh copy.
+    async fn update(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        change: impl Fn(Webhook) -> Result<Webhook>,
+    ) -> Result<WebhookView> {
+        for _ in 0..WRITE_TRIES {
+            let webhook = change(self.webhook(tenant_id, id).await?)?;
+            if self.store.update_webhook(&webhook).await? {
+                tracing::info!(
+                    tenant_id,
+                    webhook_id = id,
+                    enabled = webhook.enabled,
+                    "webhook updated"
+                );
+                return Ok(WebhookView::from(&webhook));
+            }
+        }
+        Err(Error::Conflict(
+            "the webhook kept changing while this request was applied; send it again".into(),
+        ))
+    }
+
+    /// The stored webhook with the user-settable fields of `body`, validated.
+    fn save(&self, mut existing: Webhook, body: &Value, kept: &[usize]) -> Result<Webhook> {
         let spec = WebhookSpec::parse(body, &self.rules)?;
+        protected_values_stay_home(&existing, &spec, kept)?;
         let now = OffsetDateTime::now_utc();
         if let Some(secret) = spec.secret {
             install_secret(&mut existing, secret, now);
         }
-        let webhook = Webhook {
+        // The health clock measures the endpoint as it is: re-enabling or pointing the webhook
+        // elsewhere starts it afresh, so the first failure after either does not disable it.
+        let failing_since = if (spec.enabled && !existing.enabled) || spec.url != existing.url {
+            None
+        } else {
+            existing.failing_since
+        };
+        Ok(Webhook {
             name: spec.name,
             description: spec.description,
             url: spec.url,
@@ -378,14 +497,10 @@ impl Api {
                 None
             },
             enabled: spec.enabled,
+            failing_since,
             updated_at: now,
             ..existing
-        };
-        if !self.store.update_webhook(&webhook).await? {
-            return Err(Error::NotFound("webhook"));
-        }
-        tracing::info!(tenant_id = %webhook.tenant_id, webhook_id = %webhook.id, enabled = webhook.enabled, "webhook updated");
-        Ok(WebhookView::from(&webhook))
+        })
     }
 
     pub async fn delete_webhook(&self, tenant_id: &str, id: &str) -> Result<()> {
@@ -410,14 +525,14 @@ impl Api {
 
     /// A new secret signs from now on; the previous one keeps signing beside it for 24 h.
     pub async fn rotate_secret(&self, tenant_id: &str, id: &str) -> Result<Secret> {
-        let mut webhook = self.webhook(tenant_id, id).await?;
-        let now = OffsetDateTime::now_utc();
         let secret = signing::generate_secret();
-        install_secret(&mut webhook, secret.clone(), now);
-        webhook.updated_at = now;
-        if !self.store.update_webhook(&webhook).await? {
-            return Err(Error::NotFound("webhook"));
-        }
+        self.update(tenant_id, id, |mut webhook| {
+            let now = OffsetDateTime::now_utc();
+            install_secret(&mut webhook, secret.clone(), now);
+            webhook.updated_at = now;
+            Ok(webhook)
+        })
+        .await?;
         tracing::info!(tenant_id, webhook_id = id, "signing secret rotated");
         Ok(secret)
     }
@@ -538,30 +653,134 @@ impl Api {
         delivery.series_start = delivery.attempts.len();
         delivery.next_attempt_at = Some(now);
         self.store.put_delivery(&delivery).await?;
-        let message = serde_json::to_string(&envelope).expect("envelopes serialize");
+        let message = envelope.to_queue_text();
         self.queue.send(message, Duration::ZERO).await?;
         tracing::info!(tenant_id, delivery_id = id, "redelivery queued");
         Ok(delivery)
     }
 
-    pub async fn create_key(&self, tenant_id: &str) -> Result<NewKey> {
+    /// A new key for the tenant, from `{"name"?, "scopes"?}` (or no body): at most the
+    /// scopes of the key asking (`granter`), which are also the default. Asking for more is a
+    /// 403 naming `scopes`: a key cannot make a key more powerful than itself.
+    pub async fn create_key(
+        &self,
+        tenant_id: &str,
+        granter: Scopes,
+        body: &Value,
+    ) -> Result<NewKey> {
+        let empty = Map::new();
+        let fields = match body {
+            Value::Null => &empty,
+            Value::Object(o) => o,
+            _ => {
+                return Err(Error::BadRequest(
+                    "the body must be {\"name\": ..., \"scopes\": [...]}".into(),
+                ))
+            }
+        };
+        let mut errors = Vec::new();
+        for extra in fields.keys().filter(|k| *k != "name" && *k != "scopes") {
+            errors.push(
+                FieldError::new(extra.clone(), "unknown field")
+                    .with_valid(vec!["name".into(), "scopes".into()]),
+            );
+        }
+        let name = match fields.get("name") {
+            None | Some(Value::Null) => String::new(),
+            Some(Value::String(n)) if !n.trim().is_empty() && n.chars().count() <= MAX_KEY_NAME => {
+                n.trim().to_string()
+            }
+            Some(_) => {
+                errors.push(FieldError::new(
+                    "name",
+                    format!("must be 1 to {MAX_KEY_NAME} characters"),
+                ));
+                String::new()
+            }
+        };
+        let scopes = match fields.get("scopes") {
+            None | Some(Value::Null) => granter,
+            Some(value) => match Scopes::parse_field(value) {
+                Ok(scopes) => scopes,
+                Err(Error::Validation(bad)) => {
+                    errors.extend(bad);
+                    Scopes::NONE
+                }
+                Err(other) => return Err(other),
+            },
+        };
+        if !errors.is_empty() {
+            return Err(Error::Validation(errors));
+        }
+        let wider = scopes.beyond(granter);
+        if !wider.is_empty() {
+            return Err(Error::forbidden(
+                format!("a key can only create keys within its own scopes ({granter})"),
+                vec![FieldError::new(
+                    "scopes",
+                    format!("{wider}: beyond the scopes of the key asking"),
+                )
+                .with_valid(granter.names().into_iter().map(String::from).collect())],
+            ));
+        }
+        self.store_key(tenant_id, name, scopes).await
+    }
+
+    async fn store_key(&self, tenant_id: &str, name: String, scopes: Scopes) -> Result<NewKey> {
         let key = generate_key();
         let record = ApiKey {
             id: crate::ids::prefixed("key"),
             tenant_id: tenant_id.to_string(),
             hash: hash_key(&key),
+            name,
+            scopes,
             created_at: OffsetDateTime::now_utc(),
+            last_used: None,
         };
         self.store.put_api_key(&record).await?;
-        tracing::info!(tenant_id, key_id = %record.id, "API key created");
+        tracing::info!(tenant_id, key_id = %record.id, scopes = %record.scopes, "API key created");
         Ok(NewKey {
             id: record.id,
             key,
+            name: record.name,
+            scopes: record.scopes,
             created_at: record.created_at,
         })
     }
 
-    pub async fn delete_key(&self, tenant_id: &str, key_id: &str) -> Result<()> {
+    /// The tenant's keys, oldest first, without the keys or their hashes.
+    pub async fn list_keys(
+        &self,
+        tenant_id: &str,
+        limit: Option<&str>,
+        cursor: Option<&str>,
+    ) -> Result<Listing<KeyView>> {
+        let limit = page_limit(limit)?;
+        let after = cursor.map(|c| decode_cursor(c, "key_")).transpose()?;
+        let page = self
+            .store
+            .list_api_keys(tenant_id, limit, after.as_deref())
+            .await?;
+        Ok(Listing::from_page(&page, |k| &k.id, |k| KeyView::from(k)))
+    }
+
+    /// Revokes one of the tenant's keys, if it holds no scope the key asking (`revoker`) lacks:
+    /// a narrower key cannot lock out a wider one.
+    pub async fn delete_key(&self, tenant_id: &str, revoker: Scopes, key_id: &str) -> Result<()> {
+        let key = self
+            .store
+            .get_api_key(tenant_id, key_id)
+            .await?
+            .ok_or(Error::NotFound("key"))?;
+        let wider = key.scopes.beyond(revoker);
+        if !wider.is_empty() {
+            return Err(Error::forbidden(
+                format!(
+                    "{key_id} holds scopes this key lacks ({wider}); a key can only revoke keys within its own scopes"
+                ),
+                Vec::new(),
+            ));
+        }
         if self.store.delete_api_key(tenant_id, key_id).await? {
             tracing::info!(tenant_id, key_id, "API key revoked");
             Ok(())
@@ -590,7 +809,13 @@ impl Api {
             created_at: now,
         };
         self.store.put_tenant(&tenant).await?;
-        let key = self.create_key(&tenant.id).await?;
+        let key = self
+            .store_key(
+                &tenant.id,
+                crate::service::tenants::FIRST_KEY_NAME.to_string(),
+                Scopes::ALL,
+            )
+            .await?;
         tracing::info!(tenant_id = %tenant.id, "tenant created");
         Ok(NewTenant {
             id: tenant.id,
@@ -730,14 +955,14 @@ mod tests {
         let stored = api.webhook("t", &w.id).await.unwrap();
         assert_eq!(stored.headers[0].value.expose(), "Token 1");
         // A PUT that lists the protected header without its value keeps the value.
-        api.replace_webhook("t", &w.id, &json!({"url": "https://b.example/", "events": ["jobs.*"],
+        api.replace_webhook("t", &w.id, &json!({"url": "https://a.example/b", "events": ["jobs.*"],
             "headers": [{"key": "authorization", "protected": true}, {"key": "X-New", "value": "v"}]}))
             .await
             .unwrap();
         let stored = api.webhook("t", &w.id).await.unwrap();
         assert_eq!(stored.headers[0].value.expose(), "Token 1");
         assert_eq!(
-            stored.name, "b.example",
+            stored.name, "a.example",
             "PUT resets omitted fields to defaults"
         );
         assert!(stored.enabled);
@@ -746,11 +971,114 @@ mod tests {
             .replace_webhook(
                 "t",
                 &w.id,
-                &json!({"url": "https://b.example/", "events": ["*"],
+                &json!({"url": "https://a.example/", "events": ["*"],
             "headers": [{"key": "X-Other", "protected": true}]}),
             )
             .await;
         assert!(matches!(err, Err(Error::Validation(e)) if e[0].field == "headers[0].value"));
+    }
+
+    async fn with_protected_header(api: &Api) -> WebhookView {
+        api.create_webhook(
+            "t",
+            &json!({"url": "https://a.example/hook", "events": ["*"],
+            "headers": [{"key": "Authorization", "value": "Token 1", "protected": true}]}),
+        )
+        .await
+        .unwrap()
+    }
+
+    fn invalid_fields(result: Result<WebhookView>) -> Vec<String> {
+        match result {
+            Err(Error::Validation(e)) => e.into_iter().map(|e| e.field).collect(),
+            other => panic!("expected a validation error, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_protected_value_is_kept_only_for_a_header_sent_protected() {
+        let api = api();
+        let w = with_protected_header(&api).await;
+        for header in [
+            json!({"key": "Authorization"}),
+            json!({"key": "Authorization", "protected": false}),
+        ] {
+            let result = api
+                .patch_webhook("t", &w.id, &json!({"headers": [header]}))
+                .await;
+            assert_eq!(invalid_fields(result), ["headers[0].value"], "{header}");
+        }
+        let stored = api.webhook("t", &w.id).await.unwrap();
+        assert!(stored.headers[0].protected, "nothing was written");
+        let kept = api
+            .patch_webhook(
+                "t",
+                &w.id,
+                &json!({"headers": [{"key": "authorization", "protected": true}]}),
+            )
+            .await
+            .unwrap();
+        assert_eq!(kept.headers[0].value, None);
+        assert!(kept.headers[0].protected);
+        let stored = api.webhook("t", &w.id).await.unwrap();
+        assert_eq!(stored.headers[0].value.expose(), "Token 1");
+    }
+
+    #[tokio::test]
+    async fn moving_to_another_origin_needs_protected_values_again() {
+        let api = api();
+        let w = with_protected_header(&api).await;
+        for url in [
+            "https://echo.example/hook",
+            "http://a.example/hook",
+            "https://a.example:8443/hook",
+        ] {
+            let result = api.patch_webhook("t", &w.id, &json!({"url": url})).await;
+            assert_eq!(invalid_fields(result), ["headers[0].value"], "{url}");
+            let put = api
+                .replace_webhook(
+                    "t",
+                    &w.id,
+                    &json!({"url": url, "events": ["*"],
+                        "headers": [{"key": "Authorization", "protected": true}]}),
+                )
+                .await;
+            assert_eq!(invalid_fields(put), ["headers[0].value"], "PUT {url}");
+        }
+        assert_eq!(
+            api.webhook("t", &w.id).await.unwrap().url,
+            "https://a.example/hook"
+        );
+        // The same origin keeps them; a new origin takes them when they are sent again.
+        api.patch_webhook("t", &w.id, &json!({"url": "https://a.example:443/other"}))
+            .await
+            .unwrap();
+        let moved = api
+            .patch_webhook(
+                "t",
+                &w.id,
+                &json!({"url": "https://echo.example/", "headers": [
+                    {"key": "Authorization", "value": "Token 2", "protected": true}]}),
+            )
+            .await
+            .unwrap();
+        assert_eq!(moved.url, "https://echo.example/");
+        let stored = api.webhook("t", &w.id).await.unwrap();
+        assert_eq!(stored.headers[0].value.expose(), "Token 2");
+    }
+
+    #[tokio::test]
+    async fn an_update_applies_to_the_webhook_as_stored_when_it_lands() {
+        let api = api();
+        let w = with_protected_header(&api).await;
+        // A copy read before a rotation cannot be written back over it.
+        let stale = api.webhook("t", &w.id).await.unwrap();
+        let rotated = api.rotate_secret("t", &w.id).await.unwrap();
+        assert!(!api.store.update_webhook(&stale).await.unwrap());
+        api.patch_webhook("t", &w.id, &json!({"description": "d"}))
+            .await
+            .unwrap();
+        assert_eq!(api.secret("t", &w.id).await.unwrap(), rotated);
     }
 
     #[tokio::test]
@@ -826,24 +1154,89 @@ mod tests {
         let api = api();
         let t = api.create_tenant(&json!({"name": "Acme"})).await.unwrap();
         assert!(t.id.starts_with("tn_") && t.key.starts_with("hk_"));
+        let first = api.store.api_key(&hash_key(&t.key)).await.unwrap().unwrap();
         assert_eq!(
-            api.store.tenant_for_key(&hash_key(&t.key)).await.unwrap(),
-            Some(t.id.clone())
+            (first.tenant_id.as_str(), first.scopes),
+            (t.id.as_str(), Scopes::ALL)
         );
-        let k = api.create_key(&t.id).await.unwrap();
+        let k = api
+            .create_key(
+                &t.id,
+                Scopes::ALL,
+                &json!({"name": "ci", "scopes": ["ingest"]}),
+            )
+            .await
+            .unwrap();
+        assert_eq!((k.name.as_str(), k.scopes.names()), ("ci", vec!["ingest"]));
         assert!(matches!(
-            api.delete_key("tn_other", &k.id).await,
+            api.delete_key("tn_other", Scopes::ALL, &k.id).await,
             Err(Error::NotFound(_))
         ));
-        api.delete_key(&t.id, &k.id).await.unwrap();
-        assert_eq!(
-            api.store.tenant_for_key(&hash_key(&k.key)).await.unwrap(),
-            None
-        );
+        api.delete_key(&t.id, Scopes::ALL, &k.id).await.unwrap();
+        assert_eq!(api.store.api_key(&hash_key(&k.key)).await.unwrap(), None);
         assert!(api.create_tenant(&json!({"name": ""})).await.is_err());
         assert!(api
             .create_tenant(&json!({"name": "x", "plan": "gold"}))
             .await
             .is_err());
+    }
+
+    #[tokio::test]
+    async fn a_key_grants_and_revokes_only_within_its_own_scopes() {
+        let api = api();
+        let read_admin: Scopes = [crate::scope::Scope::Read, crate::scope::Scope::Admin]
+            .into_iter()
+            .collect();
+        let defaulted = api.create_key("t", read_admin, &Value::Null).await.unwrap();
+        assert_eq!(
+            defaulted.scopes, read_admin,
+            "no scopes asked: the granter's own"
+        );
+        let wider = api
+            .create_key("t", read_admin, &json!({"scopes": ["read", "manage"]}))
+            .await;
+        match wider {
+            Err(Error::Forbidden(f)) if !f.errors.is_empty() => {
+                let errors = &f.errors;
+                assert_eq!(errors[0].field, "scopes");
+                assert!(
+                    errors[0].message.starts_with("manage"),
+                    "{}",
+                    errors[0].message
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        let full = api
+            .create_key("t", Scopes::ALL, &json!({"name": "owner"}))
+            .await
+            .unwrap();
+        assert!(matches!(
+            api.delete_key("t", read_admin, &full.id).await,
+            Err(Error::Forbidden(_))
+        ));
+        assert!(api
+            .store
+            .api_key(&hash_key(&full.key))
+            .await
+            .unwrap()
+            .is_some());
+        api.delete_key("t", read_admin, &defaulted.id)
+            .await
+            .unwrap();
+        let invalid = api
+            .create_key(
+                "t",
+                Scopes::ALL,
+                &json!({"name": "", "scopes": ["root"], "ttl": 3}),
+            )
+            .await;
+        match invalid {
+            Err(Error::Validation(errors)) => assert_eq!(
+                errors.iter().map(|e| e.field.as_str()).collect::<Vec<_>>(),
+                ["ttl", "name", "scopes[0]"]
+            ),
+            other => panic!("{other:?}"),
+        }
     }
 }

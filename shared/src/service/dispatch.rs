@@ -23,7 +23,7 @@ use bytes::Bytes;
 use futures::stream::{self, StreamExt};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::sync::Semaphore;
@@ -34,9 +34,14 @@ pub const MAX_QUEUE_DELAY: Duration = Duration::from_secs(900);
 /// function's timeout (so no live run loses its lease), shorter than the queue's visibility
 /// timeout (so a message whose run died finds the lease lapsed when it comes back).
 pub const LEASE_MARGIN: Duration = Duration::from_secs(60);
+/// Endpoints a container keeps checked URLs and concurrency shares for: a 1,000-webhook fan-out
+/// fits, and every URL ever posted to does not (each entry holds its URL twice, up to 4 KB).
+pub const ENDPOINT_CACHE_CAPACITY: usize = 2048;
 /// How long a message waits for a delivery another run holds, between looks.
 const DEFER_MIN: Duration = Duration::from_secs(1);
 const DEFER_MAX: Duration = Duration::from_secs(5);
+/// How often a health change is applied again when the webhook was written meanwhile.
+const HEALTH_WRITE_TRIES: usize = 3;
 
 /// One queue message as the dispatcher sees it, whatever carried it (SQS event, local poller).
 #[derive(Debug, Clone)]
@@ -73,8 +78,9 @@ pub struct Dispatcher {
     queue: Arc<dyn Queue>,
     outbound: Outbound,
     settings: Settings,
+    /// At most [`ENDPOINT_CACHE_CAPACITY`] idle endpoints; one a delivery holds is pinned.
     /// Looked up once per delivery, so hashed with foldhash (seeded per process), not SipHash.
-    endpoints: Mutex<HashMap<String, Arc<Endpoint>, foldhash::fast::RandomState>>,
+    endpoints: Endpoints,
     keys: signing::Keys,
     /// Deliveries in flight across every batch this container handles at once (the local
     /// stack runs several pollers over one dispatcher).
@@ -86,6 +92,27 @@ pub struct Dispatcher {
 struct Endpoint {
     slots: Arc<Semaphore>,
     target: Result<url::Url, DeliveryError>,
+}
+
+type Endpoints = quick_cache::sync::Cache<
+    String,
+    Arc<Endpoint>,
+    quick_cache::UnitWeighter,
+    foldhash::fast::RandomState,
+    InUse,
+>;
+
+/// Pins the endpoints a delivery holds (its `Arc` beside the cache's): evicting one would let
+/// a second entry for the same URL hand out a second concurrency share.
+#[derive(Clone, Default)]
+struct InUse;
+
+impl quick_cache::Lifecycle<String, Arc<Endpoint>> for InUse {
+    type RequestState = ();
+
+    fn is_pinned(&self, _url: &String, endpoint: &Arc<Endpoint>) -> bool {
+        Arc::strong_count(endpoint) > 1
+    }
 }
 
 /// What a batch came to: the records to hand back to the queue, and what happened.
@@ -151,7 +178,13 @@ impl Dispatcher {
                 per_endpoint: settings.per_endpoint.max(1),
                 ..settings
             },
-            endpoints: Mutex::new(HashMap::default()),
+            endpoints: Endpoints::with(
+                ENDPOINT_CACHE_CAPACITY,
+                ENDPOINT_CACHE_CAPACITY as u64,
+                quick_cache::UnitWeighter,
+                foldhash::fast::RandomState::default(),
+                InUse,
+            ),
             keys: signing::Keys::default(),
         }
     }
@@ -190,7 +223,7 @@ impl Dispatcher {
             };
             env.not_before = Some(due);
             let wait: Duration = (due - now).try_into().unwrap_or_default();
-            let body = serde_json::to_string(env).expect("envelopes serialize");
+            let body = env.to_queue_text();
             if let Err(e) = self.queue.send(body, wait.min(MAX_QUEUE_DELAY)).await {
                 tracing::error!(error = %e, "could not defer a message");
                 failed[i] = true;
@@ -388,7 +421,7 @@ impl Dispatcher {
     async fn defer(&self, job: &Job<'_>, wait: Duration) -> JobResult {
         let mut env = job.envelope.clone();
         env.not_before = Some(OffsetDateTime::now_utc() + wait);
-        let body = serde_json::to_string(&env).expect("envelopes serialize");
+        let body = env.to_queue_text();
         match self.queue.send(body, wait).await {
             Ok(()) => {
                 tracing::info!(
@@ -515,7 +548,7 @@ impl Dispatcher {
             }),
             not_before: Some(due),
         };
-        let body = serde_json::to_string(&retry).expect("envelopes serialize");
+        let body = retry.to_queue_text();
         if let Err(e) = self.queue.send(body, delay.min(MAX_QUEUE_DELAY)).await {
             tracing::error!(delivery_id = %delivery.id, error = %e, "could not queue a retry");
             // Give the lease back so the redo need not wait for it to lapse. This run holds
@@ -529,27 +562,38 @@ impl Dispatcher {
         Some(due)
     }
 
-    /// Applies a health change to the webhook as stored now (see [`health_change`]).
+    /// Applies a health change to the webhook as stored now (see [`health_change`]). The write
+    /// is conditioned on the revision read, so a PATCH or a rotation made meanwhile is never
+    /// overwritten: the change is applied again to the fresh copy instead.
     async fn change_health(&self, seen: &Webhook, change: HealthChange, now: OffsetDateTime) {
-        // Re-read so a concurrent edit by the user is not overwritten with a stale copy.
-        let fresh = match self.store.get_webhook(&seen.tenant_id, &seen.id).await {
-            Ok(Some(w)) => w,
-            Ok(None) => return,
-            Err(e) => {
-                tracing::warn!(webhook_id = %seen.id, error = %e, "could not read webhook health");
+        for _ in 0..HEALTH_WRITE_TRIES {
+            let mut fresh = match self.store.get_webhook(&seen.tenant_id, &seen.id).await {
+                Ok(Some(w)) => w,
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::warn!(webhook_id = %seen.id, error = %e, "could not read webhook health");
+                    return;
+                }
+            };
+            // Health is judged for the endpoint the attempt went to; a webhook moved elsewhere
+            // since has a clock of its own.
+            if fresh.url != seen.url || !change(&mut fresh, now, self.settings.disable_after) {
                 return;
             }
-        };
-        let mut updated = fresh;
-        if !change(&mut updated, now, self.settings.disable_after) {
-            return;
-        }
-        if !updated.enabled {
-            tracing::warn!(webhook_id = %updated.id, reason = ?updated.disabled_reason, "webhook disabled");
-        }
-        if let Err(e) = self.store.update_webhook(&updated).await {
-            // Health is advisory: the delivery itself is recorded, so the record is done.
-            tracing::warn!(webhook_id = %seen.id, error = %e, "could not update webhook health");
+            match self.store.update_webhook(&fresh).await {
+                Ok(true) => {
+                    if !fresh.enabled {
+                        tracing::warn!(webhook_id = %fresh.id, reason = ?fresh.disabled_reason, "webhook disabled");
+                    }
+                    return;
+                }
+                Ok(false) => continue,
+                Err(e) => {
+                    // Health is advisory: the delivery itself is recorded, so the record is done.
+                    tracing::warn!(webhook_id = %seen.id, error = %e, "could not update webhook health");
+                    return;
+                }
+            }
         }
     }
 
@@ -574,26 +618,36 @@ impl Dispatcher {
     }
 
     fn endpoint(&self, url: &str) -> Arc<Endpoint> {
-        let mut map = self.endpoints.lock().unwrap_or_else(|e| e.into_inner());
-        // Looked up before inserting: the URL is copied once per endpoint, not per delivery.
-        match map.get(url) {
-            Some(e) => e.clone(),
-            None => map
-                .entry(url.to_string())
-                .or_insert_with(|| {
-                    Arc::new(Endpoint {
-                        slots: Arc::new(Semaphore::new(self.settings.per_endpoint)),
-                        target: self.outbound.target(url),
-                    })
-                })
-                .clone(),
+        let built = self.endpoints.get_or_insert_with(url, || {
+            Ok::<_, std::convert::Infallible>(Arc::new(self.new_endpoint(url)))
+        });
+        match built {
+            Ok(endpoint) => endpoint,
+            Err(never) => match never {},
         }
     }
 
-    /// Signs and POSTs one formatted body: the path real deliveries and test sends share.
+    fn new_endpoint(&self, url: &str) -> Endpoint {
+        Endpoint {
+            slots: Arc::new(Semaphore::new(self.settings.per_endpoint)),
+            target: self.outbound.target(url),
+        }
+    }
+
+    /// Endpoints cached now (at most [`ENDPOINT_CACHE_CAPACITY`] idle ones).
+    pub fn cached_endpoints(&self) -> usize {
+        self.endpoints.len()
+    }
+
+    /// Signs and POSTs one formatted body outside the delivery path (test sends): through the
+    /// cached endpoint when the URL has one, else through one made for this send alone, so
+    /// unsaved test sends to new URLs leave nothing behind.
     pub async fn send(&self, webhook: &Webhook, event: &Event, body: Bytes) -> PostOutcome {
-        self.send_to(&self.endpoint(&webhook.url), webhook, event, body)
-            .await
+        let endpoint = self
+            .endpoints
+            .peek(webhook.url.as_str())
+            .unwrap_or_else(|| Arc::new(self.new_endpoint(&webhook.url)));
+        self.send_to(&endpoint, webhook, event, body).await
     }
 
     /// Signs the body and starts its POST; the future holds only the request in flight.
@@ -773,6 +827,38 @@ mod tests {
     use crate::store::MemoryStore;
     use crate::webhook::WebhookSpec;
     use serde_json::json;
+
+    #[test]
+    fn many_distinct_urls_keep_the_endpoint_cache_at_its_bound() {
+        let config = Config::from_lookup(Mode::Local, |_| None).expect("default config");
+        let dispatcher = crate::runtime::dispatcher(
+            &config,
+            Arc::new(MemoryStore::new()),
+            Arc::new(MemoryQueue::default()),
+        );
+        // Held as a delivery in flight holds it: pinned, so never split in two.
+        let held = dispatcher.endpoint("https://held.example/hook");
+        for i in 0..3 * ENDPOINT_CACHE_CAPACITY {
+            dispatcher.endpoint(&format!("https://h{i}.example/hook"));
+            assert!(dispatcher.cached_endpoints() <= ENDPOINT_CACHE_CAPACITY + 1);
+        }
+        assert!(dispatcher.cached_endpoints() >= ENDPOINT_CACHE_CAPACITY / 2);
+        assert!(Arc::ptr_eq(
+            &held,
+            &dispatcher.endpoint("https://held.example/hook")
+        ));
+        // A hot endpoint stays cached through the churn.
+        let hot = dispatcher.endpoint("https://hot.example/hook");
+        drop(hot);
+        for i in 0..ENDPOINT_CACHE_CAPACITY {
+            dispatcher.endpoint("https://hot.example/hook");
+            dispatcher.endpoint(&format!("https://c{i}.example/hook"));
+        }
+        assert!(dispatcher
+            .endpoints
+            .peek("https://hot.example/hook")
+            .is_some());
+    }
 
     /// The stream that runs a batch allocates each job's future whole. glibc serves requests
     /// up to 1,032 bytes from its per-thread cache and sends larger ones through its bins,

@@ -1,11 +1,13 @@
 //! Ingest: validate, dedupe (24 h per tenant and event id), enqueue. An event is answered
-//! `accepted` only once it is on the queue; if enqueueing fails its dedupe claim is released so
-//! the platform's retry is not mistaken for a duplicate.
+//! `accepted` only once it is on the queue, and `duplicate` only once an earlier post's envelope
+//! is confirmed on the queue. A claim is pending (its envelope stored) until its enqueue is
+//! confirmed; a post that finds a pending claim of a post presumed dead (failed, released or
+//! killed between claim and confirmation) queues the stored envelope itself.
 
 use crate::error::{Error, FieldError, Result};
 use crate::event::{Event, EventEnvelope};
 use crate::queue::Queue;
-use crate::store::Store;
+use crate::store::{Claim, Store};
 use futures::future::join_all;
 use serde::Serialize;
 use serde_json::Value;
@@ -15,6 +17,13 @@ use time::OffsetDateTime;
 
 pub const DEDUPE_WINDOW: time::Duration = time::Duration::hours(24);
 pub const MAX_BATCH: usize = 100;
+/// The largest envelope ingest queues: it must fit a DynamoDB item (400 KB, with the claim's
+/// other attributes) and an SQS message (1 MiB), with room for a retry's target.
+pub const MAX_ENVELOPE_BYTES: usize = 384 * 1024;
+/// A pending claim older than this is presumed dead. Every post ends well within ingest's
+/// function timeout (the SDK's operation timeouts see to it), so a claim this old belongs to a
+/// post that failed or was killed between its claim and its confirmation.
+pub const CLAIM_STALE_AFTER: time::Duration = time::Duration::seconds(30);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -46,28 +55,66 @@ pub struct BatchItem {
 pub struct Ingest {
     store: Arc<dyn Store>,
     queue: Arc<dyn Queue>,
+    stale_after: time::Duration,
+}
+
+/// The detail of a batch entry that was not queued: Herald's words, never AWS's.
+fn not_queued(e: &Error) -> (&'static str, String) {
+    match e {
+        Error::Refused(what) => (
+            "invalid",
+            format!("refused by {what} as it is; retrying cannot help"),
+        ),
+        Error::InFlight(secs) => (
+            "failed",
+            format!("an earlier post of this id is still being queued; retry it in {secs} s"),
+        ),
+        _ => ("failed", "could not be queued right now; retry it".into()),
+    }
 }
 
 impl Ingest {
     pub fn new(store: Arc<dyn Store>, queue: Arc<dyn Queue>) -> Self {
-        Ingest { store, queue }
+        Ingest {
+            store,
+            queue,
+            stale_after: CLAIM_STALE_AFTER,
+        }
+    }
+
+    /// How old a pending claim must be before another post takes it over (tests shorten it).
+    pub fn with_stale_after(mut self, stale_after: time::Duration) -> Self {
+        self.stale_after = stale_after;
+        self
     }
 
     pub async fn accept(&self, tenant_id: &str, body: &Value) -> Result<Accepted> {
         let now = OffsetDateTime::now_utc();
         let event = Event::parse(body, now)?;
         let id = event.id.to_string();
-        let message = envelope(tenant_id, event);
-        if !self.claim(tenant_id, &id, &message, now).await? {
-            return Ok(Accepted {
-                id,
-                status: Outcome::Duplicate,
-            });
-        }
+        let message = envelope(tenant_id, event)?;
+        let (message, until) = match self.claim(tenant_id, &id, &message, now).await? {
+            Claim::Won => (message, now + DEDUPE_WINDOW),
+            Claim::Confirmed => {
+                return Ok(Accepted {
+                    id,
+                    status: Outcome::Duplicate,
+                })
+            }
+            Claim::Pending {
+                envelope,
+                claimed_at,
+                until,
+            } => {
+                self.take_over(tenant_id, &id, claimed_at, now).await?;
+                (envelope, until)
+            }
+        };
         if let Err(e) = self.queue.send(message, Duration::ZERO).await {
             self.release(tenant_id, &id).await;
             return Err(e);
         }
+        self.confirm(tenant_id, &id, until).await;
         tracing::info!(tenant_id, event_id = %id, "event accepted");
         Ok(Accepted {
             id,
@@ -95,11 +142,14 @@ impl Ingest {
         let mut items: Vec<BatchItem> = Vec::with_capacity(events.len());
         let mut valid: Vec<(usize, String, String)> = Vec::with_capacity(events.len());
         for (index, raw) in events.iter().enumerate() {
-            match Event::parse(raw, now) {
-                Ok(event) => {
-                    let id = event.id.to_string();
+            let parsed = Event::parse(raw, now).and_then(|event| {
+                let id = event.id.to_string();
+                Ok((id, envelope(tenant_id, event)?))
+            });
+            match parsed {
+                Ok((id, message)) => {
                     items.push(item(index, Some(id.clone()), "accepted"));
-                    valid.push((index, id, envelope(tenant_id, event)));
+                    valid.push((index, id, message));
                 }
                 Err(e) => {
                     let mut it = item(index, None, "invalid");
@@ -119,42 +169,75 @@ impl Ingest {
                 }
             }
         }
-        // Claims are conditional writes, so two copies of one id in a batch yield one claim.
+        // A later copy of an id in the same batch is a duplicate of the first: one claim each.
+        let mut ids = std::collections::HashSet::with_capacity(valid.len());
+        valid.retain(|(index, id, _)| {
+            let first = ids.insert(id.clone());
+            if !first {
+                items[*index].status = "duplicate";
+            }
+            first
+        });
         let claims = join_all(
             valid
                 .iter()
                 .map(|(_, id, message)| self.claim(tenant_id, id, message, now)),
         )
         .await;
-        let mut to_send: Vec<(usize, String, String)> = Vec::new();
+        let mut to_send: Vec<(usize, String, String, OffsetDateTime)> = Vec::new();
         for ((index, id, message), claim) in valid.into_iter().zip(claims) {
-            match claim {
-                Ok(true) => to_send.push((index, id, message)),
-                Ok(false) => items[index].status = "duplicate",
+            let taken = match claim {
+                Ok(Claim::Won) => Ok((message, now + DEDUPE_WINDOW)),
+                Ok(Claim::Confirmed) => {
+                    items[index].status = "duplicate";
+                    continue;
+                }
+                Ok(Claim::Pending {
+                    envelope,
+                    claimed_at,
+                    until,
+                }) => self
+                    .take_over(tenant_id, &id, claimed_at, now)
+                    .await
+                    .map(|()| (envelope, until)),
+                Err(e) => Err(e),
+            };
+            match taken {
+                Ok((message, until)) => to_send.push((index, id, message, until)),
                 Err(e) => {
-                    items[index].status = "failed";
-                    items[index].detail = Some(e.to_string());
+                    let (status, detail) = not_queued(&e);
+                    items[index].status = status;
+                    items[index].detail = Some(detail);
                 }
             }
         }
         if to_send.is_empty() {
             return Ok(items);
         }
-        let bodies = to_send.iter().map(|(_, _, b)| b.clone()).collect();
+        let bodies = to_send.iter().map(|(_, _, b, _)| b.clone()).collect();
         let results = match self.queue.send_batch(bodies).await {
             Ok(r) => r,
-            Err(e) => vec![Err(e.to_string()); to_send.len()],
+            Err(e) => to_send
+                .iter()
+                .map(|_| Err(Error::Queue(e.to_string())))
+                .collect(),
         };
-        for ((index, id, _), result) in to_send.iter().zip(results) {
+        let mut confirms = Vec::with_capacity(to_send.len());
+        for ((index, id, _, until), result) in to_send.iter().zip(results) {
             match result {
-                Ok(()) => tracing::info!(tenant_id, event_id = %id, "event accepted"),
-                Err(detail) => {
+                Ok(()) => {
+                    tracing::info!(tenant_id, event_id = %id, "event accepted");
+                    confirms.push(self.confirm(tenant_id, id, *until));
+                }
+                Err(e) => {
                     self.release(tenant_id, id).await;
-                    items[*index].status = "failed";
+                    let (status, detail) = not_queued(&e);
+                    items[*index].status = status;
                     items[*index].detail = Some(detail);
                 }
             }
         }
+        join_all(confirms).await;
         Ok(items)
     }
 
@@ -164,15 +247,55 @@ impl Ingest {
         event_id: &str,
         message: &str,
         now: OffsetDateTime,
-    ) -> Result<bool> {
+    ) -> Result<Claim> {
         self.store
             .claim_event(tenant_id, event_id, message, now + DEDUPE_WINDOW, now)
             .await
     }
 
+    /// Takes over a pending claim whose post is presumed dead (claimed longer ago than any post
+    /// runs, or released after its enqueue failed), so its stored envelope is queued now, with
+    /// the same envelope id: if the dead post did queue it, dispatch sees the same deliveries
+    /// and sends nothing twice. A claim younger than that is a post still running: retry later.
+    async fn take_over(
+        &self,
+        tenant_id: &str,
+        event_id: &str,
+        claimed_at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<()> {
+        let age = now - claimed_at;
+        if age < self.stale_after {
+            let wait = (self.stale_after - age).as_seconds_f64().ceil().max(1.0);
+            return Err(Error::InFlight(wait as u64));
+        }
+        if !self
+            .store
+            .take_over_event(tenant_id, event_id, claimed_at, now)
+            .await?
+        {
+            // Another post took it over or it was confirmed: the next retry learns which.
+            return Err(Error::InFlight(1));
+        }
+        tracing::warn!(
+            tenant_id,
+            event_id,
+            "a pending claim was taken over; queueing its stored envelope"
+        );
+        Ok(())
+    }
+
+    /// The envelope is on the queue. A failed confirmation leaves the claim pending: a later
+    /// post of the id takes it over and queues the same envelope again, which sends nothing twice.
+    async fn confirm(&self, tenant_id: &str, event_id: &str, until: OffsetDateTime) {
+        if let Err(e) = self.store.confirm_event(tenant_id, event_id, until).await {
+            tracing::warn!(tenant_id, event_id, error = %e, "could not confirm a dedupe claim");
+        }
+    }
+
     async fn release(&self, tenant_id: &str, event_id: &str) {
         if let Err(e) = self.store.release_event_id(tenant_id, event_id).await {
-            // The event was not enqueued; a retry within 24 h will be answered `duplicate`.
+            // The claim stays pending: a retry takes it over once it is stale.
             tracing::error!(tenant_id, event_id, error = %e, "could not release dedupe claim");
         }
     }
@@ -188,15 +311,25 @@ fn item(index: usize, id: Option<String>, status: &'static str) -> BatchItem {
     }
 }
 
-fn envelope(tenant_id: &str, event: Event) -> String {
-    serde_json::to_string(&EventEnvelope {
+/// The queued envelope of an accepted event, refused when it is larger than the queue and the
+/// event log can hold: numbers written out in full and escapes can make it larger than the
+/// body it came in.
+fn envelope(tenant_id: &str, event: Event) -> Result<String> {
+    let text = EventEnvelope {
         tenant_id: tenant_id.into(),
         envelope_id: crate::ids::ulid(),
         event,
         target: None,
         not_before: None,
-    })
-    .expect("envelopes serialize")
+    }
+    .to_queue_text();
+    if text.len() > MAX_ENVELOPE_BYTES {
+        return Err(Error::EventTooLarge {
+            size: text.len(),
+            limit: MAX_ENVELOPE_BYTES,
+        });
+    }
+    Ok(text)
 }
 
 #[cfg(test)]
@@ -215,10 +348,10 @@ mod tests {
         async fn send(&self, _: String, _: Duration) -> Result<()> {
             Err(Error::Queue("unreachable".into()))
         }
-        async fn send_batch(&self, bodies: Vec<String>) -> Result<Vec<Result<(), String>>> {
+        async fn send_batch(&self, bodies: Vec<String>) -> Result<Vec<Result<()>>> {
             Ok(bodies
                 .iter()
-                .map(|_| Err("unreachable".to_string()))
+                .map(|_| Err(Error::Queue("unreachable: AWS's own words".into())))
                 .collect())
         }
         async fn receive(&self, _: usize, _: Duration) -> Result<Vec<Received>> {
@@ -264,6 +397,11 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(items[0].status, "failed");
+        let detail = items[0].detail.as_deref().unwrap();
+        assert!(
+            !detail.contains("AWS") && !detail.contains("unreachable"),
+            "no raw AWS text in an answer: {detail}"
+        );
         let up = Ingest::new(store, Arc::new(MemoryQueue::default()));
         assert_eq!(
             up.accept("t", &body).await.unwrap().status,

@@ -1,14 +1,14 @@
 //! The in-memory store: the local stack's default and the unit tests' store. A real
 //! implementation with the same semantics as DynamoDB, not a mock.
 
-use super::{ApiKey, Page, Store, Tenant};
+use super::{ApiKey, Claim, Page, Store, Tenant};
 use crate::delivery::{Delivery, DeliveryStatus};
 use crate::error::{Error, Result};
 use crate::webhook::Webhook;
 use async_trait::async_trait;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
-use time::OffsetDateTime;
+use time::{Date, OffsetDateTime};
 
 #[derive(Default)]
 struct State {
@@ -19,8 +19,15 @@ struct State {
     /// By id. Hashed, not ordered: each attempt looks its delivery up twice, and a tree of
     /// string keys costs a cache miss per level; the log's listing sorts what it shows.
     deliveries: HashMap<Arc<str>, Delivery, foldhash::fast::RandomState>,
-    /// (tenant, event id) → (dedupe until, envelope).
-    claims: HashMap<(String, String), (OffsetDateTime, String)>,
+    /// By (tenant, event id).
+    claims: HashMap<(String, String), EventClaim>,
+}
+
+struct EventClaim {
+    dedupe_until: OffsetDateTime,
+    envelope: String,
+    /// When the pending claim was taken; `None` once confirmed.
+    claimed_at: Option<OffsetDateTime>,
 }
 
 #[derive(Default)]
@@ -56,8 +63,45 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn tenant_for_key(&self, key_hash: &str) -> Result<Option<String>> {
-        Ok(self.read().keys.get(key_hash).map(|k| k.tenant_id.clone()))
+    async fn api_key(&self, key_hash: &str) -> Result<Option<ApiKey>> {
+        Ok(self.read().keys.get(key_hash).cloned())
+    }
+
+    async fn get_api_key(&self, tenant_id: &str, key_id: &str) -> Result<Option<ApiKey>> {
+        Ok(self
+            .read()
+            .keys
+            .values()
+            .find(|k| k.tenant_id == tenant_id && k.id == key_id)
+            .cloned())
+    }
+
+    async fn list_api_keys(
+        &self,
+        tenant_id: &str,
+        limit: usize,
+        after: Option<&str>,
+    ) -> Result<Page<ApiKey>> {
+        let state = self.read();
+        let mut items: Vec<ApiKey> = state
+            .keys
+            .values()
+            .filter(|k| k.tenant_id == tenant_id && after.is_none_or(|a| k.id.as_str() > a))
+            .cloned()
+            .collect();
+        items.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+        let more = items.len() > limit;
+        items.truncate(limit);
+        Ok(Page { items, more })
+    }
+
+    async fn touch_api_key(&self, key_hash: &str, day: Date) -> Result<()> {
+        if let Some(key) = self.write().keys.get_mut(key_hash) {
+            if key.last_used.is_none_or(|d| d < day) {
+                key.last_used = Some(day);
+            }
+        }
+        Ok(())
     }
 
     async fn delete_api_key(&self, tenant_id: &str, key_id: &str) -> Result<bool> {
@@ -94,11 +138,12 @@ impl Store for MemoryStore {
             .webhooks
             .get_mut(&(webhook.tenant_id.clone(), webhook.id.clone()))
         {
-            Some(slot) => {
+            Some(slot) if slot.revision == webhook.revision => {
                 *slot = webhook.clone();
+                slot.revision += 1;
                 Ok(true)
             }
-            None => Ok(false),
+            _ => Ok(false),
         }
     }
 
@@ -227,15 +272,66 @@ impl Store for MemoryStore {
         envelope: &str,
         until: OffsetDateTime,
         now: OffsetDateTime,
-    ) -> Result<bool> {
+    ) -> Result<Claim> {
         let mut state = self.write();
         let key = (tenant_id.to_string(), event_id.to_string());
         match state.claims.get(&key) {
-            Some((expires, _)) if *expires > now => Ok(false),
+            Some(live) if live.dedupe_until > now => Ok(match live.claimed_at {
+                None => Claim::Confirmed,
+                Some(claimed_at) => Claim::Pending {
+                    envelope: live.envelope.clone(),
+                    claimed_at,
+                    until: live.dedupe_until,
+                },
+            }),
             _ => {
-                state.claims.insert(key, (until, envelope.to_string()));
+                state.claims.insert(
+                    key,
+                    EventClaim {
+                        dedupe_until: until,
+                        envelope: envelope.to_string(),
+                        claimed_at: Some(now),
+                    },
+                );
+                Ok(Claim::Won)
+            }
+        }
+    }
+
+    async fn confirm_event(
+        &self,
+        tenant_id: &str,
+        event_id: &str,
+        until: OffsetDateTime,
+    ) -> Result<()> {
+        if let Some(claim) = self
+            .write()
+            .claims
+            .get_mut(&(tenant_id.to_string(), event_id.to_string()))
+            .filter(|c| c.dedupe_until == until)
+        {
+            claim.claimed_at = None;
+        }
+        Ok(())
+    }
+
+    async fn take_over_event(
+        &self,
+        tenant_id: &str,
+        event_id: &str,
+        seen: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<bool> {
+        let mut state = self.write();
+        match state
+            .claims
+            .get_mut(&(tenant_id.to_string(), event_id.to_string()))
+        {
+            Some(claim) if claim.claimed_at == Some(seen) => {
+                claim.claimed_at = Some(now);
                 Ok(true)
             }
+            _ => Ok(false),
         }
     }
 
@@ -244,13 +340,19 @@ impl Store for MemoryStore {
             .read()
             .claims
             .get(&(tenant_id.to_string(), event_id.to_string()))
-            .map(|(_, envelope)| envelope.clone()))
+            .map(|claim| claim.envelope.clone()))
     }
 
     async fn release_event_id(&self, tenant_id: &str, event_id: &str) -> Result<()> {
-        self.write()
+        if let Some(claim) = self
+            .write()
             .claims
-            .remove(&(tenant_id.to_string(), event_id.to_string()));
+            .get_mut(&(tenant_id.to_string(), event_id.to_string()))
+        {
+            if claim.claimed_at.is_some() {
+                claim.claimed_at = Some(OffsetDateTime::UNIX_EPOCH);
+            }
+        }
         Ok(())
     }
 }

@@ -8,10 +8,11 @@ pub use memory::MemoryStore;
 
 use crate::delivery::Delivery;
 use crate::error::Result;
+use crate::scope::Scopes;
 use crate::webhook::Webhook;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
+use time::{Date, OffsetDateTime};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tenant {
@@ -21,14 +22,26 @@ pub struct Tenant {
     pub created_at: OffsetDateTime,
 }
 
-/// An API key as stored: only its SHA-256 hash, never the key.
+/// An API key as stored: only its SHA-256 hash, never the key. Name and scopes are fixed when
+/// the key is made.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiKey {
     pub id: String,
     pub tenant_id: String,
     pub hash: String,
+    /// A label for people; may be empty (keys made before names existed have none).
+    pub name: String,
+    pub scopes: Scopes,
     pub created_at: OffsetDateTime,
+    /// The UTC day the key was last presented, recorded at most once a day.
+    pub last_used: Option<Date>,
 }
+
+/// How a day is written where keys keep it and where the API shows it: `2026-12-02`. Days in
+/// this form sort as text in date order, which the conditional write of a key's last use
+/// relies on.
+pub const DAY: &[time::format_description::BorrowedFormatItem<'static>] =
+    time::macros::format_description!("[year]-[month]-[day]");
 
 /// One page of a listing; `after` of the next call is the last item's id.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,14 +55,29 @@ pub trait Store: Send + Sync {
     async fn put_tenant(&self, tenant: &Tenant) -> Result<()>;
     /// Stores a key (overwriting one with the same hash).
     async fn put_api_key(&self, key: &ApiKey) -> Result<()>;
-    async fn tenant_for_key(&self, key_hash: &str) -> Result<Option<String>>;
+    /// The key with this hash: how a request is authenticated.
+    async fn api_key(&self, key_hash: &str) -> Result<Option<ApiKey>>;
+    /// One of the tenant's keys, by id.
+    async fn get_api_key(&self, tenant_id: &str, key_id: &str) -> Result<Option<ApiKey>>;
+    /// The tenant's keys in id (creation) order, `limit` at most, after the id `after`.
+    async fn list_api_keys(
+        &self,
+        tenant_id: &str,
+        limit: usize,
+        after: Option<&str>,
+    ) -> Result<Page<ApiKey>>;
+    /// Records `day` as the key's last use. Writes nothing when the key is gone or already
+    /// records `day` or a later one, so concurrent first uses of a day cannot move it back.
+    async fn touch_api_key(&self, key_hash: &str, day: Date) -> Result<()>;
     /// Revokes one of the tenant's keys; `false` when the tenant has no such key.
     async fn delete_api_key(&self, tenant_id: &str, key_id: &str) -> Result<bool>;
 
     /// Fails with `Error::Conflict` when the id is taken.
     async fn create_webhook(&self, webhook: &Webhook) -> Result<()>;
     async fn get_webhook(&self, tenant_id: &str, id: &str) -> Result<Option<Webhook>>;
-    /// Replaces an existing webhook; `false` when it does not exist (it is not created).
+    /// Replaces an existing webhook whose stored revision is still `webhook.revision` (the one
+    /// its writer read), storing it with the next revision. `false` when it does not exist or
+    /// has been written since: nothing is written, and the writer re-reads and re-applies.
     async fn update_webhook(&self, webhook: &Webhook) -> Result<bool>;
     async fn count_webhooks(&self, tenant_id: &str) -> Result<usize>;
     /// The tenant's webhooks in creation order, `limit` at most, after the id `after`.
@@ -82,8 +110,8 @@ pub trait Store: Send + Sync {
     ) -> Result<Page<Delivery>>;
 
     /// Claims an event id for the dedupe window and keeps the accepted envelope (for redelivery,
-    /// as long as its deliveries are kept). `true` when this call claimed it, `false` when a live
-    /// claim exists (a duplicate).
+    /// as long as its deliveries are kept), pending until [`Store::confirm_event`]. When a live
+    /// claim exists nothing is written, and the answer says what state it is in.
     async fn claim_event(
         &self,
         tenant_id: &str,
@@ -91,9 +119,44 @@ pub trait Store: Send + Sync {
         envelope: &str,
         until: OffsetDateTime,
         now: OffsetDateTime,
+    ) -> Result<Claim>;
+    /// Marks the claim whose window ends at `until` confirmed: its envelope is on the queue.
+    async fn confirm_event(
+        &self,
+        tenant_id: &str,
+        event_id: &str,
+        until: OffsetDateTime,
+    ) -> Result<()>;
+    /// Takes over a pending claim whose holder is presumed dead: its claim time becomes `now`,
+    /// on the condition that it is still pending and still claimed at `seen`. `false` when
+    /// another post took it over or it was confirmed meanwhile.
+    async fn take_over_event(
+        &self,
+        tenant_id: &str,
+        event_id: &str,
+        seen: OffsetDateTime,
+        now: OffsetDateTime,
     ) -> Result<bool>;
     /// The envelope last accepted under this event id.
     async fn get_event(&self, tenant_id: &str, event_id: &str) -> Result<Option<String>>;
-    /// Gives a claim back, so an event that could not be enqueued can be posted again.
+    /// Gives a pending claim up after its enqueue failed: the next post of the id takes it
+    /// over at once and queues the stored envelope. A confirmed claim is left as it is.
     async fn release_event_id(&self, tenant_id: &str, event_id: &str) -> Result<()>;
+}
+
+/// The state of an event id's live claim, as [`Store::claim_event`] found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// This call claimed the id: its envelope is stored, pending.
+    Won,
+    /// The id's envelope is on the queue: this post is a duplicate.
+    Confirmed,
+    /// An earlier post holds the id and has not confirmed its enqueue: it is still queueing,
+    /// or it failed or died before it could. `claimed_at` is the epoch after a release.
+    Pending {
+        envelope: String,
+        claimed_at: OffsetDateTime,
+        /// The end of the claim's dedupe window, which names the claim to confirm.
+        until: OffsetDateTime,
+    },
 }

@@ -1,17 +1,58 @@
-//! Tenant authentication: the one place a request is tied to a tenant. Every tenant-scoped
-//! handler takes a [`Caller`], so a route cannot forget to scope.
+//! Tenant authentication: the one place a request is tied to a tenant and its key's scopes.
+//! Every tenant-scoped handler takes a [`Caller`] naming the scope it needs
+//! (`Caller<need::Manage>`), so a route can forget neither the tenant nor the scope.
 
 use super::AppState;
 use crate::error::Error;
-use crate::service::tenants::hash_key;
+use crate::scope::{Scope, Scopes};
+use crate::service::tenants::{authenticate, hash_key};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
+use std::marker::PhantomData;
 use subtle::ConstantTimeEq;
 
-/// The authenticated tenant behind `Authorization: Bearer <key>`.
-#[derive(Debug, Clone)]
-pub struct Caller {
+/// The scope a route needs, as a type: `Caller<need::Read>`.
+pub trait Need {
+    const SCOPE: Scope;
+}
+
+pub mod need {
+    use super::Need;
+    use crate::scope::Scope;
+
+    /// Posting events.
+    pub struct Ingest;
+    /// The GET routes of webhooks, deliveries and the catalog.
+    pub struct Read;
+    /// Changing webhooks and deliveries, and their secrets.
+    pub struct Manage;
+    /// Keys.
+    pub struct Admin;
+
+    impl Need for Ingest {
+        const SCOPE: Scope = Scope::Ingest;
+    }
+    impl Need for Read {
+        const SCOPE: Scope = Scope::Read;
+    }
+    impl Need for Manage {
+        const SCOPE: Scope = Scope::Manage;
+    }
+    impl Need for Admin {
+        const SCOPE: Scope = Scope::Admin;
+    }
+}
+
+/// The authenticated tenant behind `Authorization: Bearer <key>`, whose key holds `N`'s scope.
+/// A missing or unknown key is a 401; a known key without the scope a 403, whatever the id in
+/// the path, so a 403 says nothing about another tenant's resources.
+#[derive(Debug)]
+pub struct Caller<N> {
     pub tenant_id: String,
+    pub key_id: String,
+    /// Every scope of the caller's key, not only the one the route needs.
+    pub scopes: Scopes,
+    need: PhantomData<fn() -> N>,
 }
 
 fn bearer(parts: &Parts) -> Option<&str> {
@@ -52,23 +93,39 @@ impl FromRequestParts<AppState> for Admin {
     }
 }
 
-impl FromRequestParts<AppState> for Caller {
+impl<N: Need> FromRequestParts<AppState> for Caller<N> {
     type Rejection = Error;
 
     async fn from_request_parts(
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let key = bearer(parts).ok_or(Error::Unauthorized)?;
+        let presented = bearer(parts).ok_or(Error::Unauthorized)?;
+        let today = time::OffsetDateTime::now_utc().date();
         // Looking up the hash, not the key, keeps the comparison independent of the key's bytes.
-        let Some(tenant_id) = state.store.tenant_for_key(&hash_key(key)).await? else {
+        let Some(key) = authenticate(state.store.as_ref(), presented, today).await? else {
             return Err(Error::Unauthorized);
         };
-        tracing::Span::current().record("tenant_id", tenant_id.as_str());
+        tracing::Span::current().record("tenant_id", key.tenant_id.as_str());
         if let Some(limiter) = &state.limiter {
-            limiter.check(&tenant_id)?;
+            limiter.check(&key.tenant_id)?;
         }
-        Ok(Caller { tenant_id })
+        if !key.scopes.contains(N::SCOPE) {
+            return Err(Error::forbidden(
+                format!(
+                    "this route needs a key with the `{}` scope; this key has: {}",
+                    N::SCOPE,
+                    key.scopes
+                ),
+                Vec::new(),
+            ));
+        }
+        Ok(Caller {
+            tenant_id: key.tenant_id,
+            key_id: key.id,
+            scopes: key.scopes,
+            need: PhantomData,
+        })
     }
 }
 

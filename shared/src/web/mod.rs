@@ -12,7 +12,7 @@ use crate::service::ingest::{Accepted, Outcome};
 use crate::service::{Api, Ingest};
 use crate::store::Store;
 use crate::webhook::WebhookView;
-use auth::{Admin, Caller};
+use auth::{need, Admin, Caller};
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
@@ -154,7 +154,7 @@ fn api_routes() -> Router<AppState> {
             .route("/v1/deliveries/{id}", get(get_delivery))
             .route("/v1/deliveries/{id}/redeliver", post(redeliver))
             .route("/v1/tenants", post(create_tenant))
-            .route("/v1/keys", post(create_key))
+            .route("/v1/keys", post(create_key).get(list_keys))
             .route("/v1/keys/{id}", delete(delete_key)),
         API_BODY_LIMIT,
     )
@@ -192,6 +192,7 @@ fn list_params(params: Result<Query<ListParams>, QueryRejection>) -> Result<List
 }
 
 #[utoipa::path(post, path = "/v1/events", tag = "events", request_body = openapi::EventInput,
+    security(("bearer" = ["ingest"])),
     responses((status = 202, description = "Accepted and queued", body = Accepted),
               (status = 200, description = "The same id was accepted within 24 h: not delivered again", body = Accepted),
               (status = 400, response = openapi::Malformed), (status = 401, response = openapi::Unauthorized),
@@ -199,7 +200,7 @@ fn list_params(params: Result<Query<ListParams>, QueryRejection>) -> Result<List
               (status = 422, response = openapi::Invalid), (status = 503, response = openapi::Unavailable)))]
 async fn post_event(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Caller<need::Ingest>,
     JsonBody(body): JsonBody,
 ) -> Result<Response, Error> {
     let accepted = state.ingest.accept(&caller.tenant_id, &body).await?;
@@ -211,13 +212,14 @@ async fn post_event(
 }
 
 #[utoipa::path(post, path = "/v1/events/batch", tag = "events", request_body = openapi::BatchInput,
+    security(("bearer" = ["ingest"])),
     responses((status = 200, description = "One result per event, in order", body = openapi::BatchAnswer),
               (status = 400, response = openapi::Malformed), (status = 401, response = openapi::Unauthorized),
               (status = 413, response = openapi::TooLarge), (status = 415, response = openapi::MediaType),
               (status = 422, response = openapi::Invalid)))]
 async fn post_batch(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Caller<need::Ingest>,
     JsonBody(body): JsonBody,
 ) -> Result<Response, Error> {
     let items = state.ingest.accept_batch(&caller.tenant_id, &body).await?;
@@ -241,13 +243,15 @@ async fn openapi_json() -> Response {
 }
 
 #[utoipa::path(get, path = "/v1/event-types", tag = "meta",
+    security(("bearer" = ["read"])),
     responses((status = 200, description = "The event catalog and subscription patterns", body = openapi::EventTypes),
               (status = 401, response = openapi::Unauthorized)))]
-async fn event_types(State(state): State<AppState>, _caller: Caller) -> Response {
+async fn event_types(State(state): State<AppState>, _caller: Caller<need::Read>) -> Response {
     Json(state.api.event_types()).into_response()
 }
 
 #[utoipa::path(post, path = "/v1/webhooks", tag = "webhooks", request_body = openapi::WebhookInput,
+    security(("bearer" = ["manage"])),
     responses((status = 201, description = "Created; `secret` is shown in this answer only", body = WebhookView,
                headers(("location" = String, description = "The webhook's URL"))),
               (status = 400, response = openapi::Malformed), (status = 401, response = openapi::Unauthorized),
@@ -255,7 +259,7 @@ async fn event_types(State(state): State<AppState>, _caller: Caller) -> Response
               (status = 415, response = openapi::MediaType), (status = 422, response = openapi::Invalid)))]
 async fn create_webhook(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Caller<need::Manage>,
     JsonBody(body): JsonBody,
 ) -> Result<Response, Error> {
     let webhook = state.api.create_webhook(&caller.tenant_id, &body).await?;
@@ -269,12 +273,13 @@ async fn create_webhook(
 }
 
 #[utoipa::path(get, path = "/v1/webhooks", tag = "webhooks", params(ListParams),
+    security(("bearer" = ["read"])),
     responses((status = 200, description = "A page of webhooks, oldest first", body = openapi::WebhookList),
               (status = 400, response = openapi::Malformed), (status = 401, response = openapi::Unauthorized),
               (status = 422, response = openapi::Invalid)))]
 async fn list_webhooks(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Caller<need::Read>,
     params: Result<Query<ListParams>, QueryRejection>,
 ) -> Result<Response, Error> {
     let params = list_params(params)?;
@@ -290,17 +295,19 @@ async fn list_webhooks(
 }
 
 #[utoipa::path(get, path = "/v1/webhooks/{id}", tag = "webhooks", params(("id" = String, Path)),
+    security(("bearer" = ["read"])),
     responses((status = 200, description = "The webhook", body = WebhookView),
               (status = 401, response = openapi::Unauthorized), (status = 404, response = openapi::NotFound)))]
 async fn get_webhook(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Caller<need::Read>,
     Id(id): Id,
 ) -> Result<Response, Error> {
     Ok(Json(state.api.get_webhook(&caller.tenant_id, &id).await?).into_response())
 }
 
 #[utoipa::path(put, path = "/v1/webhooks/{id}", tag = "webhooks", params(("id" = String, Path)),
+    security(("bearer" = ["manage"])),
     request_body(content = openapi::WebhookInput, description = "Replaces every field; a protected header sent without `value` keeps its stored value"),
     responses((status = 200, description = "The updated webhook", body = WebhookView),
               (status = 400, response = openapi::Malformed), (status = 401, response = openapi::Unauthorized),
@@ -308,7 +315,7 @@ async fn get_webhook(
               (status = 415, response = openapi::MediaType), (status = 422, response = openapi::Invalid)))]
 async fn replace_webhook(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Caller<need::Manage>,
     Id(id): Id,
     JsonBody(body): JsonBody,
 ) -> Result<Response, Error> {
@@ -322,6 +329,7 @@ async fn replace_webhook(
 }
 
 #[utoipa::path(patch, path = "/v1/webhooks/{id}", tag = "webhooks", params(("id" = String, Path)),
+    security(("bearer" = ["manage"])),
     request_body(content = openapi::WebhookPatch, description = "A JSON merge patch (RFC 7396); `{\"enabled\": true}` re-enables and clears `disabled_reason`"),
     responses((status = 200, description = "The updated webhook", body = WebhookView),
               (status = 400, response = openapi::Malformed), (status = 401, response = openapi::Unauthorized),
@@ -329,7 +337,7 @@ async fn replace_webhook(
               (status = 415, response = openapi::MediaType), (status = 422, response = openapi::Invalid)))]
 async fn patch_webhook(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Caller<need::Manage>,
     Id(id): Id,
     JsonBody(body): JsonBody,
 ) -> Result<Response, Error> {
@@ -343,11 +351,12 @@ async fn patch_webhook(
 }
 
 #[utoipa::path(delete, path = "/v1/webhooks/{id}", tag = "webhooks", params(("id" = String, Path)),
+    security(("bearer" = ["manage"])),
     responses((status = 204, description = "Deleted"),
               (status = 401, response = openapi::Unauthorized), (status = 404, response = openapi::NotFound)))]
 async fn delete_webhook(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Caller<need::Manage>,
     Id(id): Id,
 ) -> Result<Response, Error> {
     state.api.delete_webhook(&caller.tenant_id, &id).await?;
@@ -355,11 +364,12 @@ async fn delete_webhook(
 }
 
 #[utoipa::path(get, path = "/v1/webhooks/{id}/secret", tag = "webhooks", params(("id" = String, Path)),
+    security(("bearer" = ["manage"])),
     responses((status = 200, description = "The current signing secret", body = openapi::SecretAnswer),
               (status = 401, response = openapi::Unauthorized), (status = 404, response = openapi::NotFound)))]
 async fn get_secret(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Caller<need::Manage>,
     Id(id): Id,
 ) -> Result<Response, Error> {
     let secret = state.api.secret(&caller.tenant_id, &id).await?;
@@ -367,11 +377,12 @@ async fn get_secret(
 }
 
 #[utoipa::path(post, path = "/v1/webhooks/{id}/secret/rotate", tag = "webhooks", params(("id" = String, Path)),
+    security(("bearer" = ["manage"])),
     responses((status = 200, description = "The new secret; the previous one keeps signing for 24 h", body = openapi::SecretAnswer),
               (status = 401, response = openapi::Unauthorized), (status = 404, response = openapi::NotFound)))]
 async fn rotate_secret(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Caller<need::Manage>,
     Id(id): Id,
 ) -> Result<Response, Error> {
     let secret = state.api.rotate_secret(&caller.tenant_id, &id).await?;
@@ -379,6 +390,7 @@ async fn rotate_secret(
 }
 
 #[utoipa::path(post, path = "/v1/webhooks/{id}/test", tag = "webhooks", params(("id" = String, Path)),
+    security(("bearer" = ["manage"])),
     request_body(content = Option<openapi::TestInput>, description = "Optional; the event type to send (default: the webhook's first)"),
     responses((status = 200, description = "What the receiver did", body = TestResult),
               (status = 400, response = openapi::Malformed), (status = 401, response = openapi::Unauthorized),
@@ -386,7 +398,7 @@ async fn rotate_secret(
               (status = 422, response = openapi::Invalid)))]
 async fn test_webhook(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Caller<need::Manage>,
     Id(id): Id,
     OptionalJsonBody(body): OptionalJsonBody,
 ) -> Result<Response, Error> {
@@ -400,25 +412,27 @@ async fn test_webhook(
 }
 
 #[utoipa::path(post, path = "/v1/webhooks/test", tag = "webhooks", request_body = openapi::UnsavedTestInput,
+    security(("bearer" = ["manage"])),
     responses((status = 200, description = "What the receiver did", body = TestResult),
               (status = 400, response = openapi::Malformed), (status = 401, response = openapi::Unauthorized),
               (status = 413, response = openapi::TooLarge), (status = 415, response = openapi::MediaType),
               (status = 422, response = openapi::Invalid)))]
 async fn test_unsaved(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Caller<need::Manage>,
     JsonBody(body): JsonBody,
 ) -> Result<Response, Error> {
     Ok(Json(state.api.test_unsaved(&caller.tenant_id, &body).await?).into_response())
 }
 
 #[utoipa::path(get, path = "/v1/webhooks/{id}/deliveries", tag = "deliveries", params(("id" = String, Path), ListParams),
+    security(("bearer" = ["read"])),
     responses((status = 200, description = "A page of the webhook's deliveries, newest first", body = openapi::DeliveryList),
               (status = 400, response = openapi::Malformed), (status = 401, response = openapi::Unauthorized),
               (status = 404, response = openapi::NotFound), (status = 422, response = openapi::Invalid)))]
 async fn list_deliveries(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Caller<need::Read>,
     Id(id): Id,
     params: Result<Query<ListParams>, QueryRejection>,
 ) -> Result<Response, Error> {
@@ -436,11 +450,12 @@ async fn list_deliveries(
 }
 
 #[utoipa::path(get, path = "/v1/deliveries/{id}", tag = "deliveries", params(("id" = String, Path)),
+    security(("bearer" = ["read"])),
     responses((status = 200, description = "The delivery with its attempts", body = DeliveryView),
               (status = 401, response = openapi::Unauthorized), (status = 404, response = openapi::NotFound)))]
 async fn get_delivery(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Caller<need::Read>,
     Id(id): Id,
 ) -> Result<Response, Error> {
     let delivery = state.api.get_delivery(&caller.tenant_id, &id).await?;
@@ -448,12 +463,13 @@ async fn get_delivery(
 }
 
 #[utoipa::path(post, path = "/v1/deliveries/{id}/redeliver", tag = "deliveries", params(("id" = String, Path)),
+    security(("bearer" = ["manage"])),
     responses((status = 202, description = "A new attempt is queued", body = DeliveryView),
               (status = 401, response = openapi::Unauthorized), (status = 404, response = openapi::NotFound),
               (status = 409, response = openapi::Conflict), (status = 503, response = openapi::Unavailable)))]
 async fn redeliver(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Caller<need::Manage>,
     Id(id): Id,
 ) -> Result<Response, Error> {
     let delivery = state.api.redeliver(&caller.tenant_id, &id).await?;
@@ -478,25 +494,67 @@ async fn create_tenant(
         .into_response())
 }
 
-#[utoipa::path(post, path = "/v1/keys", tag = "tenants",
+#[utoipa::path(get, path = "/v1/keys", tag = "keys", params(ListParams),
+    security(("bearer" = ["admin"])),
+    responses((status = 200, description = "A page of the tenant's keys, oldest first: never a key or its hash", body = openapi::KeyList),
+              (status = 400, response = openapi::Malformed), (status = 401, response = openapi::Unauthorized),
+              (status = 422, response = openapi::Invalid)))]
+async fn list_keys(
+    State(state): State<AppState>,
+    caller: Caller<need::Admin>,
+    params: Result<Query<ListParams>, QueryRejection>,
+) -> Result<Response, Error> {
+    let params = list_params(params)?;
+    let listing = state
+        .api
+        .list_keys(
+            &caller.tenant_id,
+            params.limit.as_deref(),
+            params.cursor.as_deref(),
+        )
+        .await?;
+    Ok(Json(listing).into_response())
+}
+
+#[utoipa::path(post, path = "/v1/keys", tag = "keys",
+    security(("bearer" = ["admin"])),
+    request_body(content = Option<openapi::KeyInput>, description = "Optional; without `scopes` the new key gets the scopes of the key asking"),
     responses((status = 201, description = "A new key for the caller's tenant, shown once", body = NewKey),
-              (status = 401, response = openapi::Unauthorized)))]
-async fn create_key(State(state): State<AppState>, caller: Caller) -> Result<Response, Error> {
+              (status = 400, response = openapi::Malformed), (status = 401, response = openapi::Unauthorized),
+              (status = 403, description = "The key lacks `admin`, or asked for scopes beyond its own (`errors` names `scopes`)", body = Problem, content_type = "application/problem+json"),
+              (status = 413, response = openapi::TooLarge), (status = 415, response = openapi::MediaType),
+              (status = 422, response = openapi::Invalid)))]
+async fn create_key(
+    State(state): State<AppState>,
+    caller: Caller<need::Admin>,
+    OptionalJsonBody(body): OptionalJsonBody,
+) -> Result<Response, Error> {
     Ok((
         StatusCode::CREATED,
-        Json(state.api.create_key(&caller.tenant_id).await?),
+        Json(
+            state
+                .api
+                .create_key(&caller.tenant_id, caller.scopes, &body)
+                .await?,
+        ),
     )
         .into_response())
 }
 
-#[utoipa::path(delete, path = "/v1/keys/{id}", tag = "tenants", params(("id" = String, Path)),
+#[utoipa::path(delete, path = "/v1/keys/{id}", tag = "keys", params(("id" = String, Path)),
+    security(("bearer" = ["admin"])),
     responses((status = 204, description = "Revoked"),
-              (status = 401, response = openapi::Unauthorized), (status = 404, response = openapi::NotFound)))]
+              (status = 401, response = openapi::Unauthorized),
+              (status = 403, description = "The key lacks `admin`, or the key to revoke holds scopes it lacks", body = Problem, content_type = "application/problem+json"),
+              (status = 404, response = openapi::NotFound)))]
 async fn delete_key(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Caller<need::Admin>,
     Id(id): Id,
 ) -> Result<Response, Error> {
-    state.api.delete_key(&caller.tenant_id, &id).await?;
+    state
+        .api
+        .delete_key(&caller.tenant_id, caller.scopes, &id)
+        .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

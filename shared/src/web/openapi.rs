@@ -6,7 +6,8 @@ use crate::catalog;
 use crate::delivery::{Attempt, DeliveryStatus};
 use crate::error::FieldError;
 use crate::event::{EnvironmentType, ObjectRef};
-use crate::service::api::{DeliveryView, NewKey, NewTenant, TestResult};
+use crate::scope::Scope;
+use crate::service::api::{DeliveryView, KeyView, NewKey, NewTenant, TestResult};
 use crate::service::ingest::{Accepted, BatchItem, Outcome};
 use crate::web::problem::Problem;
 use crate::webhook::{Filters, HeaderView, Kind, ObjectFilter, WebhookView};
@@ -180,6 +181,25 @@ pub struct TenantInput {
     name: String,
 }
 
+/// A key to create. Without `scopes` it gets those of the key asking; it can never get more.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct KeyInput {
+    /// A label for people; default empty.
+    #[schema(min_length = 1, max_length = 128)]
+    name: Option<String>,
+    #[schema(min_items = 1)]
+    scopes: Option<Vec<Scope>>,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct KeyList {
+    data: Vec<KeyView>,
+    next_cursor: Option<String>,
+}
+
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct WebhookList {
@@ -247,6 +267,7 @@ macro_rules! problem_responses {
 problem_responses! {
     Malformed => "The body is not JSON, or a query or path is malformed",
     Unauthorized => "Missing or invalid API key",
+    Forbidden => "The key lacks the scope this operation needs (its `security` names it)",
     NotFound => "No such resource for this tenant",
     Conflict => "The request conflicts with the current state",
     TooLarge => "The body is larger than the route accepts",
@@ -265,20 +286,21 @@ problem_responses! {
         super::create_webhook, super::list_webhooks, super::get_webhook, super::replace_webhook,
         super::patch_webhook, super::delete_webhook, super::get_secret, super::rotate_secret,
         super::test_webhook, super::test_unsaved, super::list_deliveries, super::get_delivery,
-        super::redeliver, super::create_tenant, super::create_key, super::delete_key,
+        super::redeliver, super::create_tenant, super::list_keys, super::create_key, super::delete_key,
     ),
     components(
         schemas(EventInput, BatchInput, BatchAnswer, HeaderInput, WebhookInput, WebhookPatch, TestInput,
             UnsavedTestInput, TenantInput, WebhookList, DeliveryList, SecretAnswer, Health, EventTypes,
             EventTypeInfo, PatternInfo, Accepted, Outcome, BatchItem, FieldError, Problem, WebhookView,
             HeaderView, Kind, Filters, ObjectFilter, EnvironmentType, ObjectRef, DeliveryView, Attempt,
-            DeliveryStatus, TestResult, NewKey, NewTenant),
-        responses(Malformed, Unauthorized, NotFound, Conflict, TooLarge, MediaType, Invalid, Unavailable, TooMany, HeadersTooLarge),
+            DeliveryStatus, TestResult, NewKey, NewTenant, KeyInput, KeyList, KeyView, Scope),
+        responses(Malformed, Unauthorized, Forbidden, NotFound, Conflict, TooLarge, MediaType, Invalid, Unavailable, TooMany, HeadersTooLarge),
     ),
     tags((name = "events", description = "Platforms post lifecycle events"),
          (name = "webhooks", description = "Subscriptions, secrets and test sends"),
          (name = "deliveries", description = "The delivery log and redelivery"),
-         (name = "tenants", description = "Tenants and API keys"),
+         (name = "tenants", description = "Tenants (the operator's admin key)"),
+         (name = "keys", description = "A tenant's API keys and their scopes"),
          (name = "meta", description = "Health, catalog and this document")),
 )]
 struct ApiDoc;
@@ -297,12 +319,19 @@ fn finish(mut doc: Value) -> Value {
     for name in ["TestInput", "UnsavedTestInput"] {
         schemas[name]["properties"]["event_type"]["enum"] = json!(catalog::type_names());
     }
-    // Every operation that takes a tenant key is rate limited per tenant.
+    // Every operation that takes a tenant key needs a scope (403 without it) and is rate
+    // limited per tenant.
     for path in doc["paths"].as_object_mut().expect("paths").values_mut() {
         for operation in path.as_object_mut().expect("a path item").values_mut() {
-            let keyed = operation.get("security").is_none();
+            let keyed = operation["security"]
+                .as_array()
+                .is_some_and(|s| s.iter().any(|r| r.get("bearer").is_some()));
             if keyed {
                 operation["responses"]["429"] = json!({"$ref": "#/components/responses/TooMany"});
+                let responses = operation["responses"].as_object_mut().expect("responses");
+                responses
+                    .entry("403")
+                    .or_insert_with(|| json!({"$ref": "#/components/responses/Forbidden"}));
             }
             operation["responses"]["431"] =
                 json!({"$ref": "#/components/responses/HeadersTooLarge"});
@@ -330,7 +359,7 @@ fn finish(mut doc: Value) -> Value {
     doc["paths"]["/v1/keys"]["post"]["responses"]["201"]["links"] =
         json!({"DeleteKey": {"operationId": "delete_key", "parameters": by_id}});
     doc["components"]["securitySchemes"] = json!({
-        "bearer": {"type": "http", "scheme": "bearer", "description": "A tenant API key"},
+        "bearer": {"type": "http", "scheme": "bearer", "description": "A tenant API key. Each operation names the scope it needs: `ingest` (posting events), `read` (GET routes), `manage` (changing webhooks and deliveries, secrets) or `admin` (keys)"},
         "admin": {"type": "http", "scheme": "bearer", "description": "HERALD_ADMIN_KEY"}
     });
     doc["security"] = json!([{"bearer": []}]);
@@ -371,12 +400,26 @@ mod tests {
         assert_eq!(doc["openapi"], "3.1.0");
         let paths = doc["paths"].as_object().unwrap();
         let operations: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
-        assert_eq!(operations, 21);
+        assert_eq!(operations, 22);
         assert_eq!(
             paths["/v1/health"]["get"]["security"],
             json!([{}]),
             "health needs no key"
         );
+        for (path, method, scope) in [
+            ("/v1/events", "post", "ingest"),
+            ("/v1/webhooks", "get", "read"),
+            ("/v1/webhooks/{id}/secret", "get", "manage"),
+            ("/v1/keys", "get", "admin"),
+        ] {
+            let operation = &paths[path][method];
+            assert_eq!(
+                operation["security"],
+                json!([{"bearer": [scope]}]),
+                "{method} {path}"
+            );
+            assert!(operation["responses"]["403"].is_object(), "{method} {path}");
+        }
         assert_eq!(
             doc["components"]["schemas"]["EventInput"]["properties"]["type"]["enum"]
                 .as_array()

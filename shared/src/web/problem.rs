@@ -90,6 +90,17 @@ impl From<Error> for Problem {
                 p.www_authenticate = true;
                 p
             }
+            Error::Forbidden(f) => {
+                let crate::error::Forbidden { detail, errors } = *f;
+                let mut p = Problem::new(
+                    StatusCode::FORBIDDEN,
+                    "urn:herald:problem:forbidden",
+                    "Forbidden",
+                    detail,
+                );
+                p.errors = errors;
+                p
+            }
             Error::NotFound(what) => Problem::new(
                 StatusCode::NOT_FOUND,
                 "urn:herald:problem:not-found",
@@ -130,6 +141,37 @@ impl From<Error> for Problem {
                 p.retry_after = Some(secs);
                 p
             }
+            Error::InFlight(secs) => {
+                let mut p = Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "urn:herald:problem:in-flight",
+                    "Event still being queued",
+                    format!(
+                        "an earlier post of this event id has not finished queueing it; retry in \
+                         {secs} s (it is then either queued, and answered `duplicate`, or taken over)"
+                    ),
+                );
+                p.retry_after = Some(secs);
+                p
+            }
+            Error::EventTooLarge { size, limit } => Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "urn:herald:problem:too-large",
+                "Payload too large",
+                format!(
+                    "the event is {size} bytes once serialized (numbers are written out in full, \
+                     strings escaped), at most {limit}: send less data"
+                ),
+            ),
+            Error::Refused(what) => Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "urn:herald:problem:refused",
+                "Refused by storage",
+                format!(
+                    "{what} refused this request as it is, so retrying cannot succeed: check its \
+                     sizes and characters"
+                ),
+            ),
             // Internal details stay in the logs; the caller learns it may retry.
             Error::Store(_) | Error::Queue(_) => {
                 let mut p = Problem::new(

@@ -186,6 +186,7 @@ const routes = [
   [/^#\/webhooks\/([^/]+)$/, (id) => detailPage(id)],
   [/^#\/webhooks\/([^/]+)\/edit$/, (id) => formPage(id)],
   [/^#\/webhooks\/([^/]+)\/deliveries$/, (id) => deliveriesPage(id)],
+  [/^#\/keys$/, () => keysPage()],
 ];
 
 async function route() {
@@ -205,7 +206,8 @@ async function route() {
     }
   } catch (error) {
     if (error.handled) return;
-    view = notFound(error.status === 404 ? 'No such webhook: it may have been deleted.' : describe(error));
+    if (error.status === 403) view = notAllowed(error);
+    else view = notFound(error.status === 404 ? 'No such webhook: it may have been deleted.' : describe(error));
   }
   if (ticket !== rendering) return;
   main.replaceChildren(view);
@@ -225,6 +227,14 @@ function page(title, ...children) {
 
 function notFound(message) {
   return page('Not found', h('p', {}, message), h('p', {}, h('a', { href: '#/' }, 'Back to the webhooks')));
+}
+
+/** A 403: the key works but lacks the scope this page needs. */
+function notAllowed(error) {
+  return page('Not allowed with this key',
+    h('p', {}, error.problem?.detail || describe(error)),
+    h('p', { class: 'hint' }, 'Keys hold scopes: ingest (post events), read (view webhooks and deliveries), manage (change them, secrets) and admin (keys). Open the console with a key that holds the one needed.'),
+    h('p', {}, h('a', { href: '#/' }, 'Back to the webhooks')));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -819,6 +829,112 @@ function deliveryItem(d, reload) {
       d.next_attempt_at ? [' · next attempt ', time(d.next_attempt_at)] : null),
     attempts,
     h('div', { class: 'toolbar' }, redeliver));
+}
+
+// --- keys
+
+const SCOPES = [
+  ['ingest', 'Post events: what a platform\u2019s producers hold.'],
+  ['read', 'View webhooks, deliveries and the catalog.'],
+  ['manage', 'Create, change, test and delete webhooks; redeliver; read and rotate secrets.'],
+  ['admin', 'List, create and revoke keys (only with scopes this key holds itself).'],
+];
+
+async function keysPage() {
+  const body = h('tbody');
+  const more = h('button', { type: 'button', hidden: true }, 'Load more');
+  let cursor = null;
+  const load = async (reset) => {
+    const query = reset || !cursor ? '' : `&cursor=${encodeURIComponent(cursor)}`;
+    const listing = await api('GET', `v1/keys?limit=${PAGE}${query}`);
+    if (reset) body.replaceChildren();
+    listing.data.forEach((k) => body.append(keyRow(k, () => load(true).catch(failed))));
+    cursor = listing.next_cursor;
+    more.hidden = !cursor;
+  };
+  await load(true);
+  more.addEventListener('click', () => load(false).catch(failed));
+  const table = h('table', { class: 'keys' },
+    h('caption', { class: 'sr-only' }, 'Your keys'),
+    h('thead', {}, h('tr', {}, ['Name', 'Scopes', 'Created', 'Last used', ''].map((c) => h('th', { scope: 'col' }, c)))),
+    body);
+  return page('API keys',
+    h('p', { class: 'hint' }, 'Keys are shown once, when made; this list never holds them. A key can only make or revoke keys within its own scopes.'),
+    h('div', { class: 'table-wrap' }, table), more,
+    newKeyForm(() => load(true)));
+}
+
+function keyRow(k, reload) {
+  const label = k.name || k.id;
+  const revoke = h('button', { type: 'button', class: 'danger revoke', 'aria-label': `Revoke ${label}` }, 'Revoke…');
+  revoke.addEventListener('click', async () => {
+    const sure = await confirmDialog(`Revoke “${label}”?`,
+      `Requests with the key “${label}” (${k.id}) are refused from now on. This cannot be undone.`, 'Revoke key');
+    if (!sure) return;
+    try {
+      await api('DELETE', path('v1/keys/', k.id));
+      toast(`Revoked ${label}`);
+      await reload();
+    } catch (error) {
+      failed(error);
+    }
+  });
+  return h('tr', { 'data-id': k.id },
+    h('td', { 'data-label': 'Name', class: 'name' }, k.name || h('span', { class: 'muted' }, '(unnamed)'), h('p', { class: 'hint' }, h('code', {}, k.id))),
+    h('td', { 'data-label': 'Scopes', class: 'scopes' }, k.scopes.length ? k.scopes.join(', ') : h('span', { class: 'muted' }, 'none')),
+    h('td', { 'data-label': 'Created' }, time(k.created_at)),
+    h('td', { 'data-label': 'Last used', class: 'last-used' }, k.last_used || h('span', { class: 'muted' }, 'never')),
+    h('td', { 'data-label': '' }, revoke));
+}
+
+/** A named key with the scopes checked; the answer's key is shown here once. */
+function newKeyForm(reload) {
+  const name = h('input', { type: 'text', name: 'key-name', autocomplete: 'off', spellcheck: 'false', required: true });
+  const scopes = group('Scopes', 'scopes', 'At least one, and none this key lacks.',
+    h('div', { class: 'checks' }, SCOPES.map(([scope, hint]) => checkbox({ label: scope, name: 'scopes', value: scope, hint }))));
+  const summary = h('div', { class: 'summary', role: 'alert', tabindex: '-1', hidden: true });
+  const submit = h('button', { type: 'submit', class: 'primary' }, 'Create key');
+  const shown = h('div', { class: 'new-key', role: 'status', 'aria-live': 'polite' });
+  const form = h('form', { novalidate: true, class: 'narrow', 'aria-label': 'New key' }, summary,
+    field({ label: 'Key name', field: 'name', input: name, hint: 'What the key is for, e.g. “CI producer”.' }),
+    scopes,
+    h('div', { class: 'actions' }, submit));
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    clearErrors(form);
+    shown.replaceChildren();
+    submit.disabled = true;
+    try {
+      const chosen = [...scopes.querySelectorAll('input:checked')].map((i) => i.value);
+      const made = await api('POST', 'v1/keys', { name: name.value.trim(), scopes: chosen });
+      showNewKey(shown, made);
+      form.reset();
+      await reload();
+    } catch (error) {
+      if (!error.handled) showProblem(form, error);
+    } finally {
+      submit.disabled = false;
+    }
+  });
+  return h('section', { class: 'card' }, h('h2', {}, 'New key'), form, shown);
+}
+
+function showNewKey(box, made) {
+  const value = h('code', { class: 'secret', id: 'new-key-value' }, made.key);
+  const copy = h('button', { type: 'button' }, 'Copy key');
+  copy.addEventListener('click', async () => {
+    try {
+      await navigator.clipboard.writeText(made.key);
+      toast('Key copied to the clipboard');
+    } catch {
+      toast('The browser refused the clipboard: select the key and copy it by hand.', 'error');
+    }
+  });
+  box.replaceChildren(
+    h('p', { class: 'outcome ok' }, `Created ${made.name || made.id} (${made.scopes.join(', ')})`),
+    h('p', {}, 'Copy the key now: it is shown this once and cannot be shown again.'),
+    h('p', { class: 'secret-line' }, value),
+    h('div', { class: 'toolbar' }, copy));
 }
 
 // ---------------------------------------------------------------------------------------------
