@@ -424,3 +424,68 @@ async fn every_sample_event_gets_its_documented_answer() {
         }
     }
 }
+
+#[tokio::test]
+async fn the_api_function_takes_its_admin_key_from_secrets_manager_or_does_not_start() {
+    let (sdk, mut config, _) = aws_config().await;
+    let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
+    let name = format!("herald-admin-{}", ulid::Ulid::new());
+    let arn = secrets
+        .create_secret()
+        .name(&name)
+        .secret_string("admin-from-the-secret-0123456789")
+        .send()
+        .await
+        .unwrap()
+        .arn()
+        .unwrap()
+        .to_string();
+    config.admin_key = Some(herald_shared::secret::Secret::new(
+        "admin-from-the-environment",
+    ));
+    config.admin_key_secret = Some(arn);
+    let app = herald_api::app(&sdk, &config).await.unwrap();
+    let tenant = |key: &'static str| {
+        let app = app.clone();
+        async move {
+            use tower::ServiceExt;
+            let request = http::Request::post("/v1/tenants")
+                .header("authorization", format!("Bearer {key}"))
+                .header("content-type", "application/json")
+                .body(axum::body::Body::from(r#"{"name":"from-secret"}"#))
+                .unwrap();
+            app.oneshot(request).await.unwrap().status().as_u16()
+        }
+    };
+    assert_eq!(tenant("admin-from-the-secret-0123456789").await, 201);
+    assert_eq!(
+        tenant("admin-from-the-environment").await,
+        401,
+        "the secret's key takes the place of the environment's"
+    );
+
+    // A secret that cannot be read fails the cold start, naming the secret, not a value.
+    config.admin_key_secret = Some(format!("{name}-missing"));
+    let Err(error) = herald_api::app(&sdk, &config).await else {
+        panic!("the api started without its admin key");
+    };
+    let text = error.to_string();
+    assert!(text.contains(&format!("{name}-missing")), "{text}");
+    assert!(text.contains("ResourceNotFoundException"), "{text}");
+
+    // So does one holding no string.
+    let empty = format!("{name}-empty");
+    secrets
+        .create_secret()
+        .name(&empty)
+        .secret_binary(aws_sdk_secretsmanager::primitives::Blob::new(vec![1, 2, 3]))
+        .send()
+        .await
+        .unwrap();
+    config.admin_key_secret = Some(empty);
+    let error = herald_api::app(&sdk, &config).await.err().expect("refused");
+    assert!(
+        error.to_string().contains("holds no string value"),
+        "{error}"
+    );
+}

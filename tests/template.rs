@@ -1,11 +1,16 @@
-//! The SAM template and the code agree on configuration: every variable the code reads in
-//! Lambda is set by `template.yaml`, and the template sets nothing the code ignores.
+//! The SAM template and the code agree: every variable the code reads in Lambda is set by
+//! `template.yaml` and nothing else is; capacity, timeouts, throttles and defaults hold what
+//! the code promises. (Each function's IAM grant is checked against its calls in grants.rs.)
 
+use herald_tests::template::{self, reference, Template};
 use herald_tests::workspace_root;
 use std::collections::BTreeSet;
+use std::time::Duration;
+use yaml_serde::Value;
 
-/// Read only by the local stack: Lambda gets the queue by URL and has no built-in tenant.
-const LOCAL_ONLY: [&str; 2] = ["HERALD_API_KEY", "HERALD_QUEUE_NAME"];
+/// Read only outside Lambda: Lambda gets the queue by URL, has no built-in tenant, and reads
+/// the admin key from Secrets Manager (`HERALD_ADMIN_KEY_SECRET`), never from its environment.
+const LOCAL_ONLY: [&str; 3] = ["HERALD_ADMIN_KEY", "HERALD_API_KEY", "HERALD_QUEUE_NAME"];
 
 fn quoted_names(text: &str) -> BTreeSet<String> {
     text.split('"')
@@ -76,4 +81,142 @@ fn the_readers_see_what_they_should() {
             .map(String::from)
             .collect()
     );
+}
+
+/// A function's property, or the Globals' when the function sets none.
+fn property<'a>(template: &'a Template, function: &str, name: &str) -> &'a Value {
+    let own = &template.function(function).0[name];
+    if own.is_null() {
+        &template.globals()[name]
+    } else {
+        own
+    }
+}
+
+#[test]
+fn dispatch_keeps_executions_for_its_event_source_and_the_others_have_limits_of_their_own() {
+    let t = template::load();
+    let dispatch = t.function("DispatchFunction").0;
+    let reserved = &dispatch["ReservedConcurrentExecutions"];
+    let maximum =
+        &dispatch["Events"]["EventsQueue"]["Properties"]["ScalingConfig"]["MaximumConcurrency"];
+    // The same parameter, or numbers: either way reserved >= maximum for every value deployed.
+    match (reference(reserved), reference(maximum)) {
+        (Some(a), Some(b)) => {
+            assert_eq!(a, b, "reserved concurrency and MaximumConcurrency differ")
+        }
+        _ => assert!(t.number(reserved) >= t.number(maximum)),
+    }
+    for function in ["IngestFunction", "ApiFunction"] {
+        let limit = &t.function(function).0["ReservedConcurrentExecutions"];
+        assert!(
+            t.number(limit) >= 1,
+            "{function} has no concurrency limit of its own"
+        );
+    }
+}
+
+#[test]
+fn a_test_send_to_a_hanging_receiver_ends_inside_the_api_function_timeout() {
+    let t = template::load();
+    let delivery = t.globals()["Environment"]["Variables"]["HERALD_DELIVERY_TIMEOUT"]
+        .as_str()
+        .expect("the delivery timeout is set in Globals");
+    let delivery = humantime::parse_duration(delivery).unwrap();
+    let api = Duration::from_secs(t.number(property(&t, "ApiFunction", "Timeout")));
+    assert!(
+        api >= delivery + Duration::from_secs(5),
+        "api Timeout {api:?} is under the delivery timeout {delivery:?} + 5 s"
+    );
+    // API Gateway's HTTP API waits 30 s at most for an integration.
+    assert!(api <= Duration::from_secs(30));
+}
+
+#[test]
+fn ingest_and_management_routes_are_throttled_apart_and_every_request_is_logged_with_its_address() {
+    let t = template::load();
+    let api = &t.resource("HttpApi")["Properties"];
+    let defaults = &api["DefaultRouteSettings"];
+    let default_refs: BTreeSet<_> = ["ThrottlingBurstLimit", "ThrottlingRateLimit"]
+        .iter()
+        .map(|k| reference(&defaults[*k]).expect("default throttles are parameters"))
+        .collect();
+    let events = t.function("IngestFunction").0["Events"]
+        .as_mapping()
+        .expect("ingest has events");
+    assert_eq!(events.len(), 2, "POST /v1/events and /v1/events/batch");
+    for (name, event) in events {
+        let settings = &event["Properties"]["RouteSettings"];
+        for limit in ["ThrottlingBurstLimit", "ThrottlingRateLimit"] {
+            let parameter = reference(&settings[limit])
+                .unwrap_or_else(|| panic!("{name:?} has no {limit} of its own"));
+            assert!(
+                !default_refs.contains(parameter),
+                "{name:?} shares {parameter} with the management routes"
+            );
+        }
+    }
+    let format = api["AccessLogSettings"]["Format"]
+        .as_str()
+        .expect("access logs");
+    let line: serde_json::Value =
+        serde_json::from_str(format).expect("the access log format is one JSON object");
+    assert_eq!(line["ip"], "$context.identity.sourceIp");
+    assert!(line.get("requestId").is_some() && line.get("status").is_some());
+    assert!(
+        !format.contains("header") && !format.contains("authorizer"),
+        "no request header (the key travels in one) is logged: {format}"
+    );
+}
+
+#[test]
+fn production_defaults_take_only_https_on_443() {
+    let t = template::load();
+    assert_eq!(t.default_of("RequireHttps"), "true");
+    assert_eq!(t.default_of("AllowedPorts"), "443");
+    let variables = &t.globals()["Environment"]["Variables"];
+    assert_eq!(
+        reference(&variables["HERALD_REQUIRE_HTTPS"]),
+        Some("RequireHttps")
+    );
+    assert_eq!(
+        reference(&variables["HERALD_ALLOWED_PORTS"]),
+        Some("AllowedPorts")
+    );
+}
+
+#[test]
+fn both_queues_take_the_largest_message_the_code_sends() {
+    let t = template::load();
+    for queue in ["EventsQueue", "DeadLetterQueue"] {
+        let size = &t.resource(queue)["Properties"]["MaximumMessageSize"];
+        assert_eq!(
+            t.number(size),
+            herald_shared::queue::MAX_MESSAGE_BYTES as u64,
+            "{queue}"
+        );
+    }
+}
+
+#[test]
+fn the_admin_key_is_read_from_its_secret_by_the_api_alone() {
+    let t = template::load();
+    let text = std::fs::read_to_string(workspace_root().join("template.yaml")).unwrap();
+    assert!(
+        !text.contains("{{resolve:secretsmanager"),
+        "a dynamic reference puts the secret's value into the function's configuration"
+    );
+    let api = &t.function("ApiFunction").0["Environment"]["Variables"];
+    assert_eq!(
+        reference(&api["HERALD_ADMIN_KEY_SECRET"]),
+        Some("AdminKeySecret")
+    );
+    for function in ["IngestFunction", "DispatchFunction"] {
+        let actions = t.function(function).policy_actions();
+        assert!(
+            !actions.iter().any(|a| a.starts_with("secretsmanager:")),
+            "{function} may read secrets: {actions:?}"
+        );
+        assert!(t.function(function).0["Environment"].is_null());
+    }
 }

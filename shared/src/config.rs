@@ -18,6 +18,10 @@ pub struct Config {
     pub api_key: Secret,
     /// The admin key for `POST /v1/tenants` (`HERALD_ADMIN_KEY`); none disables admin routes.
     pub admin_key: Option<Secret>,
+    /// The Secrets Manager secret (ARN or name) holding the admin key
+    /// (`HERALD_ADMIN_KEY_SECRET`): the api Lambda reads it once at cold start, so the key is in
+    /// no function's environment. Takes the place of `HERALD_ADMIN_KEY` when both are set.
+    pub admin_key_secret: Option<String>,
     pub target_policy: TargetPolicy,
     /// Refuse `http://` webhook URLs (`HERALD_REQUIRE_HTTPS`).
     pub require_https: bool,
@@ -147,6 +151,7 @@ impl Config {
         Ok(Config {
             api_key: Secret::new(get("HERALD_API_KEY").unwrap_or_else(|| DEFAULT_API_KEY.into())),
             admin_key: get("HERALD_ADMIN_KEY").map(Secret::new),
+            admin_key_secret: get("HERALD_ADMIN_KEY_SECRET"),
             target_policy,
             require_https,
             allowed_ports,

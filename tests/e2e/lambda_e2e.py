@@ -40,6 +40,10 @@ REGION = "us-east-1"
 ADMIN_KEY = "e2e-admin-key-0123456789abcdef"
 MAX_RECEIVES = 2
 VISIBILITY = 3
+# The functions' delivery timeout here, and how long a hanging receiver waits: past it, and
+# past the api function's timeout too, so only Herald's own timeout can end a test send.
+DELIVERY_TIMEOUT = 5
+HANG_SECONDS = 40
 FUNCTIONS = {"ingest": "IngestFunction", "api": "ApiFunction", "dispatch": "DispatchFunction"}
 
 
@@ -79,6 +83,9 @@ class Receiver:
                     outer.requests.append(
                         {"path": self.path, "headers": dict(self.headers), "body": body, "status": status}
                     )
+                if status == "hang":
+                    time.sleep(HANG_SECONDS)
+                    status = 200
                 self.send_response(status)
                 self.send_header("content-length", "0")
                 self.end_headers()
@@ -208,6 +215,9 @@ class Stack:
         )["QueueUrl"]
         queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         self.queue, self.dlq = queue, dlq
+        # The admin key as the template keeps it: a secret whose ARN the api function reads.
+        admin_secret = self.client("secretsmanager").create_secret(
+            Name="herald-e2e-admin", SecretString=ADMIN_KEY)["ARN"]
 
         # Every variable the template sets, with the local value standing in for each
         # reference: a variable added to the template without a value here fails the run.
@@ -221,12 +231,12 @@ class Stack:
             "HERALD_ALLOWED_PORTS": "",
             "HERALD_RETRY_SCHEDULE": "0s,2s",
             "HERALD_DISPATCH_CONCURRENCY": "50",
-            "HERALD_DELIVERY_TIMEOUT": "5s",
+            "HERALD_DELIVERY_TIMEOUT": f"{DELIVERY_TIMEOUT}s",
             "HERALD_MAX_WEBHOOKS": "100",
             "HERALD_RATE_LIMIT": "0",
             "HERALD_ENDPOINT_CONCURRENCY": "10",
             "HERALD_DISABLE_AFTER": "5d",
-            "HERALD_ADMIN_KEY": ADMIN_KEY,
+            "HERALD_ADMIN_KEY_SECRET": admin_secret,
         }
         globals_ = t["Globals"]["Function"]
         lam = self.client("lambda")
@@ -351,6 +361,24 @@ def main(bins):
             "POST", "/v1/webhooks", {"url": receiver.url + "/flaky", "events": ["experiments.*"]}, key
         )
         check("a second webhook is created", status == 201, flaky_hook)
+
+        # A test send to a receiver that never answers ends with Herald's delivery timeout,
+        # inside the api function's own (the template's: delivery timeout + 5 s), as an answer.
+        receiver.script["/hang"] = ["hang"]
+        status, _, hang_hook = stack.call(
+            "POST", "/v1/webhooks", {"url": receiver.url + "/hang", "events": ["experiments.failed"]}, key
+        )
+        check("a webhook at a hanging receiver is created", status == 201, hang_hook)
+        sent_at = time.time()
+        status, _, sent = stack.call(
+            "POST", f"/v1/webhooks/{hang_hook['id']}/test", {"event_type": "experiments.failed"}, key
+        )
+        took = time.time() - sent_at
+        check("a test send to a hanging receiver answers delivered:false, timeout, not a gateway error",
+              status == 200 and sent["delivered"] is False and sent["error"].startswith("timeout"),
+              (status, sent, f"{took:.1f} s"))
+        status, _, _ = stack.call("DELETE", f"/v1/webhooks/{hang_hook['id']}", key=key)
+        check("the hanging receiver's webhook is deleted", status == 204, status)
 
         event = {"id": "e2e-1", "type": "experiments.failed", "project": "Light detection",
                  "object": {"kind": "experiment", "name": "cifar10"}, "data": {"state": "ERROR"}}

@@ -9,6 +9,7 @@ pub mod logs;
 pub mod moto;
 pub mod receiver;
 pub mod stack;
+pub mod template;
 
 use std::path::PathBuf;
 
