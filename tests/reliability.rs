@@ -1162,3 +1162,110 @@ async fn permanent_aws_refusals_are_4xx_never_a_retryable_503() {
     let problem = herald_shared::web::problem::Problem::from(refused.unwrap_err());
     assert_eq!(problem.status, 422);
 }
+
+/// A redelivery writes only over the delivery it read: an attempt recorded in between stays
+/// (409, nothing written), and a redelivery whose message could not be queued puts the
+/// delivery back as it was instead of leaving it pending with no message to move it.
+async fn a_redelivery_writes_only_over_what_it_read(
+    store: Arc<dyn Store>,
+    queue: Arc<dyn Queue>,
+    wait: Duration,
+) {
+    let faults = Arc::new(Faults::default());
+    let stack = Stack::with_config(
+        config("0s", |_| {}),
+        Arc::new(FlakyStore {
+            inner: store,
+            faults: faults.clone(),
+        }),
+        Arc::new(FlakyQueue {
+            inner: queue,
+            faults: faults.clone(),
+        }),
+        wait,
+    )
+    .await;
+    let rx = Receiver::start(500).await;
+    let wh = stack
+        .create_webhook(json!({"url": rx.url, "events": ["*"]}))
+        .await;
+    stack.post_event(json!({"type": "jobs.failed"})).await;
+    assert!(stack.drain().await.is_empty());
+    let (_, _, page) = stack
+        .call(
+            "GET",
+            &format!("/v1/webhooks/{}/deliveries", id(&wh)),
+            None,
+            None,
+        )
+        .await;
+    let dl = page["data"][0]["id"].as_str().unwrap().to_string();
+    let stored = || async {
+        stack
+            .store
+            .get_delivery(TENANT, &dl)
+            .await
+            .unwrap()
+            .unwrap()
+    };
+    let path = format!("/v1/deliveries/{dl}/redeliver");
+    let redeliver = || stack.call("POST", &path, None, None);
+    assert_eq!(stored().await.status, DeliveryStatus::Failed);
+
+    Faults::set(&faults.attempt_before_delivery_replace, true);
+    let (status, _, body) = redeliver().await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let seen = stored().await;
+    assert_eq!(
+        seen.attempts.len(),
+        2,
+        "the attempt recorded meanwhile stays"
+    );
+    assert_eq!(seen.status, DeliveryStatus::Failed);
+
+    Faults::set(&faults.fail_send, true);
+    let (status, _, body) = redeliver().await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    let reverted = stored().await;
+    assert_eq!(
+        reverted.status,
+        DeliveryStatus::Failed,
+        "not pending with no message"
+    );
+    assert_eq!(reverted.series_start, seen.series_start);
+    assert_eq!(reverted.attempts.len(), 2);
+
+    Faults::set(&faults.fail_send, false);
+    let (status, _, body) = redeliver().await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert!(stack.drain().await.is_empty());
+    assert_eq!(
+        rx.requests().len(),
+        2,
+        "the first attempt and the redelivery's"
+    );
+    assert_eq!(stored().await.attempts.len(), 3);
+}
+
+#[tokio::test]
+async fn a_redelivery_writes_only_over_what_it_read_in_memory() {
+    a_redelivery_writes_only_over_what_it_read(
+        Arc::new(MemoryStore::new()),
+        Arc::new(MemoryQueue::new(Duration::from_secs(1), 5)),
+        Duration::ZERO,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_redelivery_writes_only_over_what_it_read_on_moto() {
+    let m = moto();
+    a_redelivery_writes_only_over_what_it_read(
+        Arc::new(m.store().await),
+        Arc::new(herald_tests::moto::CheckedQueue {
+            inner: m.queue(5).await,
+        }),
+        Duration::from_secs(1),
+    )
+    .await;
+}

@@ -309,6 +309,62 @@ pub async fn store_contract(store: &dyn Store) {
         "a failed delivery is final: only a redelivery (which makes it pending) reopens it"
     );
 
+    // Replacement over what was read: only while the stored delivery is still that one.
+    let mut reopened = failed.clone();
+    reopened.status = DeliveryStatus::Pending;
+    reopened.next_attempt_at = Some(now);
+    let mut stale = failed.clone();
+    stale.status = DeliveryStatus::Retrying;
+    assert!(
+        !store
+            .replace_delivery(&reopened, &stale, now)
+            .await
+            .unwrap(),
+        "another status was read: nothing is written"
+    );
+    let mut fewer = failed.clone();
+    fewer.attempts.clear();
+    fewer.record(answered(500), None);
+    assert!(
+        !store
+            .replace_delivery(&reopened, &fewer, now)
+            .await
+            .unwrap(),
+        "another attempt count was read"
+    );
+    assert_eq!(
+        store
+            .get_delivery("tn_a", "dl_l2")
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        DeliveryStatus::Failed
+    );
+    assert!(store
+        .replace_delivery(&reopened, &failed, now)
+        .await
+        .unwrap());
+    assert!(store
+        .lease_delivery(&leased(&reopened, now + secs(60)), now)
+        .await
+        .unwrap());
+    let mut held = reopened.clone();
+    held.leased_until = Some(now + secs(60));
+    assert!(
+        !store.replace_delivery(&failed, &held, now).await.unwrap(),
+        "never over a live lease"
+    );
+    let mut elsewhere = reopened.clone();
+    elsewhere.id = "dl_none".into();
+    assert!(
+        !store
+            .replace_delivery(&elsewhere, &elsewhere, now)
+            .await
+            .unwrap(),
+        "nothing is created"
+    );
+
     // Event claims: one winner, pending until confirmed, expiry by value, release and
     // take-over; the envelope is kept for redelivery.
     // Claim times are kept to the millisecond, windows to the second.

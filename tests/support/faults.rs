@@ -29,6 +29,9 @@ pub struct Faults {
     /// The next webhook update finds the webhook edited by another writer since it was read
     /// (its description set to [`EDITED_MEANWHILE`]): two writers at the same moment.
     pub edit_before_webhook_update: AtomicBool,
+    /// The next delivery replacement finds one more attempt recorded since the delivery was
+    /// read (a copy of its last): dispatch recording while the api redelivers.
+    pub attempt_before_delivery_replace: AtomicBool,
     /// After this many recorded deliveries, the next delivery hangs forever before it starts:
     /// a process killed between two deliveries. 0 means never.
     pub freeze_after_deliveries: AtomicUsize,
@@ -138,6 +141,29 @@ impl Store for FlakyStore {
             std::future::pending::<()>().await;
         }
         self.inner.lease_delivery(d, now).await
+    }
+    async fn replace_delivery(
+        &self,
+        d: &Delivery,
+        read: &Delivery,
+        now: OffsetDateTime,
+    ) -> Result<bool> {
+        if self
+            .faults
+            .attempt_before_delivery_replace
+            .swap(false, Ordering::SeqCst)
+        {
+            if let Some(mut other) = self.inner.get_delivery(&d.tenant_id, &d.id).await? {
+                let attempt = other
+                    .attempts
+                    .last()
+                    .cloned()
+                    .expect("an attempt to repeat");
+                other.record(attempt, None);
+                self.inner.put_delivery(&other).await?;
+            }
+        }
+        self.inner.replace_delivery(d, read, now).await
     }
     async fn get_delivery(&self, t: &str, id: &str) -> Result<Option<Delivery>> {
         if self.faults.fail_get_delivery.load(Ordering::SeqCst) {

@@ -623,7 +623,8 @@ impl Api {
 
     /// Queues a new attempt of a delivery (to its webhook as it is configured now).
     pub async fn redeliver(&self, tenant_id: &str, id: &str) -> Result<Delivery> {
-        let mut delivery = self.get_delivery(tenant_id, id).await?;
+        let read = self.get_delivery(tenant_id, id).await?;
+        let mut delivery = read.clone();
         let webhook = self
             .store
             .get_webhook(tenant_id, &delivery.webhook_id)
@@ -652,9 +653,24 @@ impl Api {
         delivery.status = DeliveryStatus::Pending;
         delivery.series_start = delivery.attempts.len();
         delivery.next_attempt_at = Some(now);
-        self.store.put_delivery(&delivery).await?;
+        // Pending before the message exists: dispatch leases only a delivery that is not
+        // final, so the other order could drop the message. Written only over what was read.
+        if !self.store.replace_delivery(&delivery, &read, now).await? {
+            return Err(Error::Conflict(
+                "the delivery changed while the redelivery was asked (an attempt is running or was just recorded); read it again"
+                    .into(),
+            ));
+        }
         let message = envelope.to_queue_text();
-        self.queue.send(message, Duration::ZERO).await?;
+        if let Err(error) = self.queue.send(message, Duration::ZERO).await {
+            // No message carries the redelivery: put back what was read, unless an attempt
+            // has moved the delivery on since.
+            if let Err(revert) = self.store.replace_delivery(&read, &delivery, now).await {
+                tracing::error!(tenant_id, delivery_id = id, error = %revert,
+                    "a redelivery that was not queued stays pending");
+            }
+            return Err(error);
+        }
         tracing::info!(tenant_id, delivery_id = id, "redelivery queued");
         Ok(delivery)
     }

@@ -782,6 +782,28 @@ impl Store for DynamoStore {
         written(put)
     }
 
+    async fn replace_delivery(
+        &self,
+        delivery: &Delivery,
+        read: &Delivery,
+        now: OffsetDateTime,
+    ) -> Result<bool> {
+        let put = self
+            .delivery_put(delivery)
+            .condition_expression(
+                "tenant_id = :tenant AND attempt_count = :count AND #status = :status \
+                 AND (attribute_not_exists(leased_until) OR leased_until <= :now)",
+            )
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":tenant", s(&*read.tenant_id))
+            .expression_attribute_values(":count", n(read.attempts.len() as i64))
+            .expression_attribute_values(":status", s(read.status.as_str()))
+            .expression_attribute_values(":now", n(unix_ms(now)))
+            .send()
+            .await;
+        written(put)
+    }
+
     async fn get_delivery(&self, tenant_id: &str, id: &str) -> Result<Option<Delivery>> {
         let Some(item) = self.get(format!("D#{id}"), "D").await? else {
             return Ok(None);

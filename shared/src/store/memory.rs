@@ -234,6 +234,26 @@ impl Store for MemoryStore {
         }
     }
 
+    async fn replace_delivery(
+        &self,
+        delivery: &Delivery,
+        read: &Delivery,
+        now: OffsetDateTime,
+    ) -> Result<bool> {
+        let mut state = self.write();
+        let Some(stored) = state.deliveries.get_mut(&*delivery.id) else {
+            return Ok(false);
+        };
+        let unchanged = stored.tenant_id == read.tenant_id
+            && stored.attempts.len() == read.attempts.len()
+            && stored.status == read.status
+            && !stored.leased_at(now);
+        if unchanged {
+            stored.clone_from(delivery);
+        }
+        Ok(unchanged)
+    }
+
     async fn get_delivery(&self, tenant_id: &str, id: &str) -> Result<Option<Delivery>> {
         Ok(self
             .read()

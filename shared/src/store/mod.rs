@@ -99,6 +99,16 @@ pub trait Store: Send + Sync {
     /// tenant, still has `delivery.attempts.len()` attempts, is neither succeeded nor failed and
     /// holds no lease live at `now`. `false` when another run holds it or it has moved on: nothing is written.
     async fn lease_delivery(&self, delivery: &Delivery, now: OffsetDateTime) -> Result<bool>;
+    /// Writes `delivery` over the stored record only while that is still `read`: the same
+    /// tenant, as many attempts, the same status, and no lease live at `now`. `false` when an
+    /// attempt ran or was recorded meanwhile: nothing is written. What a writer that is not
+    /// dispatch (a redelivery) uses, so it never erases an attempt it did not see.
+    async fn replace_delivery(
+        &self,
+        delivery: &Delivery,
+        read: &Delivery,
+        now: OffsetDateTime,
+    ) -> Result<bool>;
     async fn get_delivery(&self, tenant_id: &str, id: &str) -> Result<Option<Delivery>>;
     /// A webhook's deliveries, newest first, `limit` at most, older than the id `before`.
     async fn list_deliveries(
