@@ -647,6 +647,136 @@ async fn brought_secrets_and_metadata(stack: Stack) {
     }
 }
 
+/// Deleting a webhook leaves its delivery log (what SECURITY.md and the console say): each
+/// entry stays readable by its id until it expires; the webhook's listing is gone with it.
+async fn a_deleted_webhooks_log_stays_readable_by_id_until_it_expires(stack: Stack) {
+    let rx = Receiver::start(200).await;
+    let webhook = stack
+        .create_webhook(json!({"url": rx.url, "events": ["*"]}))
+        .await;
+    let wh = webhook["id"].as_str().unwrap();
+    stack.post_event(json!({"type": "jobs.failed"})).await;
+    assert!(stack.drain().await.is_empty());
+    let (_, _, log) = stack
+        .call("GET", &format!("/v1/webhooks/{wh}/deliveries"), None, None)
+        .await;
+    let dl = log["data"][0]["id"].as_str().unwrap().to_string();
+    let (status, _, _) = stack
+        .call("DELETE", &format!("/v1/webhooks/{wh}"), None, None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_problem(
+        &stack
+            .call("GET", &format!("/v1/webhooks/{wh}/deliveries"), None, None)
+            .await,
+        404,
+    );
+    let (status, _, one) = stack
+        .call("GET", &format!("/v1/deliveries/{dl}"), None, None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{one}");
+    assert_eq!(one["webhook_id"], wh);
+    assert!(one["expires_at"].is_string() || one.get("expires_at").is_none());
+}
+
+/// An id longer than any Herald makes names nothing: 404 on every route that takes one, on
+/// moto too, where DynamoDB would refuse the key (a 4xx either way, never a retryable 503).
+async fn ids_longer_than_any_herald_makes_are_not_found(stack: Stack) {
+    let long = "x".repeat(2_000);
+    for (method, path, body) in [
+        ("GET", format!("/v1/webhooks/{long}"), None),
+        (
+            "PATCH",
+            format!("/v1/webhooks/{long}"),
+            Some(json!({"enabled": false})),
+        ),
+        ("DELETE", format!("/v1/webhooks/{long}"), None),
+        ("GET", format!("/v1/webhooks/{long}/deliveries"), None),
+        ("POST", format!("/v1/webhooks/{long}/test"), None),
+        ("POST", format!("/v1/webhooks/{long}/secret/rotate"), None),
+        ("GET", format!("/v1/deliveries/{long}"), None),
+        ("POST", format!("/v1/deliveries/{long}/redeliver"), None),
+        ("DELETE", format!("/v1/keys/{long}"), None),
+    ] {
+        let answer = stack.call(method, &path, body, None).await;
+        assert_eq!(
+            answer.0,
+            StatusCode::NOT_FOUND,
+            "{method} {}: {}",
+            &path[..20],
+            answer.2
+        );
+        assert_problem(&answer, 404);
+    }
+    let id_sized = "x".repeat(herald_shared::web::MAX_ID_LEN);
+    assert_problem(
+        &stack
+            .call("GET", &format!("/v1/webhooks/{id_sized}"), None, None)
+            .await,
+        404,
+    );
+}
+
+/// Ten creates at once against a limit of three: three webhooks, seven 409s, on both stores.
+async fn the_webhook_limit_holds_under_concurrent_creates(stack: Stack) {
+    let creates = (0..10).map(|i| {
+        stack.call(
+            "POST",
+            "/v1/webhooks",
+            Some(json!({"url": format!("https://hooks.example.com/{i}"), "events": ["*"]})),
+            None,
+        )
+    });
+    let answers = futures::future::join_all(creates).await;
+    let created = answers
+        .iter()
+        .filter(|a| a.0 == StatusCode::CREATED)
+        .count();
+    let refused: Vec<_> = answers
+        .iter()
+        .filter(|a| a.0 != StatusCode::CREATED)
+        .collect();
+    assert_eq!(created, 3, "{answers:?}");
+    for answer in &refused {
+        assert_problem(answer, 409);
+    }
+    let (_, _, listed) = stack.call("GET", "/v1/webhooks", None, None).await;
+    assert_eq!(listed["data"].as_array().unwrap().len(), 3);
+    // A delete frees a place, and only one.
+    let first = listed["data"][0]["id"].as_str().unwrap();
+    stack
+        .call("DELETE", &format!("/v1/webhooks/{first}"), None, None)
+        .await;
+    let again = (0..2).map(|i| {
+        stack.call(
+            "POST",
+            "/v1/webhooks",
+            Some(json!({"url": format!("https://hooks.example.com/again{i}"), "events": ["*"]})),
+            None,
+        )
+    });
+    let answers = futures::future::join_all(again).await;
+    let mut codes: Vec<u16> = answers.iter().map(|a| a.0.as_u16()).collect();
+    codes.sort();
+    assert_eq!(codes, [201, 409]);
+}
+
+fn limit_of_three(config: &mut herald_shared::Config) {
+    admin(config);
+    config.max_webhooks = 3;
+}
+
+#[tokio::test]
+async fn the_webhook_limit_holds_under_concurrent_creates_in_memory() {
+    the_webhook_limit_holds_under_concurrent_creates(Stack::memory_with(limit_of_three).await)
+        .await;
+}
+
+#[tokio::test]
+async fn the_webhook_limit_holds_under_concurrent_creates_on_moto() {
+    the_webhook_limit_holds_under_concurrent_creates(Stack::moto_with(limit_of_three).await).await;
+}
+
 macro_rules! on_both_backends {
     ($($scenario:ident),*) => {
         mod memory { $( #[tokio::test] async fn $scenario() { super::$scenario(herald_tests::stack::Stack::memory_with(super::admin).await).await } )* }
@@ -662,7 +792,9 @@ on_both_backends!(
     tenants_and_keys,
     tenant_isolation,
     keys_cannot_widen,
-    keys_are_listed_without_secrets
+    keys_are_listed_without_secrets,
+    a_deleted_webhooks_log_stays_readable_by_id_until_it_expires,
+    ids_longer_than_any_herald_makes_are_not_found
 );
 
 #[tokio::test]

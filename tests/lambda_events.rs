@@ -317,7 +317,7 @@ async fn seeded(receiver: &str) -> (aws_config::SdkConfig, Config) {
         herald_shared::signing::generate_secret(),
         now,
     );
-    store.create_webhook(&webhook).await.unwrap();
+    assert!(store.create_webhook(&webhook, usize::MAX).await.unwrap());
     let mut delivery = Delivery::new(
         DELIVERY_ID.into(),
         TENANT,
@@ -483,7 +483,9 @@ async fn the_api_function_takes_its_admin_key_from_secrets_manager_or_does_not_s
         .await
         .unwrap();
     config.admin_key_secret = Some(empty);
-    let error = herald_api::app(&sdk, &config).await.err().expect("refused");
+    let Err(error) = herald_api::app(&sdk, &config).await else {
+        panic!("the api started with a secret holding no string");
+    };
     assert!(
         error.to_string().contains("holds no string value"),
         "{error}"

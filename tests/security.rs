@@ -146,7 +146,11 @@ async fn a_stored_url_the_guard_refuses_is_refused_at_every_delivery() {
         generate_secret(),
         OffsetDateTime::now_utc(),
     );
-    stack.store.create_webhook(&webhook).await.unwrap();
+    stack
+        .store
+        .create_webhook(&webhook, usize::MAX)
+        .await
+        .unwrap();
     for _ in 0..2 {
         stack.post_event(json!({"type": "jobs.failed"})).await;
         assert!(stack.drain().await.is_empty(), "no record failed");

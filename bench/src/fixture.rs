@@ -132,6 +132,9 @@ pub fn webhook_from(i: usize, body: Value, config: &Config) -> Webhook {
 pub async fn subscribe(store: &dyn Store, base: &str, count: usize, config: &Config) {
     for i in 0..count {
         let w = webhook(i, &format!("{base}/w/{i}"), &["*"], config);
-        store.create_webhook(&w).await.expect("webhook stored");
+        store
+            .create_webhook(&w, usize::MAX)
+            .await
+            .expect("webhook stored");
     }
 }

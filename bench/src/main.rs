@@ -216,7 +216,7 @@ async fn scale(fanout: usize, webhooks: usize) -> serde_json::Value {
                 &["builds.failed"],
                 &config,
             );
-            store.create_webhook(&w).await.unwrap();
+            assert!(store.create_webhook(&w, usize::MAX).await.unwrap());
         }
         let w = fixture::webhook(
             webhooks,
@@ -224,7 +224,7 @@ async fn scale(fanout: usize, webhooks: usize) -> serde_json::Value {
             &["experiments.failed"],
             &config,
         );
-        store.create_webhook(&w).await.unwrap();
+        assert!(store.create_webhook(&w, usize::MAX).await.unwrap());
         1000
     } else {
         fixture::subscribe(store.as_ref(), &receiver.url, fanout, &config).await;
@@ -279,7 +279,7 @@ async fn project_patterns(webhooks: usize, kind: &str) -> serde_json::Value {
             "filters": {"project_names": patterns},
         });
         store
-            .create_webhook(&fixture::webhook_from(i, body, &config))
+            .create_webhook(&fixture::webhook_from(i, body, &config), usize::MAX)
             .await
             .unwrap();
     }
@@ -289,7 +289,7 @@ async fn project_patterns(webhooks: usize, kind: &str) -> serde_json::Value {
         &["experiments.failed"],
         &config,
     );
-    store.create_webhook(&all).await.unwrap();
+    assert!(store.create_webhook(&all, usize::MAX).await.unwrap());
     let dispatcher =
         herald_shared::runtime::dispatcher(&config, store, Arc::new(MemoryQueue::default()));
     let records = fixture::records_in(&project, 0..EVENTS);

@@ -379,6 +379,7 @@ test('desktop: key, create with filters, tests, deliveries, redeliver, secret, e
     const dialog = page.getByRole('dialog');
     await dialog.waitFor();
     assert.match(await dialog.textContent(), /Delete “ml-alerts”\?/);
+    assert.match(await dialog.textContent(), /delivery log is not deleted/);
     await page.keyboard.press('Escape'); // cancel keeps it
     await dialog.waitFor({ state: 'hidden' });
     assert.equal((await api('GET', `/v1/webhooks/${webhookId}`)).status, 200);

@@ -60,19 +60,29 @@ pub async fn store_contract(store: &dyn Store) {
     // Webhooks: create, conflict, get, scoping, listing, enabled filter, delete.
     let ids: Vec<String> = (0..5).map(|i| format!("wh_0{i}")).collect();
     for (i, id) in ids.iter().enumerate() {
-        store
-            .create_webhook(&webhook("tn_a", id, i != 2))
+        assert!(store
+            .create_webhook(&webhook("tn_a", id, i != 2), 5)
             .await
-            .unwrap();
+            .unwrap());
     }
-    store
-        .create_webhook(&webhook("tn_b", "wh_09", true))
+    assert!(
+        !store
+            .create_webhook(&webhook("tn_a", "wh_05", true), 5)
+            .await
+            .unwrap(),
+        "at the limit nothing is created"
+    );
+    assert!(store
+        .create_webhook(&webhook("tn_b", "wh_09", true), 1)
         .await
-        .unwrap();
+        .unwrap());
     assert!(matches!(
-        store.create_webhook(&webhook("tn_a", "wh_00", true)).await,
+        store
+            .create_webhook(&webhook("tn_a", "wh_00", true), 10)
+            .await,
         Err(Error::Conflict(_))
     ));
+    assert_eq!(store.get_webhook("tn_a", "wh_05").await.unwrap(), None);
     let got = store
         .get_webhook("tn_a", "wh_01")
         .await
@@ -137,6 +147,22 @@ pub async fn store_contract(store: &dyn Store) {
     );
     assert!(store.delete_webhook("tn_a", "wh_00").await.unwrap());
     assert!(!store.delete_webhook("tn_a", "wh_00").await.unwrap());
+    assert!(
+        !store.delete_webhook("tn_b", "wh_00").await.unwrap(),
+        "deleting nothing, or another tenant's, frees no place"
+    );
+    assert!(
+        store
+            .create_webhook(&webhook("tn_a", "wh_05", true), 5)
+            .await
+            .unwrap(),
+        "a deleted webhook frees its place under the limit"
+    );
+    assert!(!store
+        .create_webhook(&webhook("tn_a", "wh_06", true), 5)
+        .await
+        .unwrap());
+    assert!(store.delete_webhook("tn_a", "wh_05").await.unwrap());
     assert!(store.get_webhook("tn_a", "wh_00").await.unwrap().is_none());
 
     // Deliveries: put, replace, get with scoping, newest-first listing per webhook.

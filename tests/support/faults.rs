@@ -83,8 +83,8 @@ impl Store for FlakyStore {
     async fn delete_api_key(&self, t: &str, k: &str) -> Result<bool> {
         self.inner.delete_api_key(t, k).await
     }
-    async fn create_webhook(&self, w: &Webhook) -> Result<()> {
-        self.inner.create_webhook(w).await
+    async fn create_webhook(&self, w: &Webhook, max: usize) -> Result<bool> {
+        self.inner.create_webhook(w, max).await
     }
     async fn get_webhook(&self, t: &str, id: &str) -> Result<Option<Webhook>> {
         self.inner.get_webhook(t, id).await

@@ -350,12 +350,6 @@ impl Api {
 
     pub async fn create_webhook(&self, tenant_id: &str, body: &Value) -> Result<WebhookView> {
         let spec = WebhookSpec::parse(body, &self.rules)?;
-        if self.store.count_webhooks(tenant_id).await? >= self.max_webhooks {
-            return Err(Error::Conflict(format!(
-                "the tenant has reached its limit of {} webhooks; delete one first",
-                self.max_webhooks
-            )));
-        }
         let now = OffsetDateTime::now_utc();
         let secret = spec.secret.clone().unwrap_or_else(signing::generate_secret);
         let webhook = Webhook::new(
@@ -365,7 +359,16 @@ impl Api {
             secret.clone(),
             now,
         );
-        self.store.create_webhook(&webhook).await?;
+        if !self
+            .store
+            .create_webhook(&webhook, self.max_webhooks)
+            .await?
+        {
+            return Err(Error::Conflict(format!(
+                "the tenant has reached its limit of {} webhooks; delete one first",
+                self.max_webhooks
+            )));
+        }
         tracing::info!(tenant_id, webhook_id = %webhook.id, "webhook created");
         let mut view = WebhookView::from(&webhook);
         view.secret = Some(secret.expose().to_string());

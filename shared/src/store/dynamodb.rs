@@ -29,11 +29,12 @@ use crate::webhook::Webhook;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, Delete, GlobalSecondaryIndex,
-    KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType, Put, ReturnValue,
-    ScalarAttributeType, Select, TimeToLiveSpecification, TransactWriteItem,
+    KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType, Put,
+    ScalarAttributeType, Select, TimeToLiveSpecification, TransactWriteItem, Update,
 };
 use aws_sdk_dynamodb::Client;
 use std::collections::HashMap;
@@ -89,6 +90,26 @@ where
         }
         Err(e) => Err(store_err(e)),
     }
+}
+
+/// The sort key of a tenant's webhook count (beside its webhooks, outside their `WH#` range).
+const WEBHOOK_COUNT: &str = "COUNT#WH";
+
+fn webhook_item(webhook: &Webhook) -> Item {
+    HashMap::from([
+        ("PK".to_string(), s(format!("T#{}", webhook.tenant_id))),
+        ("SK".to_string(), s(format!("WH#{}", webhook.id))),
+        ("enabled".to_string(), AttributeValue::Bool(webhook.enabled)),
+        ("revision".to_string(), n(webhook.revision as i64)),
+        ("doc".to_string(), to_doc(webhook)),
+    ])
+}
+
+fn number_of(item: &Item, name: &str) -> Result<i64> {
+    item.get(name)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| Error::Store(format!("item without a number {name}")))
 }
 
 fn doc<T: serde::de::DeserializeOwned>(item: &Item) -> Result<T> {
@@ -396,11 +417,48 @@ impl DynamoStore {
         self.client
             .put_item()
             .table_name(&self.table)
-            .item("PK", s(format!("T#{}", webhook.tenant_id)))
-            .item("SK", s(format!("WH#{}", webhook.id)))
-            .item("enabled", AttributeValue::Bool(webhook.enabled))
-            .item("revision", n(webhook.revision as i64))
-            .item("doc", to_doc(webhook))
+            .set_item(Some(webhook_item(webhook)))
+    }
+
+    /// The tenant's webhook count, `None` before its first create under counting. Seeded from
+    /// the webhooks themselves (a conditional put, so two seeds agree) when absent.
+    async fn webhook_count(&self, tenant_id: &str) -> Result<i64> {
+        if let Some(item) = self.get(format!("T#{tenant_id}"), WEBHOOK_COUNT).await? {
+            return number_of(&item, "n");
+        }
+        let count = self.count_webhooks(tenant_id).await? as i64;
+        let seed = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("PK", s(format!("T#{tenant_id}")))
+            .item("SK", s(WEBHOOK_COUNT))
+            .item("n", n(count))
+            .condition_expression("attribute_not_exists(PK)")
+            .send()
+            .await;
+        if written(seed)? {
+            Ok(count)
+        } else {
+            let item = self.get(format!("T#{tenant_id}"), WEBHOOK_COUNT).await?;
+            number_of(&item.unwrap_or_default(), "n")
+        }
+    }
+
+    /// The count item's change by `by`, under `condition` when given.
+    fn count_change(&self, tenant_id: &str, by: i64, condition: Option<(&str, i64)>) -> Update {
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .key("PK", s(format!("T#{tenant_id}")))
+            .key("SK", s(WEBHOOK_COUNT))
+            .update_expression("ADD n :by")
+            .expression_attribute_values(":by", n(by));
+        if let Some((expression, max)) = condition {
+            update = update
+                .condition_expression(expression)
+                .expression_attribute_values(":max", n(max));
+        }
+        update.build().expect("table, key and expression are set")
     }
 
     /// Runs a query page by page until `want` items or the end, so 1 MB pages never shorten a
@@ -618,16 +676,57 @@ impl Store for DynamoStore {
         Ok(true)
     }
 
-    async fn create_webhook(&self, webhook: &Webhook) -> Result<()> {
-        let put = self
-            .webhook_put(webhook)
+    async fn create_webhook(&self, webhook: &Webhook, max: usize) -> Result<bool> {
+        // The count and the webhook in one transaction: concurrent creates cannot both pass
+        // the limit, and a failed create leaves the count as it was.
+        self.webhook_count(&webhook.tenant_id).await?;
+        let max = i64::try_from(max).unwrap_or(i64::MAX);
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(webhook_item(webhook)))
             .condition_expression("attribute_not_exists(PK)")
+            .build()
+            .expect("table and item are set");
+        let created = self
+            .client
+            .transact_write_items()
+            .transact_items(
+                TransactWriteItem::builder()
+                    .update(self.count_change(&webhook.tenant_id, 1, Some(("n < :max", max))))
+                    .build(),
+            )
+            .transact_items(TransactWriteItem::builder().put(put).build())
             .send()
             .await;
-        if written(put)? {
-            Ok(())
-        } else {
-            Err(Error::Conflict(format!("webhook {} exists", webhook.id)))
+        match created {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(se))
+                if se.err().code() == Some("TransactionCanceledException") =>
+            {
+                let reasons = match se.err() {
+                    TransactWriteItemsError::TransactionCanceledException(e) => {
+                        e.cancellation_reasons().to_vec()
+                    }
+                    _ => Vec::new(),
+                };
+                let failed = |i: usize| {
+                    reasons
+                        .get(i)
+                        .and_then(|r| r.code())
+                        .is_some_and(|c| c == "ConditionalCheckFailed")
+                };
+                if failed(1) {
+                    Err(Error::Conflict(format!("webhook {} exists", webhook.id)))
+                } else if failed(0) {
+                    Ok(false)
+                } else {
+                    Err(Error::Store(format!(
+                        "webhook create cancelled: {:?}",
+                        reasons.iter().map(|r| r.code()).collect::<Vec<_>>()
+                    )))
+                }
+            }
+            Err(e) => Err(store_err(e)),
         }
     }
 
@@ -742,17 +841,36 @@ impl Store for DynamoStore {
     }
 
     async fn delete_webhook(&self, tenant_id: &str, id: &str) -> Result<bool> {
-        let out = self
-            .client
-            .delete_item()
+        // The count exists from here on (seeded if need be), so taking one off it is exact.
+        self.webhook_count(tenant_id).await?;
+        let delete = Delete::builder()
             .table_name(&self.table)
             .key("PK", s(format!("T#{tenant_id}")))
             .key("SK", s(format!("WH#{id}")))
-            .return_values(ReturnValue::AllOld)
+            .condition_expression("attribute_exists(PK)")
+            .build()
+            .expect("table and key are set");
+        let deleted = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().delete(delete).build())
+            .transact_items(
+                TransactWriteItem::builder()
+                    .update(self.count_change(tenant_id, -1, None))
+                    .build(),
+            )
             .send()
-            .await
-            .map_err(store_err)?;
-        Ok(out.attributes.is_some_and(|a| !a.is_empty()))
+            .await;
+        match deleted {
+            Ok(_) => Ok(true),
+            // The webhook's own condition is the only one: it was not there.
+            Err(SdkError::ServiceError(se))
+                if se.err().code() == Some("TransactionCanceledException") =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(store_err(e)),
+        }
     }
 
     async fn put_delivery(&self, delivery: &Delivery) -> Result<()> {

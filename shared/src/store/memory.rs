@@ -114,14 +114,22 @@ impl Store for MemoryStore {
         Ok(hash.is_some_and(|h| state.keys.remove(&h).is_some()))
     }
 
-    async fn create_webhook(&self, webhook: &Webhook) -> Result<()> {
+    async fn create_webhook(&self, webhook: &Webhook, max: usize) -> Result<bool> {
         let mut state = self.write();
         let key = (webhook.tenant_id.clone(), webhook.id.clone());
         if state.webhooks.contains_key(&key) {
             return Err(Error::Conflict(format!("webhook {} exists", webhook.id)));
         }
+        let count = state
+            .webhooks
+            .keys()
+            .filter(|(t, _)| *t == webhook.tenant_id)
+            .count();
+        if count >= max {
+            return Ok(false);
+        }
         state.webhooks.insert(key, webhook.clone());
-        Ok(())
+        Ok(true)
     }
 
     async fn get_webhook(&self, tenant_id: &str, id: &str) -> Result<Option<Webhook>> {

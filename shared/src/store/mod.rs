@@ -73,7 +73,9 @@ pub trait Store: Send + Sync {
     async fn delete_api_key(&self, tenant_id: &str, key_id: &str) -> Result<bool>;
 
     /// Fails with `Error::Conflict` when the id is taken.
-    async fn create_webhook(&self, webhook: &Webhook) -> Result<()>;
+    /// Creates the webhook while its tenant has fewer than `max`: `false` (nothing written) at
+    /// the limit. Atomic, so concurrent creates never pass it together.
+    async fn create_webhook(&self, webhook: &Webhook, max: usize) -> Result<bool>;
     async fn get_webhook(&self, tenant_id: &str, id: &str) -> Result<Option<Webhook>>;
     /// Replaces an existing webhook whose stored revision is still `webhook.revision` (the one
     /// its writer read), storing it with the next revision. `false` when it does not exist or

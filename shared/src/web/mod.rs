@@ -161,8 +161,13 @@ fn api_routes() -> Router<AppState> {
     .merge(console::routes())
 }
 
-/// A path id; a malformed path is a 400 problem, not axum's plain-text rejection.
+/// A path id; a malformed path is a 400 problem, not axum's plain-text rejection. An id longer
+/// than any Herald makes ([`MAX_ID_LEN`]) names nothing: it is a 404 before any store call,
+/// where DynamoDB would refuse a key that long.
 pub struct Id(pub String);
+
+/// Herald's ids are a prefix and a ULID or a hash (`wh_` and 26 characters, `dl_` and 26).
+pub const MAX_ID_LEN: usize = 64;
 
 impl<S: Send + Sync> FromRequestParts<S> for Id {
     type Rejection = Error;
@@ -171,6 +176,16 @@ impl<S: Send + Sync> FromRequestParts<S> for Id {
         let Path(id) = Path::<String>::from_request_parts(parts, state)
             .await
             .map_err(|e: PathRejection| Error::BadRequest(format!("invalid path: {e}")))?;
+        if id.len() > MAX_ID_LEN {
+            let path = parts.uri.path();
+            return Err(Error::NotFound(if path.starts_with("/v1/deliveries/") {
+                "delivery"
+            } else if path.starts_with("/v1/keys/") {
+                "key"
+            } else {
+                "webhook"
+            }));
+        }
         Ok(Id(id))
     }
 }

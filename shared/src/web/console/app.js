@@ -692,7 +692,7 @@ async function detailPage(id) {
 
   const del = h('button', { type: 'button', class: 'danger' }, 'Delete webhook…');
   del.addEventListener('click', async () => {
-    const sure = await confirmDialog(`Delete “${w.name}”?`, `The webhook “${w.name}” (${w.url}) and its delivery log will be deleted. This cannot be undone.`, `Delete ${w.name}`);
+    const sure = await confirmDialog(`Delete “${w.name}”?`, `The webhook “${w.name}” (${w.url}) will be deleted. This cannot be undone. Its delivery log is not deleted: each entry, response bodies included, stays readable by its id until it expires 30 days after it was made.`, `Delete ${w.name}`);
     if (!sure) return;
     try {
       await api('DELETE', path('v1/webhooks/', w.id));
