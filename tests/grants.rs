@@ -5,6 +5,7 @@
 //! An action called but not granted would be AccessDenied on AWS; one granted but never
 //! called is a permission nobody needs.
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use aws_smithy_runtime_api::client::http::{
     HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
     SharedHttpConnector,
@@ -13,6 +14,8 @@ use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use axum::body::Body;
 use herald_shared::queue::Queue;
+use herald_shared::service::tenants;
+use herald_shared::store::Store;
 use herald_tests::moto::moto;
 use herald_tests::receiver::Receiver;
 use herald_tests::stack::local_config;
@@ -214,6 +217,29 @@ async fn each_function_is_granted_exactly_the_actions_it_calls() {
     .await;
     let producer_key = producer["key"].as_str().unwrap();
     call(&api, "GET", "/v1/keys", key, Value::Null).await;
+    // A by-id entry whose hash names another key: the api reaches the store's revocation
+    // of such an entry only when a key changes between its two reads, so the api's own store
+    // (its recorded client) is driven here directly. The entry alone is deleted.
+    let tenant_id = tenant["id"].as_str().unwrap();
+    aws_sdk_dynamodb::Client::new(&plain)
+        .put_item()
+        .table_name(store.table())
+        .item("PK", AttributeValue::S(format!("T#{tenant_id}")))
+        .item("SK", AttributeValue::S("KEY#key_stale".into()))
+        .item("hash", AttributeValue::S(tenants::hash_key(producer_key)))
+        .send()
+        .await
+        .unwrap();
+    let api_store = herald_shared::runtime::dynamo_store(&api_sdk, &config);
+    assert!(!api_store
+        .delete_api_key(tenant_id, "key_stale")
+        .await
+        .unwrap());
+    assert!(api_store
+        .get_api_key(tenant_id, "key_stale")
+        .await
+        .unwrap()
+        .is_none());
     let ok = call(
         &api,
         "POST",
