@@ -717,7 +717,7 @@ async fn ids_longer_than_any_herald_makes_are_not_found(stack: Stack) {
     );
 }
 
-/// Ten creates at once against a limit of three: three webhooks, seven 409s, on both stores.
+/// Ten creates at once against a limit of three: three webhooks, seven 409s.
 async fn the_webhook_limit_holds_under_concurrent_creates(stack: Stack) {
     let creates = (0..10).map(|i| {
         stack.call(
@@ -772,10 +772,11 @@ async fn the_webhook_limit_holds_under_concurrent_creates_in_memory() {
         .await;
 }
 
-#[tokio::test]
-async fn the_webhook_limit_holds_under_concurrent_creates_on_moto() {
-    the_webhook_limit_holds_under_concurrent_creates(Stack::moto_with(limit_of_three).await).await;
-}
+// Not on moto: moto 5.2.5 checks a transaction's conditions without holding a lock, so of ten
+// concurrent `TransactWriteItems` under `n < 3` four can pass (a probe with boto3 threads
+// against moto_server saw 4 and 3 in two runs). DynamoDB runs transactions serializably. The
+// limit's semantics on DynamoDB (count, refusal, a delete freeing one place) are in the store
+// contract, which runs on moto.
 
 macro_rules! on_both_backends {
     ($($scenario:ident),*) => {
