@@ -513,22 +513,7 @@ async fn tenant_isolation(stack: Stack) {
         .await;
     let b_key = b["key"].as_str().unwrap();
     let body = json!({"url": rx.url, "events": ["*"]});
-    for (method, path, body) in [
-        ("GET", format!("/v1/webhooks/{wh}"), None),
-        ("PUT", format!("/v1/webhooks/{wh}"), Some(body.clone())),
-        (
-            "PATCH",
-            format!("/v1/webhooks/{wh}"),
-            Some(json!({"enabled": false})),
-        ),
-        ("GET", format!("/v1/webhooks/{wh}/secret"), None),
-        ("POST", format!("/v1/webhooks/{wh}/secret/rotate"), None),
-        ("POST", format!("/v1/webhooks/{wh}/test"), None),
-        ("GET", format!("/v1/webhooks/{wh}/deliveries"), None),
-        ("GET", format!("/v1/deliveries/{dl}"), None),
-        ("POST", format!("/v1/deliveries/{dl}/redeliver"), None),
-        ("DELETE", format!("/v1/webhooks/{wh}"), None),
-    ] {
+    for (method, path, body) in routes_with_ids(wh, dl, &body) {
         let answer = stack.call(method, &path, body, Some(b_key)).await;
         assert_eq!(
             answer.0,
@@ -647,6 +632,27 @@ async fn brought_secrets_and_metadata(stack: Stack) {
     }
 }
 
+/// Every route that takes a webhook or delivery id, with a body where it needs one (`put` for
+/// PUT).
+fn routes_with_ids(wh: &str, dl: &str, put: &Value) -> Vec<(&'static str, String, Option<Value>)> {
+    vec![
+        ("GET", format!("/v1/webhooks/{wh}"), None),
+        ("PUT", format!("/v1/webhooks/{wh}"), Some(put.clone())),
+        (
+            "PATCH",
+            format!("/v1/webhooks/{wh}"),
+            Some(json!({"enabled": false})),
+        ),
+        ("GET", format!("/v1/webhooks/{wh}/secret"), None),
+        ("POST", format!("/v1/webhooks/{wh}/secret/rotate"), None),
+        ("POST", format!("/v1/webhooks/{wh}/test"), None),
+        ("GET", format!("/v1/webhooks/{wh}/deliveries"), None),
+        ("GET", format!("/v1/deliveries/{dl}"), None),
+        ("POST", format!("/v1/deliveries/{dl}/redeliver"), None),
+        ("DELETE", format!("/v1/webhooks/{wh}"), None),
+    ]
+}
+
 /// Deleting a webhook leaves its delivery log (what SECURITY.md and the console say): each
 /// entry stays readable by its id until it expires; the webhook's listing is gone with it.
 async fn a_deleted_webhooks_log_stays_readable_by_id_until_it_expires(stack: Stack) {
@@ -683,21 +689,10 @@ async fn a_deleted_webhooks_log_stays_readable_by_id_until_it_expires(stack: Sta
 /// moto too, where DynamoDB would refuse the key (a 4xx either way, never a retryable 503).
 async fn ids_longer_than_any_herald_makes_are_not_found(stack: Stack) {
     let long = "x".repeat(2_000);
-    for (method, path, body) in [
-        ("GET", format!("/v1/webhooks/{long}"), None),
-        (
-            "PATCH",
-            format!("/v1/webhooks/{long}"),
-            Some(json!({"enabled": false})),
-        ),
-        ("DELETE", format!("/v1/webhooks/{long}"), None),
-        ("GET", format!("/v1/webhooks/{long}/deliveries"), None),
-        ("POST", format!("/v1/webhooks/{long}/test"), None),
-        ("POST", format!("/v1/webhooks/{long}/secret/rotate"), None),
-        ("GET", format!("/v1/deliveries/{long}"), None),
-        ("POST", format!("/v1/deliveries/{long}/redeliver"), None),
-        ("DELETE", format!("/v1/keys/{long}"), None),
-    ] {
+    let body = json!({"url": "https://hooks.example.com/x", "events": ["*"]});
+    let mut routes = routes_with_ids(&long, &long, &body);
+    routes.push(("DELETE", format!("/v1/keys/{long}"), None));
+    for (method, path, body) in routes {
         let answer = stack.call(method, &path, body, None).await;
         assert_eq!(
             answer.0,

@@ -182,6 +182,23 @@ impl Lookup for Table {
     }
 }
 
+/// A post to `host` is blocked, and the error names the host and why.
+async fn assert_blocked_as_non_public(outbound: &Outbound, host: &str) {
+    let outcome = outbound
+        .post(
+            &format!("http://{host}/hook"),
+            HeaderMap::new(),
+            bytes::Bytes::new(),
+        )
+        .await;
+    match &outcome.error {
+        Some(DeliveryError::Blocked(why)) => {
+            assert!(why.contains(host) && why.contains("non-public"), "{why}")
+        }
+        other => panic!("{host} was not blocked: {other:?}"),
+    }
+}
+
 #[tokio::test]
 async fn names_resolving_to_private_addresses_are_refused_without_connecting() {
     let ip = |s: &str| s.parse::<IpAddr>().unwrap();
@@ -204,19 +221,7 @@ async fn names_resolving_to_private_addresses_are_refused_without_connecting() {
         "v6-local.example",
         "mapped.example",
     ] {
-        let outcome = outbound
-            .post(
-                &format!("http://{host}/hook"),
-                HeaderMap::new(),
-                bytes::Bytes::new(),
-            )
-            .await;
-        match &outcome.error {
-            Some(DeliveryError::Blocked(why)) => {
-                assert!(why.contains(host) && why.contains("non-public"), "{why}")
-            }
-            other => panic!("{host} was not blocked: {other:?}"),
-        }
+        assert_blocked_as_non_public(&outbound, host).await;
     }
     let unknown = outbound
         .post(
@@ -288,19 +293,7 @@ async fn localhost_and_ipv6_forms_carrying_ipv4_are_refused_at_save_send_and_loo
         Arc::new(table),
     );
     for (host, _) in names {
-        let outcome = outbound
-            .post(
-                &format!("http://{host}/hook"),
-                HeaderMap::new(),
-                bytes::Bytes::new(),
-            )
-            .await;
-        match &outcome.error {
-            Some(DeliveryError::Blocked(why)) => {
-                assert!(why.contains(host) && why.contains("non-public"), "{why}")
-            }
-            other => panic!("{host} was not blocked: {other:?}"),
-        }
+        assert_blocked_as_non_public(&outbound, host).await;
     }
 }
 

@@ -200,6 +200,21 @@ fn subprocess(args: &[&str]) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// Runs `records` through `dispatcher` ten at a time, as the event source hands them over;
+/// the deliveries that succeeded.
+async fn dispatch_in_batches(
+    dispatcher: &herald_shared::service::Dispatcher,
+    records: &[herald_shared::service::Record],
+) -> u64 {
+    let mut delivered = 0;
+    for batch in records.chunks(10) {
+        let handled = dispatcher.handle(batch).await;
+        assert!(handled.failed.is_empty());
+        delivered += handled.metrics.succeeded;
+    }
+    delivered
+}
+
 async fn scale(fanout: usize, webhooks: usize) -> serde_json::Value {
     use herald_shared::queue::MemoryQueue;
     use herald_shared::store::{MemoryStore, Store};
@@ -235,12 +250,7 @@ async fn scale(fanout: usize, webhooks: usize) -> serde_json::Value {
         herald_shared::runtime::dispatcher(&config, store, Arc::new(MemoryQueue::default()));
     let records = fixture::records(0..events);
     let started = std::time::Instant::now();
-    let mut delivered = 0;
-    for batch in records.chunks(10) {
-        let handled = dispatcher.handle(batch).await;
-        assert!(handled.failed.is_empty());
-        delivered += handled.metrics.succeeded;
-    }
+    let delivered = dispatch_in_batches(&dispatcher, &records).await;
     let wall = started.elapsed().as_secs_f64();
     serde_json::json!({
         "deliveries": delivered,
@@ -294,12 +304,7 @@ async fn project_patterns(webhooks: usize, kind: &str) -> serde_json::Value {
         herald_shared::runtime::dispatcher(&config, store, Arc::new(MemoryQueue::default()));
     let records = fixture::records_in(&project, 0..EVENTS);
     let started = std::time::Instant::now();
-    let mut delivered = 0;
-    for batch in records.chunks(10) {
-        let handled = dispatcher.handle(batch).await;
-        assert!(handled.failed.is_empty());
-        delivered += handled.metrics.succeeded;
-    }
+    let delivered = dispatch_in_batches(&dispatcher, &records).await;
     let wall = started.elapsed().as_secs_f64();
     assert_eq!(
         delivered, EVENTS as u64,
