@@ -714,15 +714,17 @@ async fn ids_longer_than_any_herald_makes_are_not_found(stack: Stack) {
 
 /// Ten creates at once against a limit of three: three webhooks, seven 409s.
 async fn the_webhook_limit_holds_under_concurrent_creates(stack: Stack) {
-    let creates = (0..10).map(|i| {
-        stack.call(
-            "POST",
-            "/v1/webhooks",
-            Some(json!({"url": format!("https://hooks.example.com/{i}"), "events": ["*"]})),
-            None,
-        )
-    });
-    let answers = futures::future::join_all(creates).await;
+    let create_at_once = |names: Vec<String>| {
+        futures::future::join_all(names.into_iter().map(|name| {
+            stack.call(
+                "POST",
+                "/v1/webhooks",
+                Some(json!({"url": format!("https://hooks.example.com/{name}"), "events": ["*"]})),
+                None,
+            )
+        }))
+    };
+    let answers = create_at_once((0..10).map(|i| i.to_string()).collect()).await;
     let created = answers
         .iter()
         .filter(|a| a.0 == StatusCode::CREATED)
@@ -742,15 +744,7 @@ async fn the_webhook_limit_holds_under_concurrent_creates(stack: Stack) {
     stack
         .call("DELETE", &format!("/v1/webhooks/{first}"), None, None)
         .await;
-    let again = (0..2).map(|i| {
-        stack.call(
-            "POST",
-            "/v1/webhooks",
-            Some(json!({"url": format!("https://hooks.example.com/again{i}"), "events": ["*"]})),
-            None,
-        )
-    });
-    let answers = futures::future::join_all(again).await;
+    let answers = create_at_once(vec!["again0".into(), "again1".into()]).await;
     let mut codes: Vec<u16> = answers.iter().map(|a| a.0.as_u16()).collect();
     codes.sort();
     assert_eq!(codes, [201, 409]);

@@ -111,13 +111,7 @@ async fn hostile_urls_are_refused_at_save_and_at_send_with_the_reason() {
             "{url}: `{message}` should say {reason}"
         );
         // And refused at send time too, without a connection.
-        let outcome = outbound
-            .post(url, HeaderMap::new(), bytes::Bytes::new())
-            .await;
-        assert!(
-            matches!(outcome.error, Some(DeliveryError::Blocked(_))),
-            "{url}: {outcome:?}"
-        );
+        blocked(&outbound, url).await;
     }
     // Public targets pass the same checks (checked offline: nothing is sent off this machine).
     for url in PUBLIC {
@@ -182,21 +176,21 @@ impl Lookup for Table {
     }
 }
 
+/// Why a post to `url` was blocked; it fails the test when the post was not.
+async fn blocked(outbound: &Outbound, url: &str) -> String {
+    let outcome = outbound
+        .post(url, HeaderMap::new(), bytes::Bytes::new())
+        .await;
+    match outcome.error {
+        Some(DeliveryError::Blocked(why)) => why,
+        other => panic!("{url} was not blocked: {other:?}"),
+    }
+}
+
 /// A post to `host` is blocked, and the error names the host and why.
 async fn assert_blocked_as_non_public(outbound: &Outbound, host: &str) {
-    let outcome = outbound
-        .post(
-            &format!("http://{host}/hook"),
-            HeaderMap::new(),
-            bytes::Bytes::new(),
-        )
-        .await;
-    match &outcome.error {
-        Some(DeliveryError::Blocked(why)) => {
-            assert!(why.contains(host) && why.contains("non-public"), "{why}")
-        }
-        other => panic!("{host} was not blocked: {other:?}"),
-    }
+    let why = blocked(outbound, &format!("http://{host}/hook")).await;
+    assert!(why.contains(host) && why.contains("non-public"), "{why}");
 }
 
 #[tokio::test]
@@ -271,13 +265,7 @@ async fn localhost_and_ipv6_forms_carrying_ipv4_are_refused_at_save_send_and_loo
             let message = answer["errors"][0]["message"].as_str().unwrap();
             assert!(message.contains("non-public"), "{url}: {message}");
         }
-        let outcome = outbound
-            .post(url, HeaderMap::new(), bytes::Bytes::new())
-            .await;
-        assert!(
-            matches!(outcome.error, Some(DeliveryError::Blocked(_))),
-            "{url}: {outcome:?}"
-        );
+        blocked(&outbound, url).await;
     }
     let ip = |s: &str| s.parse::<IpAddr>().unwrap();
     let names = [
