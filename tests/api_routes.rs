@@ -46,6 +46,20 @@ async fn walk(stack: &Stack, first: &str) -> (Vec<Value>, usize) {
 }
 
 /// The fields a 422 names.
+/// A tenant made with the admin key: its id and first key.
+async fn new_tenant(stack: &Stack, name: &str) -> Value {
+    let (status, _, tenant) = stack
+        .call(
+            "POST",
+            "/v1/tenants",
+            Some(json!({ "name": name })),
+            Some(ADMIN),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{tenant}");
+    tenant
+}
+
 fn fields(body: &Value) -> Vec<String> {
     body["errors"]
         .as_array()
@@ -503,14 +517,7 @@ async fn tenant_isolation(stack: Stack) {
         .await;
     let dl = log["data"][0]["id"].as_str().unwrap();
 
-    let (_, _, b) = stack
-        .call(
-            "POST",
-            "/v1/tenants",
-            Some(json!({"name": "B"})),
-            Some(ADMIN),
-        )
-        .await;
+    let b = new_tenant(&stack, "B").await;
     let b_key = b["key"].as_str().unwrap();
     let body = json!({"url": rx.url, "events": ["*"]});
     for (method, path, body) in routes_with_ids(wh, dl, &body) {
@@ -1120,14 +1127,7 @@ async fn a_tenant_over_its_rate_gets_429_and_others_do_not() {
         admin(c);
     })
     .await;
-    let (_, _, other) = stack
-        .call(
-            "POST",
-            "/v1/tenants",
-            Some(json!({"name": "other"})),
-            Some(ADMIN),
-        )
-        .await;
+    let other = new_tenant(&stack, "other").await;
     // A burst of twice the rate passes, then the bucket is empty.
     for _ in 0..2 {
         assert_eq!(
@@ -1683,14 +1683,7 @@ async fn keys_are_listed_without_secrets(stack: Stack) {
         assert_eq!(never["last_used"], Value::Null, "{never}");
     }
 
-    let (_, _, other) = stack
-        .call(
-            "POST",
-            "/v1/tenants",
-            Some(json!({"name": "Other"})),
-            Some(ADMIN),
-        )
-        .await;
+    let other = new_tenant(&stack, "Other").await;
     let (_, _, theirs) = stack
         .call("GET", "/v1/keys", None, other["key"].as_str())
         .await;
