@@ -989,6 +989,41 @@ async fn a_post_killed_between_claim_and_confirmation_is_taken_over_by_its_retry
     );
 }
 
+/// The SDK retries a claim whose answer was lost after DynamoDB wrote it; the retry's
+/// condition fails on that write. The post is accepted and queued once, alone and in a batch,
+/// and a later post of the id is a duplicate.
+async fn a_claim_retried_after_its_answer_was_lost_is_the_posts_own(store: Arc<dyn Store>) {
+    let faults = Arc::new(Faults::default());
+    let flaky: Arc<dyn Store> = Arc::new(FlakyStore {
+        inner: store.clone(),
+        faults: faults.clone(),
+    });
+    let queue = Arc::new(MemoryQueue::default());
+    let ingest = Ingest::new(flaky, queue.clone());
+    Faults::set(&faults.claim_answer_lost, true);
+    let one = ingest
+        .accept(TENANT, &json!({"id": "evt-lost", "type": "jobs.failed"}))
+        .await
+        .unwrap();
+    assert_eq!(one.status, Outcome::Accepted);
+    queued_once(store.as_ref(), &queue, "evt-lost").await;
+    let batch = ingest
+        .accept_batch(
+            TENANT,
+            &json!({"events": [{"id": "evt-lost-2", "type": "jobs.failed"}]}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(batch[0].status, "accepted", "{:?}", batch[0].detail);
+    queued_once(store.as_ref(), &queue, "evt-lost-2").await;
+    Faults::set(&faults.claim_answer_lost, false);
+    let again = ingest
+        .accept(TENANT, &json!({"id": "evt-lost", "type": "jobs.failed"}))
+        .await
+        .unwrap();
+    assert_eq!(again.status, Outcome::Duplicate);
+}
+
 macro_rules! claim_scenarios {
     ($($scenario:ident),* $(,)?) => {
         mod claims_in_memory { $( #[tokio::test] async fn $scenario() {
@@ -1003,6 +1038,7 @@ macro_rules! claim_scenarios {
 claim_scenarios!(
     a_second_post_while_the_first_send_stalls_then_fails_is_not_a_duplicate,
     a_post_killed_between_claim_and_confirmation_is_taken_over_by_its_retry,
+    a_claim_retried_after_its_answer_was_lost_is_the_posts_own,
 );
 
 #[tokio::test]

@@ -168,7 +168,7 @@ pub async fn run_with(
     let started = Instant::now();
     ready();
     let batch = batch.max(1);
-    let accepted: usize = stream::iter((0..events).step_by(batch))
+    let accepted = stream::iter((0..events).step_by(batch))
         .map(|first| {
             let last = (first + batch).min(events);
             let (path, body) = if batch == 1 {
@@ -188,10 +188,16 @@ pub async fn run_with(
             async move { accepted_in(sent.await, last - first).await }
         })
         .buffer_unordered(connections)
-        .fold(0, |sum, n| std::future::ready(sum + n))
+        .fold((0, None), |(sum, first_refusal), (n, refusal)| {
+            std::future::ready((sum + n, first_refusal.or(refusal)))
+        })
         .await;
+    let (accepted, refusal) = accepted;
     if accepted != events {
-        return Err(format!("{accepted} of {events} events accepted"));
+        return Err(format!(
+            "{accepted} of {events} events accepted; the first refusal: {}",
+            refusal.unwrap_or_default()
+        ));
     }
     let deadline = Instant::now() + Duration::from_secs(120 + expected as u64 / 10);
     let (count, mut latencies) = loop {
@@ -217,22 +223,40 @@ pub async fn run_with(
     })
 }
 
-/// How many events one POST's answer accepted: 202 for one, each `accepted` item of a batch.
-async fn accepted_in(answer: reqwest::Result<reqwest::Response>, posted: usize) -> usize {
-    let Ok(answer) = answer else { return 0 };
-    match answer.status().as_u16() {
-        202 if posted == 1 => 1,
-        200 if posted > 1 => answer
-            .bytes()
-            .await
-            .ok()
-            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-            .and_then(|v| {
-                v["data"]
-                    .as_array()
-                    .map(|items| items.iter().filter(|i| i["status"] == "accepted").count())
-            })
-            .unwrap_or(0),
-        _ => 0,
+/// How many events one POST's answer accepted (202 for one, each `accepted` item of a batch),
+/// and what the first refused one got.
+async fn accepted_in(
+    answer: reqwest::Result<reqwest::Response>,
+    posted: usize,
+) -> (usize, Option<String>) {
+    let answer = match answer {
+        Ok(answer) => answer,
+        Err(e) => return (0, Some(e.to_string())),
+    };
+    let status = answer.status().as_u16();
+    let body = answer.bytes().await.unwrap_or_default();
+    let text = || {
+        String::from_utf8_lossy(&body)
+            .chars()
+            .take(500)
+            .collect::<String>()
+    };
+    match status {
+        202 if posted == 1 => (1, None),
+        200 if posted > 1 => {
+            let items = serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v["data"].as_array().cloned())
+                .unwrap_or_default();
+            let accepted = items.iter().filter(|i| i["status"] == "accepted").count();
+            let refused = items.iter().find(|i| i["status"] != "accepted");
+            (
+                accepted,
+                refused
+                    .map(|i| i.to_string())
+                    .or_else(|| (accepted != posted).then(text)),
+            )
+        }
+        _ => (0, Some(format!("{status}: {}", text()))),
     }
 }

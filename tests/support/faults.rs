@@ -26,6 +26,9 @@ pub struct Faults {
     pub send_entered: tokio::sync::Notify,
     /// Sends never return: a function killed, or a network that swallows the request.
     pub hang_send: AtomicBool,
+    /// Every event claim is written twice, and the second answer is the one returned: the SDK
+    /// retrying a claim whose first answer was lost after it was written.
+    pub claim_answer_lost: AtomicBool,
     /// The next webhook update finds the webhook edited by another writer since it was read
     /// (its description set to [`EDITED_MEANWHILE`]): two writers at the same moment.
     pub edit_before_webhook_update: AtomicBool,
@@ -188,6 +191,9 @@ impl Store for FlakyStore {
         u: OffsetDateTime,
         n: OffsetDateTime,
     ) -> Result<Claim> {
+        if self.faults.claim_answer_lost.load(Ordering::SeqCst) {
+            self.inner.claim_event(t, e, m, u, n).await?;
+        }
         self.inner.claim_event(t, e, m, u, n).await
     }
     async fn confirm_event(&self, t: &str, e: &str, u: OffsetDateTime) -> Result<()> {

@@ -241,6 +241,9 @@ impl Ingest {
         Ok(items)
     }
 
+    /// A pending claim holding this very envelope (its envelope id is this post's, made
+    /// fresh for it) is this post's own write: the SDK retried a claim whose answer was lost,
+    /// and the retry's condition failed on what the first try wrote. It is won, not in flight.
     async fn claim(
         &self,
         tenant_id: &str,
@@ -248,9 +251,14 @@ impl Ingest {
         message: &str,
         now: OffsetDateTime,
     ) -> Result<Claim> {
-        self.store
+        let claim = self
+            .store
             .claim_event(tenant_id, event_id, message, now + DEDUPE_WINDOW, now)
-            .await
+            .await?;
+        Ok(match claim {
+            Claim::Pending { envelope, .. } if envelope == message => Claim::Won,
+            other => other,
+        })
     }
 
     /// Takes over a pending claim whose post is presumed dead (claimed longer ago than any post
