@@ -1281,6 +1281,14 @@ async fn a_redelivery_writes_only_over_what_it_read(
         "the first attempt and the redelivery's"
     );
     assert_eq!(stored().await.attempts.len(), 3);
+
+    // A write whose answer was lost, retried by the SDK, finds itself: still queued.
+    Faults::set(&faults.replace_answer_lost, true);
+    let (status, _, body) = redeliver().await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert!(stack.drain().await.is_empty());
+    assert_eq!(rx.requests().len(), 3);
+    assert_eq!(stored().await.attempts.len(), 4);
 }
 
 #[tokio::test]

@@ -35,6 +35,9 @@ pub struct Faults {
     /// The next delivery replacement finds one more attempt recorded since the delivery was
     /// read (a copy of its last): dispatch recording while the api redelivers.
     pub attempt_before_delivery_replace: AtomicBool,
+    /// The next delivery replacement is written twice and answers with the second try: the
+    /// SDK retrying a put whose first answer was lost after it was written.
+    pub replace_answer_lost: AtomicBool,
     /// After this many recorded deliveries, the next delivery hangs forever before it starts:
     /// a process killed between two deliveries. 0 means never.
     pub freeze_after_deliveries: AtomicUsize,
@@ -165,6 +168,13 @@ impl Store for FlakyStore {
                 other.record(attempt, None);
                 self.inner.put_delivery(&other).await?;
             }
+        }
+        if self
+            .faults
+            .replace_answer_lost
+            .swap(false, Ordering::SeqCst)
+        {
+            self.inner.replace_delivery(d, read, now).await?;
         }
         self.inner.replace_delivery(d, read, now).await
     }

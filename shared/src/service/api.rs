@@ -658,7 +658,11 @@ impl Api {
         delivery.next_attempt_at = Some(now);
         // Pending before the message exists: dispatch leases only a delivery that is not
         // final, so the other order could drop the message. Written only over what was read.
-        if !self.store.replace_delivery(&delivery, &read, now).await? {
+        // Refused, it may still be this write: the SDK retries a put whose answer was lost, and
+        // the retry's condition fails on what the first try wrote.
+        if !self.store.replace_delivery(&delivery, &read, now).await?
+            && self.store.get_delivery(tenant_id, id).await?.as_ref() != Some(&delivery)
+        {
             return Err(Error::Conflict(
                 "the delivery changed while the redelivery was asked (an attempt is running or was just recorded); read it again"
                     .into(),
