@@ -794,6 +794,34 @@ on_both_backends!(
     ids_longer_than_any_herald_makes_are_not_found
 );
 
+/// A saved webhook's test send goes to its stored URL and nowhere else: a URL (or anything
+/// but `event_type`) in the body is refused, naming it, and nothing is sent.
+#[tokio::test]
+async fn a_saved_webhooks_test_send_posts_only_to_its_stored_url() {
+    let stack = Stack::memory().await;
+    let (stored, elsewhere) = (Receiver::start(200).await, Receiver::start(200).await);
+    let created = stack
+        .create_webhook(json!({"url": stored.url, "events": ["jobs.*"]}))
+        .await;
+    let path = format!("/v1/webhooks/{}/test", created["id"].as_str().unwrap());
+    for body in [
+        json!({"url": elsewhere.url}),
+        json!({"event_type": "jobs.failed", "url": elsewhere.url}),
+        json!({"headers": [{"key": "X-Echo", "value": "1"}]}),
+    ] {
+        let answer = stack.call("POST", &path, Some(body), None).await;
+        assert_problem(&answer, 422);
+        assert_eq!(answer.2["errors"][0]["valid"], json!(["event_type"]));
+    }
+    assert!(elsewhere.requests().is_empty() && stored.requests().is_empty());
+    let (status, _, sent) = stack
+        .call("POST", &path, Some(json!({"event_type": "jobs.failed"})), None)
+        .await;
+    assert_eq!((status, sent["delivered"].clone()), (StatusCode::OK, json!(true)));
+    assert_eq!(stored.requests().len(), 1);
+    assert!(elsewhere.requests().is_empty());
+}
+
 #[tokio::test]
 async fn test_sends_report_what_the_receiver_did() {
     let stack = Stack::memory().await;

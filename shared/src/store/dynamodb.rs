@@ -1,4 +1,4 @@
-//! The DynamoDB store: one table, generic keys (README "DynamoDB key design").
+//! The DynamoDB store: one table, generic keys (docs/operations.md, "DynamoDB key design").
 //!
 //! | item            | PK                      | SK          | GSI1PK          | GSI1SK      |
 //! |-----------------|-------------------------|-------------|-----------------|-------------|
