@@ -815,9 +815,17 @@ async fn a_saved_webhooks_test_send_posts_only_to_its_stored_url() {
     }
     assert!(elsewhere.requests().is_empty() && stored.requests().is_empty());
     let (status, _, sent) = stack
-        .call("POST", &path, Some(json!({"event_type": "jobs.failed"})), None)
+        .call(
+            "POST",
+            &path,
+            Some(json!({"event_type": "jobs.failed"})),
+            None,
+        )
         .await;
-    assert_eq!((status, sent["delivered"].clone()), (StatusCode::OK, json!(true)));
+    assert_eq!(
+        (status, sent["delivered"].clone()),
+        (StatusCode::OK, json!(true))
+    );
     assert_eq!(stored.requests().len(), 1);
     assert!(elsewhere.requests().is_empty());
 }

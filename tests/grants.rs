@@ -15,7 +15,7 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use axum::body::Body;
 use herald_shared::queue::Queue;
 use herald_shared::service::tenants;
-use herald_shared::store::Store;
+use herald_shared::store::TenantStore;
 use herald_tests::moto::moto;
 use herald_tests::receiver::Receiver;
 use herald_tests::stack::local_config;

@@ -299,7 +299,7 @@ fn expected(file: &str) -> Option<Expect> {
 /// webhook with one failed attempt.
 async fn seeded(receiver: &str) -> (aws_config::SdkConfig, Config) {
     use herald_shared::delivery::{Attempt, Delivery};
-    use herald_shared::store::{ApiKey, Store};
+    use herald_shared::store::{ApiKey, DeliveryStore, EventLog, TenantStore, WebhookStore};
     use herald_shared::webhook::{Webhook, WebhookSpec};
     let (sdk, mut config, _) = aws_config().await;
     config.admin_key = Some(herald_shared::secret::Secret::new(ADMIN_KEY));

@@ -43,7 +43,7 @@ async fn ensure_table_is_idempotent() {
 async fn dynamodb_reads_keys_stored_before_scopes() {
     use aws_sdk_dynamodb::types::AttributeValue;
     use herald_shared::scope::Scopes;
-    use herald_shared::store::Store;
+    use herald_shared::store::TenantStore;
     let store = moto().store().await;
     let client = aws_sdk_dynamodb::Client::new(&moto().sdk_config().await);
     let s = |v: &str| AttributeValue::S(v.into());

@@ -5,7 +5,9 @@ use async_trait::async_trait;
 use herald_shared::delivery::{Delivery, DeliveryStatus};
 use herald_shared::error::{Error, Result};
 use herald_shared::queue::{Queue, Received};
-use herald_shared::store::{ApiKey, Claim, Page, Store, Tenant};
+use herald_shared::store::{
+    ApiKey, Claim, DeliveryStore, EventLog, Page, Store, Tenant, TenantStore, WebhookStore,
+};
 use herald_shared::webhook::Webhook;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -66,7 +68,7 @@ pub struct FlakyStore {
 }
 
 #[async_trait]
-impl Store for FlakyStore {
+impl TenantStore for FlakyStore {
     async fn put_tenant(&self, t: &Tenant) -> Result<()> {
         self.inner.put_tenant(t).await
     }
@@ -89,6 +91,10 @@ impl Store for FlakyStore {
     async fn delete_api_key(&self, t: &str, k: &str) -> Result<bool> {
         self.inner.delete_api_key(t, k).await
     }
+}
+
+#[async_trait]
+impl WebhookStore for FlakyStore {
     async fn create_webhook(&self, w: &Webhook, max: usize) -> Result<bool> {
         self.inner.create_webhook(w, max).await
     }
@@ -120,6 +126,10 @@ impl Store for FlakyStore {
     async fn delete_webhook(&self, t: &str, id: &str) -> Result<bool> {
         self.inner.delete_webhook(t, id).await
     }
+}
+
+#[async_trait]
+impl DeliveryStore for FlakyStore {
     async fn put_delivery(&self, d: &Delivery) -> Result<()> {
         if self.faults.fail_put_delivery.load(Ordering::SeqCst) {
             return Err(injected("put_delivery"));
@@ -193,6 +203,10 @@ impl Store for FlakyStore {
     ) -> Result<Page<Delivery>> {
         self.inner.list_deliveries(t, w, l, b).await
     }
+}
+
+#[async_trait]
+impl EventLog for FlakyStore {
     async fn claim_event(
         &self,
         t: &str,

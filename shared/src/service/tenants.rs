@@ -97,6 +97,7 @@ pub async fn authenticate(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::TenantStore;
 
     #[test]
     fn keys_are_long_random_and_distinct() {

@@ -1,7 +1,7 @@
 //! The in-memory store: the local stack's default and the unit tests' store. A real
 //! implementation with the same semantics as DynamoDB, not a mock.
 
-use super::{ApiKey, Claim, Page, Store, Tenant};
+use super::{ApiKey, Claim, DeliveryStore, EventLog, Page, Tenant, TenantStore, WebhookStore};
 use crate::delivery::{Delivery, DeliveryStatus};
 use crate::error::{Error, Result};
 use crate::webhook::Webhook;
@@ -50,7 +50,7 @@ impl MemoryStore {
 }
 
 #[async_trait]
-impl Store for MemoryStore {
+impl TenantStore for MemoryStore {
     async fn put_tenant(&self, tenant: &Tenant) -> Result<()> {
         self.write()
             .tenants
@@ -113,7 +113,10 @@ impl Store for MemoryStore {
             .map(|k| k.hash.clone());
         Ok(hash.is_some_and(|h| state.keys.remove(&h).is_some()))
     }
+}
 
+#[async_trait]
+impl WebhookStore for MemoryStore {
     async fn create_webhook(&self, webhook: &Webhook, max: usize) -> Result<bool> {
         let mut state = self.write();
         let key = (webhook.tenant_id.clone(), webhook.id.clone());
@@ -202,7 +205,10 @@ impl Store for MemoryStore {
             .remove(&(tenant_id.to_string(), id.to_string()))
             .is_some())
     }
+}
 
+#[async_trait]
+impl DeliveryStore for MemoryStore {
     async fn put_delivery(&self, delivery: &Delivery) -> Result<()> {
         let mut state = self.write();
         // A delivery is put over its lease: the stored copy's buffers are reused.
@@ -292,7 +298,10 @@ impl Store for MemoryStore {
         items.truncate(limit);
         Ok(Page { items, more })
     }
+}
 
+#[async_trait]
+impl EventLog for MemoryStore {
     async fn claim_event(
         &self,
         tenant_id: &str,

@@ -1,4 +1,7 @@
-//! The storage port: tenants and their keys, webhooks, deliveries, and ingest's dedupe claims.
+//! The storage port, one role trait per kind of record: tenants and their keys
+//! ([`TenantStore`]), webhooks ([`WebhookStore`]), deliveries ([`DeliveryStore`]) and ingest's
+//! accepted events with their dedupe claims ([`EventLog`]). [`Store`] is all four: what the
+//! services hold. A test double implements the roles it fakes and delegates the rest.
 
 pub mod dynamodb;
 pub mod memory;
@@ -50,8 +53,9 @@ pub struct Page<T> {
     pub more: bool,
 }
 
+/// Tenants and their API keys.
 #[async_trait]
-pub trait Store: Send + Sync {
+pub trait TenantStore: Send + Sync {
     async fn put_tenant(&self, tenant: &Tenant) -> Result<()>;
     /// Stores a key (overwriting one with the same hash).
     async fn put_api_key(&self, key: &ApiKey) -> Result<()>;
@@ -71,10 +75,14 @@ pub trait Store: Send + Sync {
     async fn touch_api_key(&self, key_hash: &str, day: Date) -> Result<()>;
     /// Revokes one of the tenant's keys; `false` when the tenant has no such key.
     async fn delete_api_key(&self, tenant_id: &str, key_id: &str) -> Result<bool>;
+}
 
-    /// Fails with `Error::Conflict` when the id is taken.
+/// Webhooks, under their tenant.
+#[async_trait]
+pub trait WebhookStore: Send + Sync {
     /// Creates the webhook while its tenant has fewer than `max`: `false` (nothing written) at
-    /// the limit. Atomic, so concurrent creates never pass it together.
+    /// the limit. Atomic, so concurrent creates never pass it together. Fails with
+    /// `Error::Conflict` when the id is taken.
     async fn create_webhook(&self, webhook: &Webhook, max: usize) -> Result<bool>;
     async fn get_webhook(&self, tenant_id: &str, id: &str) -> Result<Option<Webhook>>;
     /// Replaces an existing webhook whose stored revision is still `webhook.revision` (the one
@@ -93,7 +101,11 @@ pub trait Store: Send + Sync {
     async fn enabled_webhooks(&self, tenant_id: &str) -> Result<Vec<Webhook>>;
     /// `false` when there was no such webhook.
     async fn delete_webhook(&self, tenant_id: &str, id: &str) -> Result<bool>;
+}
 
+/// Deliveries: one record per (event, webhook), with its attempts.
+#[async_trait]
+pub trait DeliveryStore: Send + Sync {
     /// Creates or replaces a delivery record.
     async fn put_delivery(&self, delivery: &Delivery) -> Result<()>;
     /// Takes the next attempt of a delivery for one run: stores `delivery` (carrying its
@@ -120,9 +132,13 @@ pub trait Store: Send + Sync {
         limit: usize,
         before: Option<&str>,
     ) -> Result<Page<Delivery>>;
+}
 
+/// Accepted events: the dedupe claim of each id, with the envelope kept for redelivery.
+#[async_trait]
+pub trait EventLog: Send + Sync {
     /// Claims an event id for the dedupe window and keeps the accepted envelope (for redelivery,
-    /// as long as its deliveries are kept), pending until [`Store::confirm_event`]. When a live
+    /// as long as its deliveries are kept), pending until [`EventLog::confirm_event`]. When a live
     /// claim exists nothing is written, and the answer says what state it is in.
     async fn claim_event(
         &self,
@@ -156,7 +172,12 @@ pub trait Store: Send + Sync {
     async fn release_event_id(&self, tenant_id: &str, event_id: &str) -> Result<()>;
 }
 
-/// The state of an event id's live claim, as [`Store::claim_event`] found it.
+/// Every role: what the services hold.
+pub trait Store: TenantStore + WebhookStore + DeliveryStore + EventLog {}
+
+impl<T: TenantStore + WebhookStore + DeliveryStore + EventLog + ?Sized> Store for T {}
+
+/// The state of an event id's live claim, as [`EventLog::claim_event`] found it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
     /// This call claimed the id: its envelope is stored, pending.

@@ -1,0 +1,82 @@
+//! The table's shape, created when missing (the local stack and the tests; in AWS the SAM
+//! template owns the table).
+
+use super::*;
+
+impl DynamoStore {
+    /// Creates the table (with GSI1 and TTL) when it does not exist: for the local stack and
+    /// tests. In AWS the SAM template owns the table.
+    pub async fn ensure_table(&self) -> Result<()> {
+        match self
+            .client
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await
+        {
+            Ok(_) => return Ok(()),
+            Err(e) if e.code() == Some("ResourceNotFoundException") => {}
+            Err(e) => return Err(store_err(e)),
+        }
+        let attr = |name: &str| {
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .expect("complete attribute definition")
+        };
+        let key = |name: &str, key_type: KeyType| {
+            KeySchemaElement::builder()
+                .attribute_name(name)
+                .key_type(key_type)
+                .build()
+                .expect("complete key schema")
+        };
+        let created = self
+            .client
+            .create_table()
+            .table_name(&self.table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(attr("PK"))
+            .attribute_definitions(attr("SK"))
+            .attribute_definitions(attr("GSI1PK"))
+            .attribute_definitions(attr("GSI1SK"))
+            .key_schema(key("PK", KeyType::Hash))
+            .key_schema(key("SK", KeyType::Range))
+            .global_secondary_indexes(
+                GlobalSecondaryIndex::builder()
+                    .index_name(GSI1)
+                    .key_schema(key("GSI1PK", KeyType::Hash))
+                    .key_schema(key("GSI1SK", KeyType::Range))
+                    .projection(
+                        Projection::builder()
+                            .projection_type(ProjectionType::All)
+                            .build(),
+                    )
+                    .build()
+                    .expect("complete index"),
+            )
+            .send()
+            .await;
+        match created {
+            Ok(_) => {}
+            // Another process created it first.
+            Err(e) if e.code() == Some("ResourceInUseException") => return Ok(()),
+            Err(e) => return Err(store_err(e)),
+        }
+        self.client
+            .update_time_to_live()
+            .table_name(&self.table)
+            .time_to_live_specification(
+                TimeToLiveSpecification::builder()
+                    .enabled(true)
+                    .attribute_name("expires_at")
+                    .build()
+                    .expect("complete TTL specification"),
+            )
+            .send()
+            .await
+            .map_err(store_err)?;
+        Ok(())
+    }
+}
