@@ -1,0 +1,121 @@
+//! The delivery log, and redelivery.
+
+use super::*;
+
+/// A delivery as the API shows it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct DeliveryView {
+    pub id: String,
+    pub event_id: String,
+    pub event_type: String,
+    pub webhook_id: String,
+    pub status: DeliveryStatus,
+    pub attempts: Vec<crate::delivery::Attempt>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub next_attempt_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+impl From<&Delivery> for DeliveryView {
+    fn from(d: &Delivery) -> Self {
+        DeliveryView {
+            id: d.id.to_string(),
+            event_id: d.event_id.to_string(),
+            event_type: d.event_type.to_string(),
+            webhook_id: d.webhook_id.to_string(),
+            status: d.status,
+            attempts: d.attempts.clone(),
+            next_attempt_at: d.next_attempt_at,
+            created_at: d.created_at,
+        }
+    }
+}
+
+impl Api {
+    pub async fn list_deliveries(
+        &self,
+        tenant_id: &str,
+        webhook_id: &str,
+        limit: Option<&str>,
+        cursor: Option<&str>,
+    ) -> Result<Listing<DeliveryView>> {
+        let limit = page_limit(limit)?;
+        let before = cursor.map(|c| decode_cursor(c, "dl_")).transpose()?;
+        self.webhook(tenant_id, webhook_id).await?;
+        let page = self
+            .store
+            .list_deliveries(tenant_id, webhook_id, limit, before.as_deref())
+            .await?;
+        Ok(Listing::from_page(
+            &page,
+            |d| &d.id,
+            |d| DeliveryView::from(d),
+        ))
+    }
+
+    pub async fn get_delivery(&self, tenant_id: &str, id: &str) -> Result<Delivery> {
+        self.store
+            .get_delivery(tenant_id, id)
+            .await?
+            .ok_or(Error::NotFound("delivery"))
+    }
+
+    /// Queues a new attempt of a delivery (to its webhook as it is configured now).
+    pub async fn redeliver(&self, tenant_id: &str, id: &str) -> Result<Delivery> {
+        let read = self.get_delivery(tenant_id, id).await?;
+        let mut delivery = read.clone();
+        let webhook = self
+            .store
+            .get_webhook(tenant_id, &delivery.webhook_id)
+            .await?
+            .ok_or_else(|| Error::Conflict("the delivery's webhook has been deleted".into()))?;
+        if !webhook.enabled {
+            return Err(Error::Conflict(
+                "the webhook is disabled; enable it first".into(),
+            ));
+        }
+        let stored = self
+            .store
+            .get_event(tenant_id, &delivery.event_id)
+            .await?
+            .ok_or_else(|| Error::Conflict("the event is no longer kept".into()))?;
+        let mut envelope: EventEnvelope = serde_json::from_str(&stored)
+            .map_err(|e| Error::Store(format!("unreadable stored event: {e}")))?;
+        envelope.target = Some(Target {
+            webhook_id: webhook.id.clone(),
+            delivery_id: delivery.id.to_string(),
+            expect_attempts: delivery.attempts.len(),
+        });
+        envelope.not_before = None;
+        let now = OffsetDateTime::now_utc();
+        // A new series: the whole schedule is ahead of it.
+        delivery.status = DeliveryStatus::Pending;
+        delivery.series_start = delivery.attempts.len();
+        delivery.next_attempt_at = Some(now);
+        // Pending before the message exists: dispatch leases only a delivery that is not
+        // final, so the other order could drop the message. Written only over what was read.
+        // Refused, it may still be this write: the SDK retries a put whose answer was lost, and
+        // the retry's condition fails on what the first try wrote.
+        if !self.store.replace_delivery(&delivery, &read, now).await?
+            && self.store.get_delivery(tenant_id, id).await?.as_ref() != Some(&delivery)
+        {
+            return Err(Error::Conflict(
+                "the delivery changed while the redelivery was asked (an attempt is running or was just recorded); read it again"
+                    .into(),
+            ));
+        }
+        let message = envelope.to_queue_text();
+        if let Err(error) = self.queue.send(message, Duration::ZERO).await {
+            // No message carries the redelivery: put back what was read, unless an attempt
+            // has moved the delivery on since.
+            if let Err(revert) = self.store.replace_delivery(&read, &delivery, now).await {
+                tracing::error!(tenant_id, delivery_id = id, error = %revert,
+                    "a redelivery that was not queued stays pending");
+            }
+            return Err(error);
+        }
+        tracing::info!(tenant_id, delivery_id = id, "redelivery queued");
+        Ok(delivery)
+    }
+}
