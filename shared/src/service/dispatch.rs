@@ -194,24 +194,48 @@ impl Dispatcher {
     }
 
     /// Handles a batch; reports the message ids that must be retried, and the batch's metrics.
+    /// One batch: decode the records, hold back what is not due, fan each event out to its
+    /// webhooks, run the jobs concurrently, and report the records that must come back.
     pub async fn handle(&self, records: &[Record]) -> Handled {
         let mut metrics = BatchMetrics::default();
-        let now = OffsetDateTime::now_utc();
         let mut failed = vec![false; records.len()];
-        let mut envelopes: Vec<Option<EventEnvelope>> = Vec::with_capacity(records.len());
-        for (i, record) in records.iter().enumerate() {
-            match serde_json::from_str::<EventEnvelope>(&record.body) {
-                Ok(env) => envelopes.push(Some(env)),
-                Err(e) => {
-                    // Left on the queue: after maxReceiveCount it lands in the DLQ for a human.
-                    tracing::error!(message_id = %record.message_id, error = %e, "unreadable queue message");
-                    failed[i] = true;
-                    envelopes.push(None);
-                }
+        let mut envelopes = decode(records, &mut failed);
+        self.defer_not_due(&mut envelopes, &mut failed).await;
+        let subscriptions = self.subscriptions(&envelopes).await;
+        let targeted = self.targets(&envelopes, &mut failed).await;
+        let jobs = fan_out(
+            &envelopes,
+            &subscriptions,
+            &targeted,
+            &mut failed,
+            &mut metrics,
+        );
+        // Each job's future lives in the stream's own slot, not a box of its own. The closure
+        // takes an index, not a `Job`: one over borrowed jobs trips the compiler's `Send`
+        // inference where the handler is spawned.
+        let outcomes: Vec<(usize, JobResult)> = stream::iter(0..jobs.len())
+            .map(|i| self.run(&jobs[i]))
+            .buffer_unordered(self.settings.concurrency)
+            .collect()
+            .await;
+        for (record, result) in outcomes {
+            if tally(result, &mut metrics) {
+                failed[record] = true;
             }
         }
+        let failed: Vec<String> = records
+            .iter()
+            .zip(failed)
+            .filter(|(_, f)| *f)
+            .map(|(r, _)| r.message_id.clone())
+            .collect();
+        metrics.records_failed = failed.len() as u64;
+        Handled { failed, metrics }
+    }
 
-        // Messages not yet due go back on the queue (chained waits, a delayed first attempt).
+    /// Messages not yet due go back on the queue (chained waits, a delayed first attempt).
+    async fn defer_not_due(&self, envelopes: &mut [Option<EventEnvelope>], failed: &mut [bool]) {
+        let now = OffsetDateTime::now_utc();
         for (i, slot) in envelopes.iter_mut().enumerate() {
             let Some(env) = slot else { continue };
             let due = env.not_before.or_else(|| {
@@ -230,8 +254,14 @@ impl Dispatcher {
             }
             *slot = None;
         }
+    }
 
-        // One subscription read per tenant per batch.
+    /// The enabled webhooks of each tenant with a fan-out in the batch, read once per tenant;
+    /// `None` for a tenant whose read failed.
+    async fn subscriptions<'e>(
+        &self,
+        envelopes: &'e [Option<EventEnvelope>],
+    ) -> HashMap<&'e str, Option<Vec<Webhook>>> {
         let mut webhooks: HashMap<&str, Option<Vec<Webhook>>> = HashMap::new();
         for env in envelopes.iter().flatten().filter(|e| e.target.is_none()) {
             if !webhooks.contains_key(&*env.tenant_id) {
@@ -245,8 +275,15 @@ impl Dispatcher {
                 webhooks.insert(&env.tenant_id, loaded);
             }
         }
+        webhooks
+    }
 
-        // Retries and redeliveries name their webhook; one that is gone or disabled ends them.
+    /// Retries and redeliveries name their webhook; one that is gone or disabled ends them.
+    async fn targets(
+        &self,
+        envelopes: &[Option<EventEnvelope>],
+        failed: &mut [bool],
+    ) -> Vec<Option<Vec<Webhook>>> {
         let mut targeted: Vec<Option<Vec<Webhook>>> = Vec::with_capacity(envelopes.len());
         for (i, env) in envelopes.iter().enumerate() {
             let target = env.as_ref().and_then(|e| e.target.as_ref().map(|t| (e, t)));
@@ -273,85 +310,7 @@ impl Dispatcher {
                 }
             }
         }
-
-        let mut jobs = Vec::new();
-        // Identical bodies for webhooks of one kind: format once per (kind, include_result).
-        let mut bodies: Vec<((Kind, bool), Bytes)> = Vec::new();
-        for (i, env) in envelopes.iter().enumerate() {
-            let Some(env) = env else { continue };
-            let (list, matches): (&Vec<Webhook>, Matcher) = match (&env.target, &targeted[i]) {
-                (Some(_), Some(list)) => (list, |_, _| true),
-                (Some(_), None) => continue,
-                (None, _) => match &webhooks[&*env.tenant_id] {
-                    Some(list) => (list, webhook_matches),
-                    None => {
-                        failed[i] = true;
-                        continue;
-                    }
-                },
-            };
-            bodies.clear();
-            let before = jobs.len();
-            for webhook in list.iter().filter(|w| matches(w, &env.event)) {
-                let key = (webhook.kind, webhook.include_result);
-                let body = match bodies.iter().find(|(k, _)| *k == key) {
-                    Some((_, b)) => b.clone(),
-                    None => {
-                        let b = Bytes::from(format::render(key.0, &env.event, key.1));
-                        bodies.push((key, b.clone()));
-                        b
-                    }
-                };
-                jobs.push(Job {
-                    record: i,
-                    envelope: env,
-                    webhook,
-                    body,
-                });
-            }
-            if env.target.is_none() {
-                metrics.fan_out.push((jobs.len() - before) as f64);
-            }
-        }
-
-        // Each job's future lives in the stream's own slot, not a box of its own. The closure
-        // takes an index, not a `Job`: one over borrowed jobs trips the compiler's `Send`
-        // inference where the handler is spawned.
-        let outcomes: Vec<(usize, JobResult)> = stream::iter(0..jobs.len())
-            .map(|i| self.run(&jobs[i]))
-            .buffer_unordered(self.settings.concurrency)
-            .collect()
-            .await;
-        let millis = |d: Duration| d.as_secs_f64() * 1000.0;
-        for (record, result) in outcomes {
-            match result {
-                JobResult::Skipped => {}
-                JobResult::Internal => failed[record] = true,
-                JobResult::Attempted {
-                    verdict,
-                    duration,
-                    since_accepted,
-                } => {
-                    metrics.duration_ms.push(millis(duration));
-                    match verdict {
-                        Verdict::Succeeded => {
-                            metrics.succeeded += 1;
-                            metrics.latency_ms.push(millis(since_accepted));
-                        }
-                        Verdict::Retry(_) => metrics.retried += 1,
-                        Verdict::Failed | Verdict::Gone => metrics.failed += 1,
-                    }
-                }
-            }
-        }
-        let failed: Vec<String> = records
-            .iter()
-            .zip(failed)
-            .filter(|(_, f)| *f)
-            .map(|(r, _)| r.message_id.clone())
-            .collect();
-        metrics.records_failed = failed.len() as u64;
-        Handled { failed, metrics }
+        targeted
     }
 
     async fn run(&self, job: &Job<'_>) -> (usize, JobResult) {
@@ -671,6 +630,99 @@ impl Dispatcher {
                 std::time::Instant::now(),
                 e,
             ))),
+        }
+    }
+}
+
+/// The records' envelopes; an unreadable one is `None` and its record failed, so it stays on
+/// the queue and after maxReceiveCount lands in the DLQ for a human.
+fn decode(records: &[Record], failed: &mut [bool]) -> Vec<Option<EventEnvelope>> {
+    let mut envelopes = Vec::with_capacity(records.len());
+    for (i, record) in records.iter().enumerate() {
+        match serde_json::from_str::<EventEnvelope>(&record.body) {
+            Ok(env) => envelopes.push(Some(env)),
+            Err(e) => {
+                tracing::error!(message_id = %record.message_id, error = %e, "unreadable queue message");
+                failed[i] = true;
+                envelopes.push(None);
+            }
+        }
+    }
+    envelopes
+}
+
+/// One job per (event, webhook) pair to attempt: a fan-out's matching subscriptions, or a
+/// retry's named webhook. Identical bodies for webhooks of one kind are formatted once per
+/// (kind, include_result).
+fn fan_out<'a>(
+    envelopes: &'a [Option<EventEnvelope>],
+    subscriptions: &'a HashMap<&str, Option<Vec<Webhook>>>,
+    targeted: &'a [Option<Vec<Webhook>>],
+    failed: &mut [bool],
+    metrics: &mut BatchMetrics,
+) -> Vec<Job<'a>> {
+    let mut jobs = Vec::new();
+    let mut bodies: Vec<((Kind, bool), Bytes)> = Vec::new();
+    for (i, env) in envelopes.iter().enumerate() {
+        let Some(env) = env else { continue };
+        let (list, matches): (&Vec<Webhook>, Matcher) = match (&env.target, &targeted[i]) {
+            (Some(_), Some(list)) => (list, |_, _| true),
+            (Some(_), None) => continue,
+            (None, _) => match &subscriptions[&*env.tenant_id] {
+                Some(list) => (list, webhook_matches),
+                None => {
+                    failed[i] = true;
+                    continue;
+                }
+            },
+        };
+        bodies.clear();
+        let before = jobs.len();
+        for webhook in list.iter().filter(|w| matches(w, &env.event)) {
+            let key = (webhook.kind, webhook.include_result);
+            let body = match bodies.iter().find(|(k, _)| *k == key) {
+                Some((_, b)) => b.clone(),
+                None => {
+                    let b = Bytes::from(format::render(key.0, &env.event, key.1));
+                    bodies.push((key, b.clone()));
+                    b
+                }
+            };
+            jobs.push(Job {
+                record: i,
+                envelope: env,
+                webhook,
+                body,
+            });
+        }
+        if env.target.is_none() {
+            metrics.fan_out.push((jobs.len() - before) as f64);
+        }
+    }
+    jobs
+}
+
+/// Counts one job's result in the batch's metrics; `true` when its record must come back.
+fn tally(result: JobResult, metrics: &mut BatchMetrics) -> bool {
+    let millis = |d: Duration| d.as_secs_f64() * 1000.0;
+    match result {
+        JobResult::Skipped => false,
+        JobResult::Internal => true,
+        JobResult::Attempted {
+            verdict,
+            duration,
+            since_accepted,
+        } => {
+            metrics.duration_ms.push(millis(duration));
+            match verdict {
+                Verdict::Succeeded => {
+                    metrics.succeeded += 1;
+                    metrics.latency_ms.push(millis(since_accepted));
+                }
+                Verdict::Retry(_) => metrics.retried += 1,
+                Verdict::Failed | Verdict::Gone => metrics.failed += 1,
+            }
+            false
         }
     }
 }
