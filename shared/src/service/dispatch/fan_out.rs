@@ -1,0 +1,177 @@
+//! Fan-out: which (event, webhook) pairs a batch attempts, and the messages it holds back.
+
+use super::*;
+
+/// The records' envelopes; an unreadable one is `None` and its record failed, so it stays on
+/// the queue and after maxReceiveCount lands in the DLQ for a human.
+pub(super) fn decode(records: &[Record], failed: &mut [bool]) -> Vec<Option<EventEnvelope>> {
+    let mut envelopes = Vec::with_capacity(records.len());
+    for (i, record) in records.iter().enumerate() {
+        match serde_json::from_str::<EventEnvelope>(&record.body) {
+            Ok(env) => envelopes.push(Some(env)),
+            Err(e) => {
+                tracing::error!(message_id = %record.message_id, error = %e, "unreadable queue message");
+                failed[i] = true;
+                envelopes.push(None);
+            }
+        }
+    }
+    envelopes
+}
+
+/// One job per (event, webhook) pair to attempt: a fan-out's matching subscriptions, or a
+/// retry's named webhook. Identical bodies for webhooks of one kind are formatted once per
+/// (kind, include_result).
+pub(super) fn jobs<'a>(
+    envelopes: &'a [Option<EventEnvelope>],
+    subscriptions: &'a HashMap<&str, Option<Vec<Webhook>>>,
+    targeted: &'a [Option<Vec<Webhook>>],
+    failed: &mut [bool],
+    metrics: &mut BatchMetrics,
+) -> Vec<Job<'a>> {
+    let mut jobs = Vec::new();
+    let mut bodies: Vec<((Kind, bool), Bytes)> = Vec::new();
+    for (i, env) in envelopes.iter().enumerate() {
+        let Some(env) = env else { continue };
+        let (list, matches): (&Vec<Webhook>, Matcher) = match (&env.target, &targeted[i]) {
+            (Some(_), Some(list)) => (list, |_, _| true),
+            (Some(_), None) => continue,
+            (None, _) => match &subscriptions[&*env.tenant_id] {
+                Some(list) => (list, webhook_matches),
+                None => {
+                    failed[i] = true;
+                    continue;
+                }
+            },
+        };
+        bodies.clear();
+        let before = jobs.len();
+        for webhook in list.iter().filter(|w| matches(w, &env.event)) {
+            let key = (webhook.kind, webhook.include_result);
+            let body = match bodies.iter().find(|(k, _)| *k == key) {
+                Some((_, b)) => b.clone(),
+                None => {
+                    let b = Bytes::from(format::render(key.0, &env.event, key.1));
+                    bodies.push((key, b.clone()));
+                    b
+                }
+            };
+            jobs.push(Job {
+                record: i,
+                envelope: env,
+                webhook,
+                body,
+            });
+        }
+        if env.target.is_none() {
+            metrics.fan_out.push((jobs.len() - before) as f64);
+        }
+    }
+    jobs
+}
+
+impl Dispatcher {
+    /// Messages not yet due go back on the queue (chained waits, a delayed first attempt).
+    pub(super) async fn defer_not_due(
+        &self,
+        envelopes: &mut [Option<EventEnvelope>],
+        failed: &mut [bool],
+    ) {
+        let now = OffsetDateTime::now_utc();
+        for (i, slot) in envelopes.iter_mut().enumerate() {
+            let Some(env) = slot else { continue };
+            let due = env.not_before.or_else(|| {
+                let first = self.settings.schedule.first().copied().unwrap_or_default();
+                (env.target.is_none() && !first.is_zero()).then(|| accepted_at(env) + first)
+            });
+            let Some(due) = due.filter(|d| *d > now + time::Duration::milliseconds(100)) else {
+                continue;
+            };
+            env.not_before = Some(due);
+            let wait: Duration = (due - now).try_into().unwrap_or_default();
+            let body = env.to_queue_text();
+            if let Err(e) = self.queue.send(body, wait.min(MAX_QUEUE_DELAY)).await {
+                tracing::error!(error = %e, "could not defer a message");
+                failed[i] = true;
+            }
+            *slot = None;
+        }
+    }
+
+    /// The enabled webhooks of each tenant with a fan-out in the batch, read once per tenant;
+    /// `None` for a tenant whose read failed.
+    pub(super) async fn subscriptions<'e>(
+        &self,
+        envelopes: &'e [Option<EventEnvelope>],
+    ) -> HashMap<&'e str, Option<Vec<Webhook>>> {
+        let mut webhooks: HashMap<&str, Option<Vec<Webhook>>> = HashMap::new();
+        for env in envelopes.iter().flatten().filter(|e| e.target.is_none()) {
+            if !webhooks.contains_key(&*env.tenant_id) {
+                let loaded = match self.store.enabled_webhooks(&env.tenant_id).await {
+                    Ok(list) => Some(list),
+                    Err(e) => {
+                        tracing::error!(tenant_id = %env.tenant_id, error = %e, "could not load webhooks");
+                        None
+                    }
+                };
+                webhooks.insert(&env.tenant_id, loaded);
+            }
+        }
+        webhooks
+    }
+
+    /// Retries and redeliveries name their webhook; one that is gone or disabled ends them.
+    pub(super) async fn targets(
+        &self,
+        envelopes: &[Option<EventEnvelope>],
+        failed: &mut [bool],
+    ) -> Vec<Option<Vec<Webhook>>> {
+        let mut targeted: Vec<Option<Vec<Webhook>>> = Vec::with_capacity(envelopes.len());
+        for (i, env) in envelopes.iter().enumerate() {
+            let target = env.as_ref().and_then(|e| e.target.as_ref().map(|t| (e, t)));
+            let Some((env, target)) = target else {
+                targeted.push(None);
+                continue;
+            };
+            match self
+                .store
+                .get_webhook(&env.tenant_id, &target.webhook_id)
+                .await
+            {
+                Ok(Some(w)) if w.enabled => targeted.push(Some(vec![w])),
+                Ok(_) => {
+                    if !self.abandon(&env.tenant_id, target).await {
+                        failed[i] = true;
+                    }
+                    targeted.push(None);
+                }
+                Err(e) => {
+                    tracing::error!(webhook_id = %target.webhook_id, error = %e, "could not load webhook");
+                    failed[i] = true;
+                    targeted.push(None);
+                }
+            }
+        }
+        targeted
+    }
+
+    /// Ends a retry chain whose webhook was deleted or disabled: the delivery fails as it is.
+    pub(super) async fn abandon(&self, tenant_id: &str, target: &Target) -> bool {
+        match self
+            .store
+            .get_delivery(tenant_id, &target.delivery_id)
+            .await
+        {
+            Ok(Some(mut d))
+                if d.status != DeliveryStatus::Succeeded
+                    && d.attempts.len() == target.expect_attempts =>
+            {
+                d.status = DeliveryStatus::Failed;
+                d.next_attempt_at = None;
+                self.store.put_delivery(&d).await.is_ok()
+            }
+            Ok(_) => true,
+            Err(_) => false,
+        }
+    }
+}
