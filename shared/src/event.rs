@@ -2,7 +2,8 @@
 //! envelope that travels on the queue.
 
 use crate::catalog::{self, EventType, REQUEST_OBJECT_KINDS};
-use crate::error::{Error, FieldError};
+use crate::error::Error;
+use crate::fields::{refused, string, text, Fields, Rule};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
@@ -245,168 +246,45 @@ impl Event {
         let Some(obj) = body.as_object() else {
             return Err(Error::BadRequest("the event must be a JSON object".into()));
         };
-        let mut errors = Vec::new();
-        for key in obj.keys() {
-            if !FIELDS.contains(&key.as_str()) {
-                errors.push(
-                    FieldError::new(key.clone(), "unknown field")
-                        .with_valid(FIELDS.iter().map(|f| f.to_string()).collect()),
-                );
+        let mut f = Fields::new(obj, &FIELDS);
+        let id = f.optional("id", event_id);
+        let event_type = f.required(
+            "type",
+            refused("is required").with_valid(catalog::type_names()),
+            event_type,
+        );
+        let occurred_at = f.optional("occurred_at", occurred_at).unwrap_or(now);
+        let project = f.optional("project", string(MAX_NAME_LEN));
+        let environment_type = f.optional("environment_type", environment_type);
+        let object = match f.get("object") {
+            None => None,
+            Some(Value::Object(o)) => {
+                let mut inner = Fields::nested(o, "object", &OBJECT_FIELDS);
+                let object = object_ref(&mut inner);
+                f.absorb(inner);
+                object
             }
+            Some(_) => {
+                f.refuse("object", refused("must be an object with kind and name"));
+                None
+            }
+        };
+        if event_type.is_some_and(|t| t.resource == "requests") {
+            request_object(&mut f, object.as_ref());
         }
-
-        let id = match obj.get("id") {
-            None | Some(Value::Null) => crate::ids::prefixed("evt"),
-            Some(Value::String(s)) if valid_event_id(s) => s.clone(),
-            Some(_) => {
-                errors.push(FieldError::new(
-                    "id",
-                    "must be 1-128 characters of A-Z, a-z, 0-9, '_', ':' or '-'",
-                ));
-                String::new()
-            }
-        };
-
-        let event_type = match obj.get("type") {
-            Some(Value::String(s)) => match catalog::find(s) {
-                Some(t) => Some(t),
-                None => {
-                    errors.push(
-                        FieldError::new("type", format!("unknown event type `{s}`"))
-                            .with_valid(catalog::type_names()),
-                    );
-                    None
-                }
-            },
-            None | Some(Value::Null) => {
-                errors
-                    .push(FieldError::new("type", "is required").with_valid(catalog::type_names()));
-                None
-            }
-            Some(_) => {
-                errors.push(FieldError::new("type", "must be a string"));
-                None
-            }
-        };
-
-        let occurred_at = match obj.get("occurred_at") {
-            None | Some(Value::Null) => now,
-            // Normalised to UTC so every payload's timestamp reads the same way.
-            Some(Value::String(s)) => match OffsetDateTime::parse(s, &Rfc3339) {
-                // Checked: a time late on 9999-12-31 at a negative offset is past 9999 in UTC.
-                Ok(t) => match t.checked_to_offset(time::UtcOffset::UTC) {
-                    Some(t) if OCCURRED_YEARS.contains(&t.year()) => t,
-                    _ => {
-                        errors.push(FieldError::new(
-                            "occurred_at",
-                            "must be between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59Z",
-                        ));
-                        now
-                    }
-                },
-                Err(_) => {
-                    errors.push(FieldError::new(
-                        "occurred_at",
-                        "must be an RFC 3339 timestamp such as 2026-11-22T10:00:00Z",
-                    ));
-                    now
-                }
-            },
-            Some(_) => {
-                errors.push(FieldError::new("occurred_at", "must be a string"));
-                now
-            }
-        };
-
-        let project = optional_string(obj, "project", MAX_NAME_LEN, &mut errors);
-
-        let environment_type = match obj.get("environment_type") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) => EnvironmentType::parse(s).or_else(|| {
-                errors.push(
-                    FieldError::new(
-                        "environment_type",
-                        format!("unknown environment type `{s}`"),
-                    )
-                    .with_valid(EnvironmentType::names()),
-                );
-                None
-            }),
-            Some(_) => {
-                errors.push(
-                    FieldError::new("environment_type", "must be a string")
-                        .with_valid(EnvironmentType::names()),
-                );
-                None
-            }
-        };
-
-        let object = match obj.get("object") {
-            None | Some(Value::Null) => None,
-            Some(Value::Object(o)) => parse_object(o, &mut errors),
-            Some(_) => {
-                errors.push(FieldError::new(
-                    "object",
-                    "must be an object with kind and name",
-                ));
-                None
-            }
-        };
-        if let Some(t) = event_type {
-            if t.resource == "requests" {
-                match &object {
-                    None if !errors.iter().any(|e| e.field.starts_with("object")) => {
-                        errors.push(
-                            FieldError::new(
-                                "object",
-                                "is required for requests events: name the deployment, pipeline or experiment",
-                            ),
-                        );
-                    }
-                    Some(o) if !REQUEST_OBJECT_KINDS.contains(&o.kind.as_str()) => {
-                        errors.push(
-                            FieldError::new(
-                                "object.kind",
-                                format!("`{}` cannot receive requests", o.kind),
-                            )
-                            .with_valid(
-                                REQUEST_OBJECT_KINDS.iter().map(|k| k.to_string()).collect(),
-                            ),
-                        );
-                    }
-                    _ => {}
-                }
-            }
-        }
-
-        let data = match obj.get("data") {
-            None | Some(Value::Null) => Data::default(),
-            Some(Value::Object(d)) => Data::from(d.clone()),
-            Some(_) => {
-                errors.push(FieldError::new("data", "must be a JSON object"));
-                Data::default()
-            }
-        };
-
-        let result = match obj.get("result") {
-            None | Some(Value::Null) => None,
-            Some(r) => {
-                // Never sent above the limit, so never carried: keeps queue messages small.
-                let size = serde_json::to_vec(r).map(|v| v.len()).unwrap_or(usize::MAX);
-                (size <= MAX_RESULT_BYTES).then(|| r.clone())
-            }
-        };
-
-        let text = optional_string(obj, "text", MAX_TEXT_LEN, &mut errors);
-
-        if !errors.is_empty() {
-            return Err(Error::Validation(errors));
-        }
+        let data = f.optional("data", data).unwrap_or_default();
+        // Never sent above the limit, so never carried: keeps queue messages small.
+        let result = f
+            .get("result")
+            .filter(|r| serde_json::to_vec(r).map_or(usize::MAX, |v| v.len()) <= MAX_RESULT_BYTES)
+            .cloned();
+        let text = f.optional("text", string(MAX_TEXT_LEN));
+        f.finish()?;
         let event_type = event_type.expect("a missing type is a validation error");
         let text =
             text.unwrap_or_else(|| describe(event_type, object.as_ref(), project.as_deref()));
         Ok(Event {
-            id: id.into(),
+            id: id.unwrap_or_else(|| crate::ids::prefixed("evt")).into(),
             event_type: event_type.name.into(),
             occurred_at,
             project,
@@ -434,64 +312,77 @@ pub fn valid_event_id(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b':' | b'-'))
 }
 
-fn optional_string(
-    obj: &Map<String, Value>,
-    field: &str,
-    max: usize,
-    errors: &mut Vec<FieldError>,
-) -> Option<String> {
-    match obj.get(field) {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) if s.chars().count() <= max && !s.trim().is_empty() => {
-            Some(s.clone())
-        }
-        Some(Value::String(s)) if s.trim().is_empty() => {
-            errors.push(FieldError::new(field, "must not be empty"));
-            None
-        }
-        Some(Value::String(_)) => {
-            errors.push(FieldError::new(
-                field,
-                format!("must be at most {max} characters"),
-            ));
-            None
-        }
-        Some(_) => {
-            errors.push(FieldError::new(field, "must be a string"));
-            None
-        }
+fn event_id(value: &Value) -> Rule<String> {
+    match value {
+        Value::String(s) if valid_event_id(s) => Ok(s.clone()),
+        _ => Err(refused(
+            "must be 1-128 characters of A-Z, a-z, 0-9, '_', ':' or '-'",
+        )),
     }
 }
 
-fn parse_object(o: &Map<String, Value>, errors: &mut Vec<FieldError>) -> Option<ObjectRef> {
-    let before = errors.len();
-    for key in o.keys() {
-        if !["kind", "name", "version", "id"].contains(&key.as_str()) {
-            errors.push(FieldError::new(format!("object.{key}"), "unknown field"));
-        }
+fn event_type(value: &Value) -> Rule<&'static EventType> {
+    let name = text(value)?;
+    catalog::find(name).ok_or_else(|| {
+        refused(format!("unknown event type `{name}`")).with_valid(catalog::type_names())
+    })
+}
+
+/// Normalised to UTC so every payload's timestamp reads the same way; checked, because a time
+/// late on 9999-12-31 at a negative offset is past 9999 in UTC.
+fn occurred_at(value: &Value) -> Rule<OffsetDateTime> {
+    let at = OffsetDateTime::parse(text(value)?, &Rfc3339)
+        .map_err(|_| refused("must be an RFC 3339 timestamp such as 2026-11-22T10:00:00Z"))?;
+    at.checked_to_offset(time::UtcOffset::UTC)
+        .filter(|t| OCCURRED_YEARS.contains(&t.year()))
+        .ok_or_else(|| refused("must be between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59Z"))
+}
+
+fn environment_type(value: &Value) -> Rule<EnvironmentType> {
+    match value {
+        Value::String(s) => EnvironmentType::parse(s).ok_or_else(|| {
+            refused(format!("unknown environment type `{s}`")).with_valid(EnvironmentType::names())
+        }),
+        _ => Err(refused("must be a string").with_valid(EnvironmentType::names())),
     }
-    let mut required = |field: &str| {
-        let s = optional_string(o, field, MAX_NAME_LEN, errors);
-        if s.is_none() && matches!(o.get(field), None | Some(Value::Null)) {
-            errors.push(FieldError::new(format!("object.{field}"), "is required"));
-        }
-        s
-    };
-    let kind = required("kind");
-    let name = required("name");
-    let version = optional_string(o, "version", MAX_NAME_LEN, errors);
-    let id = optional_string(o, "id", MAX_NAME_LEN, errors);
-    for e in &mut errors[before..] {
-        if !e.field.starts_with("object.") {
-            e.field = format!("object.{}", e.field);
-        }
+}
+
+fn data(value: &Value) -> Rule<Data> {
+    match value {
+        Value::Object(d) => Ok(Data::from(d.clone())),
+        _ => Err(refused("must be a JSON object")),
     }
+}
+
+const OBJECT_FIELDS: [&str; 4] = ["kind", "name", "version", "id"];
+
+fn object_ref(f: &mut Fields<'_>) -> Option<ObjectRef> {
+    let kind = f.required("kind", refused("is required"), string(MAX_NAME_LEN));
+    let name = f.required("name", refused("is required"), string(MAX_NAME_LEN));
+    let version = f.optional("version", string(MAX_NAME_LEN));
+    let id = f.optional("id", string(MAX_NAME_LEN));
     Some(ObjectRef {
         kind: kind?,
         name: name?,
         version,
         id,
     })
+}
+
+/// A `requests.*` event names what received the request: a deployment, pipeline or experiment.
+fn request_object(f: &mut Fields<'_>, object: Option<&ObjectRef>) {
+    match object {
+        None if !f.refused("object") => f.refuse(
+            "object",
+            refused("is required for requests events: name the deployment, pipeline or experiment"),
+        ),
+        Some(o) if !REQUEST_OBJECT_KINDS.contains(&o.kind.as_str()) => f.refuse(
+            "object.kind",
+            refused(format!("`{}` cannot receive requests", o.kind))
+                .with_valid(REQUEST_OBJECT_KINDS.iter().map(|k| k.to_string()).collect()),
+        ),
+        _ => {}
+    }
 }
 
 /// The human line used when the platform sends no `text`, e.g.

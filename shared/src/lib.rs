@@ -9,6 +9,7 @@ pub mod config;
 pub mod delivery;
 pub mod error;
 pub mod event;
+pub mod fields;
 pub mod format;
 pub mod http;
 pub mod ids;
