@@ -282,11 +282,11 @@ problem_responses! {
 #[openapi(
     info(title = "Herald", description = "Webhook notifications for ML and deployment platforms."),
     paths(
-        super::post_event, super::post_batch, super::health, super::openapi_json, super::event_types,
-        super::create_webhook, super::list_webhooks, super::get_webhook, super::replace_webhook,
-        super::patch_webhook, super::delete_webhook, super::get_secret, super::rotate_secret,
-        super::test_webhook, super::test_unsaved, super::list_deliveries, super::get_delivery,
-        super::redeliver, super::create_tenant, super::list_keys, super::create_key, super::delete_key,
+        super::routes::events::post_event, super::routes::events::post_batch, super::routes::meta::health, super::routes::meta::openapi_json, super::routes::meta::event_types,
+        super::routes::webhooks::create_webhook, super::routes::webhooks::list_webhooks, super::routes::webhooks::get_webhook, super::routes::webhooks::replace_webhook,
+        super::routes::webhooks::patch_webhook, super::routes::webhooks::delete_webhook, super::routes::webhooks::get_secret, super::routes::webhooks::rotate_secret,
+        super::routes::webhooks::test_webhook, super::routes::webhooks::test_unsaved, super::routes::deliveries::list_deliveries, super::routes::deliveries::get_delivery,
+        super::routes::deliveries::redeliver, super::routes::keys::create_tenant, super::routes::keys::list_keys, super::routes::keys::create_key, super::routes::keys::delete_key,
     ),
     components(
         schemas(EventInput, BatchInput, BatchAnswer, HeaderInput, WebhookInput, WebhookPatch, TestInput,
