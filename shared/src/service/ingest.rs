@@ -93,22 +93,13 @@ impl Ingest {
         let event = Event::parse(body, now)?;
         let id = event.id.to_string();
         let message = envelope(tenant_id, event)?;
-        let (message, until) = match self.claim(tenant_id, &id, &message, now).await? {
-            Claim::Won => (message, now + DEDUPE_WINDOW),
-            Claim::Confirmed => {
-                return Ok(Accepted {
-                    id,
-                    status: Outcome::Duplicate,
-                })
-            }
-            Claim::Pending {
-                envelope,
-                claimed_at,
-                until,
-            } => {
-                self.take_over(tenant_id, &id, claimed_at, now).await?;
-                (envelope, until)
-            }
+        let claim = self.claim(tenant_id, &id, &message, now).await?;
+        let Some((message, until)) = self.to_send(tenant_id, &id, message, claim, now).await?
+        else {
+            return Ok(Accepted {
+                id,
+                status: Outcome::Duplicate,
+            });
         };
         if let Err(e) = self.queue.send(message, Duration::ZERO).await {
             self.release(tenant_id, &id).await;
@@ -123,87 +114,64 @@ impl Ingest {
     }
 
     pub async fn accept_batch(&self, tenant_id: &str, body: &Value) -> Result<Vec<BatchItem>> {
-        let events = match body.get("events") {
-            Some(Value::Array(events)) if (1..=MAX_BATCH).contains(&events.len()) => events,
-            Some(Value::Array(_)) => {
-                return Err(Error::field(
-                    "events",
-                    format!("must hold 1 to {MAX_BATCH} events"),
-                ))
-            }
-            _ if !body.is_object() => {
-                return Err(Error::BadRequest(
-                    "the body must be {\"events\": [...]}".into(),
-                ))
-            }
-            _ => return Err(Error::field("events", "is required: a list of events")),
-        };
+        let events = batch_events(body)?;
         let now = OffsetDateTime::now_utc();
-        let mut items: Vec<BatchItem> = Vec::with_capacity(events.len());
-        let mut valid: Vec<(usize, String, String)> = Vec::with_capacity(events.len());
-        for (index, raw) in events.iter().enumerate() {
-            let parsed = Event::parse(raw, now).and_then(|event| {
-                let id = event.id.to_string();
-                Ok((id, envelope(tenant_id, event)?))
-            });
-            match parsed {
-                Ok((id, message)) => {
-                    items.push(item(index, Some(id.clone()), "accepted"));
-                    valid.push((index, id, message));
-                }
-                Err(e) => {
-                    let mut it = item(index, None, "invalid");
-                    match e {
-                        Error::Validation(errors) => {
-                            it.errors = errors
-                                .into_iter()
-                                .map(|mut f| {
-                                    f.field = format!("events[{index}].{}", f.field);
-                                    f
-                                })
-                                .collect()
-                        }
-                        other => it.detail = Some(other.to_string()),
-                    }
-                    items.push(it);
-                }
+        let (mut items, valid) = parse_batch(tenant_id, events, now);
+        let to_send = self.claim_batch(tenant_id, valid, &mut items, now).await;
+        if !to_send.is_empty() {
+            self.send_claimed(tenant_id, to_send, &mut items).await;
+        }
+        Ok(items)
+    }
+
+    /// What a claim leaves to send: this post's envelope when it won, the stored one taken
+    /// over from a dead post, or `None` for a duplicate.
+    async fn to_send(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        message: String,
+        claim: Claim,
+        now: OffsetDateTime,
+    ) -> Result<Option<(String, OffsetDateTime)>> {
+        match claim {
+            Claim::Won => Ok(Some((message, now + DEDUPE_WINDOW))),
+            Claim::Confirmed => Ok(None),
+            Claim::Pending {
+                envelope,
+                claimed_at,
+                until,
+            } => {
+                self.take_over(tenant_id, id, claimed_at, now).await?;
+                Ok(Some((envelope, until)))
             }
         }
-        // A later copy of an id in the same batch is a duplicate of the first: one claim each.
-        let mut ids = std::collections::HashSet::with_capacity(valid.len());
-        valid.retain(|(index, id, _)| {
-            let first = ids.insert(id.clone());
-            if !first {
-                items[*index].status = "duplicate";
-            }
-            first
-        });
+    }
+
+    /// Claims every valid event of a batch at once; what is left to send, with its index,
+    /// id, envelope and dedupe window. A duplicate or a refused claim is marked in `items`.
+    async fn claim_batch(
+        &self,
+        tenant_id: &str,
+        valid: Vec<(usize, String, String)>,
+        items: &mut [BatchItem],
+        now: OffsetDateTime,
+    ) -> Vec<(usize, String, String, OffsetDateTime)> {
         let claims = join_all(
             valid
                 .iter()
                 .map(|(_, id, message)| self.claim(tenant_id, id, message, now)),
         )
         .await;
-        let mut to_send: Vec<(usize, String, String, OffsetDateTime)> = Vec::new();
+        let mut to_send = Vec::new();
         for ((index, id, message), claim) in valid.into_iter().zip(claims) {
             let taken = match claim {
-                Ok(Claim::Won) => Ok((message, now + DEDUPE_WINDOW)),
-                Ok(Claim::Confirmed) => {
-                    items[index].status = "duplicate";
-                    continue;
-                }
-                Ok(Claim::Pending {
-                    envelope,
-                    claimed_at,
-                    until,
-                }) => self
-                    .take_over(tenant_id, &id, claimed_at, now)
-                    .await
-                    .map(|()| (envelope, until)),
+                Ok(claim) => self.to_send(tenant_id, &id, message, claim, now).await,
                 Err(e) => Err(e),
             };
             match taken {
-                Ok((message, until)) => to_send.push((index, id, message, until)),
+                Ok(Some((message, until))) => to_send.push((index, id, message, until)),
+                Ok(None) => items[index].status = "duplicate",
                 Err(e) => {
                     let (status, detail) = not_queued(&e);
                     items[index].status = status;
@@ -211,9 +179,16 @@ impl Ingest {
                 }
             }
         }
-        if to_send.is_empty() {
-            return Ok(items);
-        }
+        to_send
+    }
+
+    /// Sends the claimed envelopes in one batch; each is confirmed, or released and marked.
+    async fn send_claimed(
+        &self,
+        tenant_id: &str,
+        to_send: Vec<(usize, String, String, OffsetDateTime)>,
+        items: &mut [BatchItem],
+    ) {
         let bodies = to_send.iter().map(|(_, _, b, _)| b.clone()).collect();
         let results = match self.queue.send_batch(bodies).await {
             Ok(r) => r,
@@ -238,7 +213,6 @@ impl Ingest {
             }
         }
         join_all(confirms).await;
-        Ok(items)
     }
 
     /// A pending claim holding this very envelope (its envelope id is this post's, made
@@ -307,6 +281,70 @@ impl Ingest {
             tracing::error!(tenant_id, event_id, error = %e, "could not release dedupe claim");
         }
     }
+}
+
+/// The batch's events: 1 to `MAX_BATCH` of them under `events`.
+fn batch_events(body: &Value) -> Result<&Vec<Value>> {
+    match body.get("events") {
+        Some(Value::Array(events)) if (1..=MAX_BATCH).contains(&events.len()) => Ok(events),
+        Some(Value::Array(_)) => Err(Error::field(
+            "events",
+            format!("must hold 1 to {MAX_BATCH} events"),
+        )),
+        _ if !body.is_object() => Err(Error::BadRequest(
+            "the body must be {\"events\": [...]}".into(),
+        )),
+        _ => Err(Error::field("events", "is required: a list of events")),
+    }
+}
+
+/// Each event validated: an item per event (`accepted` so far, or `invalid` with its fields
+/// named `events[i].field`), and the valid ones' index, id and envelope. A later copy of an id
+/// in the same batch is a duplicate of the first: one claim each.
+fn parse_batch(
+    tenant_id: &str,
+    events: &[Value],
+    now: OffsetDateTime,
+) -> (Vec<BatchItem>, Vec<(usize, String, String)>) {
+    let mut items: Vec<BatchItem> = Vec::with_capacity(events.len());
+    let mut valid: Vec<(usize, String, String)> = Vec::with_capacity(events.len());
+    for (index, raw) in events.iter().enumerate() {
+        let parsed = Event::parse(raw, now).and_then(|event| {
+            let id = event.id.to_string();
+            Ok((id, envelope(tenant_id, event)?))
+        });
+        match parsed {
+            Ok((id, message)) => {
+                items.push(item(index, Some(id.clone()), "accepted"));
+                valid.push((index, id, message));
+            }
+            Err(e) => {
+                let mut it = item(index, None, "invalid");
+                match e {
+                    Error::Validation(errors) => {
+                        it.errors = errors
+                            .into_iter()
+                            .map(|mut f| {
+                                f.field = format!("events[{index}].{}", f.field);
+                                f
+                            })
+                            .collect()
+                    }
+                    other => it.detail = Some(other.to_string()),
+                }
+                items.push(it);
+            }
+        }
+    }
+    let mut ids = std::collections::HashSet::with_capacity(valid.len());
+    valid.retain(|(index, id, _)| {
+        let first = ids.insert(id.clone());
+        if !first {
+            items[*index].status = "duplicate";
+        }
+        first
+    });
+    (items, valid)
 }
 
 fn item(index: usize, id: Option<String>, status: &'static str) -> BatchItem {
