@@ -71,47 +71,21 @@ impl Config {
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
         let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
-        let target_policy = match get("HERALD_TARGET_POLICY").as_deref() {
-            None => match mode {
-                Mode::Lambda => TargetPolicy::Public,
-                Mode::Local => TargetPolicy::Private,
-            },
-            Some("public") => TargetPolicy::Public,
-            Some("private") => TargetPolicy::Private,
-            Some("loopback") => TargetPolicy::Loopback,
-            Some(other) => {
-                return Err(ConfigError {
-                    name: "HERALD_TARGET_POLICY",
-                    message: format!("expected `public`, `private` or `loopback`, got `{other}`"),
-                })
-            }
-        };
-        let require_https = match get("HERALD_REQUIRE_HTTPS").as_deref() {
-            None | Some("false") | Some("0") => false,
-            Some("true") | Some("1") => true,
-            Some(other) => {
-                return Err(ConfigError {
-                    name: "HERALD_REQUIRE_HTTPS",
-                    message: format!("expected `true` or `false`, got `{other}`"),
-                })
-            }
-        };
+        let target_policy = target_policy(get("HERALD_TARGET_POLICY").as_deref(), mode)?;
+        let require_https = flag(
+            "HERALD_REQUIRE_HTTPS",
+            get("HERALD_REQUIRE_HTTPS").as_deref(),
+        )?;
         let allowed_ports = get("HERALD_ALLOWED_PORTS")
             .map(|v| crate::http::guard::PortSet::parse(&v))
             .transpose()
-            .map_err(|message| ConfigError {
-                name: "HERALD_ALLOWED_PORTS",
-                message,
-            })?;
+            .map_err(named("HERALD_ALLOWED_PORTS"))?;
         let retry_schedule = parse_schedule(
             get("HERALD_RETRY_SCHEDULE")
                 .as_deref()
                 .unwrap_or(DEFAULT_RETRY_SCHEDULE),
         )
-        .map_err(|message| ConfigError {
-            name: "HERALD_RETRY_SCHEDULE",
-            message,
-        })?;
+        .map_err(named("HERALD_RETRY_SCHEDULE"))?;
         let number = |name: &'static str, default: u64, min: u64, max: u64| match get(name) {
             None => Ok(default),
             Some(v) => v
@@ -166,6 +140,40 @@ impl Config {
             disable_after,
             rate_limit,
         })
+    }
+}
+
+/// The target policy: `public` in Lambda and `private` locally unless set.
+fn target_policy(value: Option<&str>, mode: Mode) -> Result<TargetPolicy, ConfigError> {
+    match value {
+        None => Ok(match mode {
+            Mode::Lambda => TargetPolicy::Public,
+            Mode::Local => TargetPolicy::Private,
+        }),
+        Some("public") => Ok(TargetPolicy::Public),
+        Some("private") => Ok(TargetPolicy::Private),
+        Some("loopback") => Ok(TargetPolicy::Loopback),
+        Some(other) => Err(ConfigError {
+            name: "HERALD_TARGET_POLICY",
+            message: format!("expected `public`, `private` or `loopback`, got `{other}`"),
+        }),
+    }
+}
+
+/// A reader's complaint about `name`'s value.
+fn named(name: &'static str) -> impl FnOnce(String) -> ConfigError {
+    move |message| ConfigError { name, message }
+}
+
+/// `true`/`1` or `false`/`0`; unset is `false`.
+fn flag(name: &'static str, value: Option<&str>) -> Result<bool, ConfigError> {
+    match value {
+        None | Some("false") | Some("0") => Ok(false),
+        Some("true") | Some("1") => Ok(true),
+        Some(other) => Err(ConfigError {
+            name,
+            message: format!("expected `true` or `false`, got `{other}`"),
+        }),
     }
 }
 

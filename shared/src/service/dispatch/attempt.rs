@@ -159,18 +159,7 @@ impl Dispatcher {
             _ => None,
         };
         delivery.record(attempt(now, &outcome), next);
-        tracing::info!(
-            tenant_id = %env.tenant_id,
-            delivery_id = %delivery.id,
-            webhook_id = %webhook.id,
-            event_id = %env.event.id,
-            attempt = delivery.attempts.len(),
-            status = delivery.status.as_str(),
-            status_code = outcome.status_code,
-            duration_ms = outcome.duration.as_millis() as u64,
-            error = outcome.error.as_ref().map(|e| e.to_string()),
-            "delivery attempt"
-        );
+        log_attempt(env, webhook, &delivery, &outcome);
         if let Err(e) = self.store.put_delivery(&delivery).await {
             tracing::error!(delivery_id = %delivery.id, error = %e, "could not record delivery");
             return JobResult::Internal;
@@ -222,4 +211,20 @@ impl Dispatcher {
         }
         Some(due)
     }
+}
+
+/// One line per attempt: its ids, what the receiver answered and what the delivery is now.
+fn log_attempt(env: &EventEnvelope, webhook: &Webhook, delivery: &Delivery, outcome: &PostOutcome) {
+    tracing::info!(
+        tenant_id = %env.tenant_id,
+        delivery_id = %delivery.id,
+        webhook_id = %webhook.id,
+        event_id = %env.event.id,
+        attempt = delivery.attempts.len(),
+        status = delivery.status.as_str(),
+        status_code = outcome.status_code,
+        duration_ms = outcome.duration.as_millis() as u64,
+        error = outcome.error.as_ref().map(|e| e.to_string()),
+        "delivery attempt"
+    );
 }

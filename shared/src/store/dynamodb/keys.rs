@@ -79,59 +79,8 @@ impl DynamoStore {
         hashes.dedup();
         let mut found: HashMap<String, ApiKey> = HashMap::new();
         for chunk in hashes.chunks(BATCH_GET_MAX) {
-            let mut keys: Vec<Item> = chunk
-                .iter()
-                .map(|hash| {
-                    HashMap::from([
-                        ("PK".to_string(), s(format!("K#{hash}"))),
-                        ("SK".to_string(), s("KEY")),
-                    ])
-                })
-                .collect();
-            // Unprocessed keys are asked for again; an answer that makes no progress a few
-            // times over is a store failure the caller may retry.
-            let mut stalled = 0;
-            while !keys.is_empty() {
-                let asked = keys.len();
-                let request = KeysAndAttributes::builder()
-                    .set_keys(Some(std::mem::take(&mut keys)))
-                    .consistent_read(true)
-                    .build()
-                    .expect("keys are set");
-                let out = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.table, request)
-                    .send()
-                    .await
-                    .map_err(store_err)?;
-                for item in out
-                    .responses
-                    .and_then(|mut r| r.remove(&self.table))
-                    .unwrap_or_default()
-                {
-                    let Some(hash) = item
-                        .get("PK")
-                        .and_then(|v| v.as_s().ok())
-                        .and_then(|pk| pk.strip_prefix("K#"))
-                    else {
-                        continue;
-                    };
-                    let key = api_key_from(hash, &item)?;
-                    found.insert(key.hash.clone(), key);
-                }
-                keys = out
-                    .unprocessed_keys
-                    .and_then(|mut u| u.remove(&self.table))
-                    .map(|k| k.keys)
-                    .unwrap_or_default();
-                if keys.len() >= asked {
-                    stalled += 1;
-                    if stalled == 3 {
-                        return Err(Error::Store("key reads made no progress".into()));
-                    }
-                    tokio::time::sleep(std::time::Duration::from_millis(50 << stalled)).await;
-                }
+            for key in self.keys_by_hash(chunk).await? {
+                found.insert(key.hash.clone(), key);
             }
         }
         Ok(wanted
@@ -143,6 +92,65 @@ impl DynamoStore {
                     .cloned()
             })
             .collect())
+    }
+
+    /// The `K#` records of `hashes` (at most a BatchGetItem's worth), read consistently.
+    async fn keys_by_hash(&self, hashes: &[&str]) -> Result<Vec<ApiKey>> {
+        let mut found = Vec::with_capacity(hashes.len());
+        let mut keys: Vec<Item> = hashes
+            .iter()
+            .map(|hash| {
+                HashMap::from([
+                    ("PK".to_string(), s(format!("K#{hash}"))),
+                    ("SK".to_string(), s("KEY")),
+                ])
+            })
+            .collect();
+        // Unprocessed keys are asked for again; an answer that makes no progress a few
+        // times over is a store failure the caller may retry.
+        let mut stalled = 0;
+        while !keys.is_empty() {
+            let asked = keys.len();
+            let request = KeysAndAttributes::builder()
+                .set_keys(Some(std::mem::take(&mut keys)))
+                .consistent_read(true)
+                .build()
+                .expect("keys are set");
+            let out = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, request)
+                .send()
+                .await
+                .map_err(store_err)?;
+            for item in out
+                .responses
+                .and_then(|mut r| r.remove(&self.table))
+                .unwrap_or_default()
+            {
+                let Some(hash) = item
+                    .get("PK")
+                    .and_then(|v| v.as_s().ok())
+                    .and_then(|pk| pk.strip_prefix("K#"))
+                else {
+                    continue;
+                };
+                found.push(api_key_from(hash, &item)?);
+            }
+            keys = out
+                .unprocessed_keys
+                .and_then(|mut u| u.remove(&self.table))
+                .map(|k| k.keys)
+                .unwrap_or_default();
+            if keys.len() >= asked {
+                stalled += 1;
+                if stalled == 3 {
+                    return Err(Error::Store("key reads made no progress".into()));
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50 << stalled)).await;
+            }
+        }
+        Ok(found)
     }
 }
 
