@@ -220,3 +220,24 @@ fn the_admin_key_is_read_from_its_secret_by_the_api_alone() {
         assert!(t.function(function).0["Environment"].is_null());
     }
 }
+
+#[test]
+fn the_queue_settings_are_the_codes_and_outlast_any_lease() {
+    let t = template::load();
+    let queue = &t.resource("EventsQueue")["Properties"];
+    assert_eq!(
+        Duration::from_secs(t.number(&queue["VisibilityTimeout"])),
+        herald_shared::queue::VISIBILITY_TIMEOUT
+    );
+    assert_eq!(
+        t.number(&queue["RedrivePolicy"]["maxReceiveCount"]),
+        u64::from(herald_shared::queue::MAX_RECEIVES)
+    );
+    // The longest lease: the largest delivery timeout config accepts, and the margin.
+    let longest_lease = Duration::from_secs(60) + herald_shared::service::dispatch::LEASE_MARGIN;
+    assert!(herald_shared::queue::VISIBILITY_TIMEOUT > longest_lease);
+    let dispatch = Duration::from_secs(t.number(property(&t, "DispatchFunction", "Timeout")));
+    // And any lease (a delivery timeout of at least a second, and the margin) outlasts the
+    // dispatch function, so no live run loses its lease.
+    assert!(herald_shared::service::dispatch::LEASE_MARGIN >= dispatch);
+}

@@ -141,8 +141,8 @@ pub async fn sqs_queue(sdk: &aws_config::SdkConfig, config: &Config) -> Result<S
             SqsQueue::ensure(
                 client,
                 &config.queue_name,
-                5,
-                std::time::Duration::from_secs(60),
+                crate::queue::MAX_RECEIVES,
+                crate::queue::VISIBILITY_TIMEOUT,
             )
             .await
         }

@@ -36,7 +36,7 @@ pub struct MemoryQueue {
 
 impl Default for MemoryQueue {
     fn default() -> Self {
-        Self::new(Duration::from_secs(30), 5)
+        Self::new(super::VISIBILITY_TIMEOUT, super::MAX_RECEIVES)
     }
 }
 

@@ -19,6 +19,16 @@ pub struct Received {
     pub receive_count: u32,
 }
 
+/// How long a received message stays hidden before it is handed out again: the events queue's
+/// `VisibilityTimeout` in the template, and the local stack's queues. Longer than the longest
+/// delivery lease (the 60 s maximum delivery timeout and `dispatch::LEASE_MARGIN`), so a message
+/// whose run died comes back to a lapsed lease; 6 times the dispatch function's timeout, as AWS
+/// recommends for an event source.
+pub const VISIBILITY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(360);
+/// Receives before a message moves to the dead-letter queue: the template's default
+/// `MaxReceiveCount`, and the local stack's.
+pub const MAX_RECEIVES: u32 = 5;
+
 /// The largest message body SQS takes: the queues' `MaximumMessageSize`, pinned by the template.
 pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
 
