@@ -52,13 +52,15 @@ fn receive(uri: Uri, headers: HeaderMap, body: Bytes, secret: Option<&Secret>) -
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
     };
-    let timestamp = header("webhook-timestamp").parse().unwrap_or(0);
+    let timestamp = header(signing::WEBHOOK_TIMESTAMP.as_str())
+        .parse()
+        .unwrap_or(0);
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     match signing::verify(
         secret,
-        header("webhook-id"),
+        header(signing::WEBHOOK_ID.as_str()),
         timestamp,
-        header("webhook-signature"),
+        header(signing::WEBHOOK_SIGNATURE.as_str()),
         &body,
         now,
         300,

@@ -31,11 +31,11 @@ pub fn run(args: Args) -> Result<(), CliError> {
             .header(name)
             .ok_or_else(|| CliError::Usage(format!("the request has no `{name}` header")))
     };
-    let id = header("webhook-id")?;
-    let timestamp: i64 = header("webhook-timestamp")?
+    let id = header(signing::WEBHOOK_ID.as_str())?;
+    let timestamp: i64 = header(signing::WEBHOOK_TIMESTAMP.as_str())?
         .parse()
         .map_err(|_| CliError::Usage("`webhook-timestamp` is not unix seconds".into()))?;
-    let signature = header("webhook-signature")?;
+    let signature = header(signing::WEBHOOK_SIGNATURE.as_str())?;
     let secret = signing::parse_secret(&args.secret).map_err(|_| {
         CliError::Usage("--secret must be whsec_ and the base64 of 24 to 64 bytes".into())
     })?;

@@ -9,6 +9,12 @@ use rand::RngCore;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+/// The Standard Webhooks headers: the message id (stable across retries), the unix seconds it
+/// was signed at, and the signatures. What deliveries carry and `herald verify`/`receive` read.
+pub const WEBHOOK_ID: http::HeaderName = http::HeaderName::from_static("webhook-id");
+pub const WEBHOOK_TIMESTAMP: http::HeaderName = http::HeaderName::from_static("webhook-timestamp");
+pub const WEBHOOK_SIGNATURE: http::HeaderName = http::HeaderName::from_static("webhook-signature");
+
 const PREFIX: &str = "whsec_";
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

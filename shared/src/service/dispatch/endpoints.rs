@@ -30,11 +30,7 @@ impl quick_cache::Lifecycle<String, Arc<Endpoint>> for InUse {
     }
 }
 
-pub(super) const WEBHOOK_ID: HeaderName = HeaderName::from_static("webhook-id");
-
-pub(super) const WEBHOOK_TIMESTAMP: HeaderName = HeaderName::from_static("webhook-timestamp");
-
-pub(super) const WEBHOOK_SIGNATURE: HeaderName = HeaderName::from_static("webhook-signature");
+use crate::signing::{WEBHOOK_ID, WEBHOOK_SIGNATURE, WEBHOOK_TIMESTAMP};
 
 /// The request headers of a delivery: content type, Standard Webhooks headers, then the
 /// webhook's own headers.
