@@ -1662,7 +1662,7 @@ async fn keys_are_listed_without_secrets(stack: Stack) {
     assert_eq!(pages.len(), 3);
     let text = serde_json::to_string(&pages).unwrap();
     for (_, key) in &made {
-        let hash = herald_shared::service::tenants::hash_key(key);
+        let hash = herald_shared::secret::hash_key(key);
         assert!(!text.contains(key.as_str()), "a key is listed");
         assert!(!text.contains(&hash), "a key's hash is listed");
     }
@@ -1748,7 +1748,7 @@ async fn last_use_is_written_once_a_day(
     store: std::sync::Arc<dyn herald_shared::store::Store>,
     queue: std::sync::Arc<dyn herald_shared::queue::Queue>,
 ) {
-    use herald_shared::service::tenants::hash_key;
+    use herald_shared::secret::hash_key;
     use herald_tests::faults::{Faults, FlakyStore};
     let faults = std::sync::Arc::new(Faults::default());
     let store: std::sync::Arc<dyn herald_shared::store::Store> = std::sync::Arc::new(FlakyStore {

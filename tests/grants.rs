@@ -14,7 +14,6 @@ use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use axum::body::Body;
 use herald_shared::queue::Queue;
-use herald_shared::service::tenants;
 use herald_shared::store::TenantStore;
 use herald_tests::moto::moto;
 use herald_tests::receiver::Receiver;
@@ -226,7 +225,10 @@ async fn each_function_is_granted_exactly_the_actions_it_calls() {
         .table_name(store.table())
         .item("PK", AttributeValue::S(format!("T#{tenant_id}")))
         .item("SK", AttributeValue::S("KEY#key_stale".into()))
-        .item("hash", AttributeValue::S(tenants::hash_key(producer_key)))
+        .item(
+            "hash",
+            AttributeValue::S(herald_shared::secret::hash_key(producer_key)),
+        )
         .send()
         .await
         .unwrap();

@@ -352,7 +352,7 @@ async fn seeded(receiver: &str) -> (aws_config::SdkConfig, Config) {
         .put_api_key(&ApiKey {
             id: KEY_ID.into(),
             tenant_id: TENANT.into(),
-            hash: tenants::hash_key("second-key-0123456789"),
+            hash: herald_shared::secret::hash_key("second-key-0123456789"),
             name: "second".into(),
             scopes: herald_shared::scope::Scopes::ALL,
             created_at: now,

@@ -32,9 +32,39 @@ impl fmt::Display for Secret {
     }
 }
 
+/// A new API key: `hk_` and 32 random bytes (256 bits), base64url. Shown once, stored hashed.
+pub fn generate_key() -> String {
+    use base64::Engine;
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    format!(
+        "hk_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    )
+}
+
+/// The hex SHA-256 of a presented key: what the store indexes keys by.
+pub fn hash_key(key: &str) -> String {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, key.as_bytes());
+    let mut out = String::with_capacity(64);
+    for &b in digest.as_ref() {
+        out.push(char::from_digit((b >> 4) as u32, 16).expect("nibble"));
+        out.push(char::from_digit((b & 0xf) as u32, 16).expect("nibble"));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_are_long_random_and_distinct() {
+        let (a, b) = (generate_key(), generate_key());
+        assert_ne!(a, b);
+        assert!(a.starts_with("hk_") && a.len() == 3 + 43);
+    }
 
     #[test]
     fn debug_and_display_redact() {

@@ -2,31 +2,9 @@
 
 use crate::error::Result;
 use crate::scope::Scopes;
+use crate::secret::hash_key;
 use crate::store::{ApiKey, Store, Tenant};
 use time::{Date, OffsetDateTime};
-
-/// A new API key: `hk_` and 32 random bytes (256 bits), base64url. Shown once, stored hashed.
-pub fn generate_key() -> String {
-    use base64::Engine;
-    use rand::RngCore;
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    format!(
-        "hk_{}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-    )
-}
-
-/// The hex SHA-256 of a presented key: what the store indexes keys by.
-pub fn hash_key(key: &str) -> String {
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, key.as_bytes());
-    let mut out = String::with_capacity(64);
-    for &b in digest.as_ref() {
-        out.push(char::from_digit((b >> 4) as u32, 16).expect("nibble"));
-        out.push(char::from_digit((b & 0xf) as u32, 16).expect("nibble"));
-    }
-    out
-}
 
 /// What the first key of a tenant is called: the key `POST /v1/tenants` answers, and the local
 /// stack's `HERALD_API_KEY`. It holds every scope.
@@ -98,13 +76,6 @@ pub async fn authenticate(
 mod tests {
     use super::*;
     use crate::store::TenantStore;
-
-    #[test]
-    fn keys_are_long_random_and_distinct() {
-        let (a, b) = (generate_key(), generate_key());
-        assert_ne!(a, b);
-        assert!(a.starts_with("hk_") && a.len() == 3 + 43);
-    }
 
     fn day(d: u8) -> Date {
         Date::from_calendar_date(2026, time::Month::December, d).unwrap()

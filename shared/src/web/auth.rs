@@ -5,7 +5,8 @@
 use super::AppState;
 use crate::error::Error;
 use crate::scope::{Scope, Scopes};
-use crate::service::tenants::{authenticate, hash_key};
+use crate::secret::hash_key;
+use crate::service::tenants::authenticate;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use std::marker::PhantomData;
