@@ -3,6 +3,43 @@
 
 use serde_json::{json, Value};
 
+/// Herald's statuses as the formats tell them apart (`completed` is a request's success).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Started,
+    Succeeded,
+    Failed,
+    Stopped,
+    Cancelled,
+    /// No catalog type has another status; kept so a new one degrades to a neutral rendering.
+    Other,
+}
+
+impl Status {
+    pub fn parse(status: &str) -> Status {
+        match status {
+            "started" => Status::Started,
+            "succeeded" | "completed" => Status::Succeeded,
+            "failed" => Status::Failed,
+            "stopped" => Status::Stopped,
+            "cancelled" => Status::Cancelled,
+            _ => Status::Other,
+        }
+    }
+}
+
+/// Qovery's event type, the deployment's state after it and the state that was asked for, for
+/// a status: what Qovery-shaped bodies fall back to, and what the `deployments.*` samples send.
+pub fn qovery_states(status: Status) -> (&'static str, &'static str, &'static str) {
+    match status {
+        Status::Started | Status::Other => ("DEPLOYMENT_STARTED", "DEPLOYING", "DEPLOYED"),
+        Status::Succeeded => ("DEPLOYMENT_SUCCESSFUL", "DEPLOYED", "DEPLOYED"),
+        Status::Failed => ("DEPLOYMENT_FAILURE", "DEPLOYMENT_ERROR", "DEPLOYED"),
+        Status::Stopped => ("DEPLOYMENT_CANCELLED", "STOPPED", "STOPPED"),
+        Status::Cancelled => ("DEPLOYMENT_CANCELLED", "CANCELED", "DEPLOYED"),
+    }
+}
+
 /// Statuses that end a resource's lifecycle; `<resource>.done` matches any of them.
 pub const TERMINAL_STATUSES: [&str; 5] =
     ["succeeded", "failed", "stopped", "cancelled", "completed"];
@@ -183,7 +220,7 @@ pub fn sample(event_type: &EventType) -> Value {
             "result": if status == "completed" { json!({"score": 0.97, "label": "legit"}) } else { Value::Null },
         }),
         _ => {
-            let (event_type_name, current, desired) = crate::format::qovery_states(status);
+            let (event_type_name, current, desired) = qovery_states(Status::parse(status));
             json!({
                 "type": event_type.name,
                 "project": "web-shop",

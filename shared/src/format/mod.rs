@@ -11,7 +11,7 @@ mod ubiops;
 
 pub use determined::Determined;
 pub use discord::Discord;
-pub use qovery::{states as qovery_states, Qovery};
+pub use qovery::Qovery;
 pub use slack::Slack;
 pub use standard::Standard;
 pub use teams::Teams;

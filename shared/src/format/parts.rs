@@ -1,6 +1,7 @@
 //! What the formats share: the event's status, its headline and facts, its link, its time, and
 //! truncation that keeps a text within a receiver's limits.
 
+pub use crate::catalog::Status;
 use crate::event::Event;
 use serde_json::Value;
 use std::borrow::Cow;
@@ -13,30 +14,7 @@ use unicode_segmentation::UnicodeSegmentation;
 /// and Discord take.
 pub const LINK_MAX: usize = 2048;
 
-/// Herald's statuses as the formats tell them apart (`completed` is a request's success).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
-    Started,
-    Succeeded,
-    Failed,
-    Stopped,
-    Cancelled,
-    /// No catalog type has another status; kept so a new one degrades to a neutral rendering.
-    Other,
-}
-
 impl Status {
-    pub fn parse(status: &str) -> Status {
-        match status {
-            "started" => Status::Started,
-            "succeeded" | "completed" => Status::Succeeded,
-            "failed" => Status::Failed,
-            "stopped" => Status::Stopped,
-            "cancelled" => Status::Cancelled,
-            _ => Status::Other,
-        }
-    }
-
     pub fn of(event: &Event) -> Status {
         Status::parse(resource_status(event).1)
     }

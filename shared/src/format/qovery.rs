@@ -72,23 +72,6 @@ struct Environment<'a> {
     mode: Option<&'a str>,
 }
 
-/// Qovery's event type, the deployment's state after it and the state that was asked for, for an
-/// event type's status (`succeeded`): what bodies fall back to, and what the catalog's
-/// `deployments.*` samples send as a Qovery event would.
-pub fn states(status: &str) -> (&'static str, &'static str, &'static str) {
-    statuses(Status::parse(status))
-}
-
-fn statuses(status: Status) -> (&'static str, &'static str, &'static str) {
-    match status {
-        Status::Started | Status::Other => ("DEPLOYMENT_STARTED", "DEPLOYING", "DEPLOYED"),
-        Status::Succeeded => ("DEPLOYMENT_SUCCESSFUL", "DEPLOYED", "DEPLOYED"),
-        Status::Failed => ("DEPLOYMENT_FAILURE", "DEPLOYMENT_ERROR", "DEPLOYED"),
-        Status::Stopped => ("DEPLOYMENT_CANCELLED", "STOPPED", "STOPPED"),
-        Status::Cancelled => ("DEPLOYMENT_CANCELLED", "CANCELED", "DEPLOYED"),
-    }
-}
-
 fn payload(event: &Event) -> Payload<'_> {
     let details = event.data.get("payload").and_then(Value::as_object);
     let data = |k: &str| details.and_then(|d| d.get(k));
@@ -100,7 +83,7 @@ fn payload(event: &Event) -> Payload<'_> {
             .map_or(&[][..], Vec::as_slice)
     };
     let environment = event.object.as_ref().filter(|o| o.kind == "environment");
-    let (event_type, current, desired) = statuses(Status::of(event));
+    let (event_type, current, desired) = crate::catalog::qovery_states(Status::of(event));
     Payload {
         created_at: Timestamp(&event.occurred_at),
         event_type,
