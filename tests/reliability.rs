@@ -1014,7 +1014,12 @@ async fn a_claim_retried_after_its_answer_was_lost_is_the_posts_own(store: Arc<d
         )
         .await
         .unwrap();
-    assert_eq!(batch[0].status, "accepted", "{:?}", batch[0].detail);
+    assert_eq!(
+        batch[0].status,
+        herald_shared::service::ingest::BatchStatus::Accepted,
+        "{:?}",
+        batch[0].detail
+    );
     queued_once(store.as_ref(), &queue, "evt-lost-2").await;
     Faults::set(&faults.claim_answer_lost, false);
     let again = ingest

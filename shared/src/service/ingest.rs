@@ -38,14 +38,27 @@ pub struct Accepted {
     pub status: Outcome,
 }
 
+/// What became of one event of a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum BatchStatus {
+    /// On the queue.
+    Accepted,
+    /// The same id was accepted within 24 h, or earlier in this batch: not delivered again.
+    Duplicate,
+    /// Refused as it is (see `errors`, or `detail`): retrying cannot help.
+    Invalid,
+    /// Not queued this time: retry it.
+    Failed,
+}
+
 /// One entry of a batch answer.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct BatchItem {
     pub index: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
-    /// `accepted`, `duplicate`, `invalid` (see `errors`) or `failed` (retry it).
-    pub status: &'static str,
+    pub status: BatchStatus,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -59,17 +72,20 @@ pub struct Ingest {
 }
 
 /// The detail of a batch entry that was not queued: Herald's words, never AWS's.
-fn not_queued(e: &Error) -> (&'static str, String) {
+fn not_queued(e: &Error) -> (BatchStatus, String) {
     match e {
         Error::Refused(what) => (
-            "invalid",
+            BatchStatus::Invalid,
             format!("refused by {what} as it is; retrying cannot help"),
         ),
         Error::InFlight(secs) => (
-            "failed",
+            BatchStatus::Failed,
             format!("an earlier post of this id is still being queued; retry it in {secs} s"),
         ),
-        _ => ("failed", "could not be queued right now; retry it".into()),
+        _ => (
+            BatchStatus::Failed,
+            "could not be queued right now; retry it".into(),
+        ),
     }
 }
 
@@ -171,7 +187,7 @@ impl Ingest {
             };
             match taken {
                 Ok(Some((message, until))) => to_send.push((index, id, message, until)),
-                Ok(None) => items[index].status = "duplicate",
+                Ok(None) => items[index].status = BatchStatus::Duplicate,
                 Err(e) => {
                     let (status, detail) = not_queued(&e);
                     items[index].status = status;
@@ -315,11 +331,11 @@ fn parse_batch(
         });
         match parsed {
             Ok((id, message)) => {
-                items.push(item(index, Some(id.clone()), "accepted"));
+                items.push(item(index, Some(id.clone()), BatchStatus::Accepted));
                 valid.push((index, id, message));
             }
             Err(e) => {
-                let mut it = item(index, None, "invalid");
+                let mut it = item(index, None, BatchStatus::Invalid);
                 match e {
                     Error::Validation(errors) => {
                         it.errors = errors
@@ -340,14 +356,14 @@ fn parse_batch(
     valid.retain(|(index, id, _)| {
         let first = ids.insert(id.clone());
         if !first {
-            items[*index].status = "duplicate";
+            items[*index].status = BatchStatus::Duplicate;
         }
         first
     });
     (items, valid)
 }
 
-fn item(index: usize, id: Option<String>, status: &'static str) -> BatchItem {
+fn item(index: usize, id: Option<String>, status: BatchStatus) -> BatchItem {
     BatchItem {
         index,
         id,
@@ -442,7 +458,7 @@ mod tests {
             .accept_batch("t", &json!({"events": [body.clone()]}))
             .await
             .unwrap();
-        assert_eq!(items[0].status, "failed");
+        assert_eq!(items[0].status, BatchStatus::Failed);
         let detail = items[0].detail.as_deref().unwrap();
         assert!(
             !detail.contains("AWS") && !detail.contains("unreachable"),
@@ -471,7 +487,14 @@ mod tests {
             .await
             .unwrap();
         let statuses: Vec<_> = items.iter().map(|i| i.status).collect();
-        assert_eq!(statuses, ["accepted", "invalid", "duplicate"]);
+        assert_eq!(
+            statuses,
+            [
+                BatchStatus::Accepted,
+                BatchStatus::Invalid,
+                BatchStatus::Duplicate
+            ]
+        );
         assert_eq!(items[1].errors[0].field, "events[1].type");
         assert_eq!(queue.depth(), 1);
         assert!(ingest
