@@ -567,7 +567,7 @@ async fn a_crash_midway_loses_nothing_and_duplicates_nothing() {
     assert_eq!(status.as_u16(), 200);
 
     let dispatcher = stack.dispatcher.clone();
-    let crashed = tokio::spawn(herald_shared::service::dispatch::poll(
+    let crashed = tokio::spawn(herald_shared::runtime::poll(
         queue.clone(),
         dispatcher,
         std::future::pending(),

@@ -10,7 +10,6 @@
 use herald_shared::catalog::EVENT_TYPES;
 use herald_shared::config::parse_schedule;
 use herald_shared::delivery::{Delivery, DeliveryStatus};
-use herald_shared::service::dispatch;
 use herald_shared::store::Store;
 use herald_tests::faults::{Faults, FlakyStore};
 use herald_tests::moto::{moto, second_moto, SerialQueue};
@@ -89,7 +88,7 @@ async fn soak() {
 
     let pollers: Vec<_> = (0..POLLERS)
         .map(|_| {
-            tokio::spawn(dispatch::poll(
+            tokio::spawn(herald_shared::runtime::poll(
                 queue.clone(),
                 stack.dispatcher.clone(),
                 std::future::pending(),

@@ -4,7 +4,7 @@
 use crate::host_check::{self, AllowedHosts};
 use herald_shared::config::{Config, Mode};
 use herald_shared::queue::{MemoryQueue, Queue};
-use herald_shared::service::{dispatch, tenants};
+use herald_shared::service::tenants;
 use herald_shared::store::{MemoryStore, Store};
 use herald_shared::{runtime, web};
 use std::sync::Arc;
@@ -58,7 +58,7 @@ pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let mut pollers = Vec::new();
     for _ in 0..args.pollers.max(1) {
         let mut stop = stop_rx.clone();
-        pollers.push(tokio::spawn(dispatch::poll(
+        pollers.push(tokio::spawn(runtime::poll(
             queue.clone(),
             dispatcher.clone(),
             async move {

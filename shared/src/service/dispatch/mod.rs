@@ -13,13 +13,11 @@ mod attempt;
 mod endpoints;
 mod fan_out;
 mod health;
-mod poller;
 
 use endpoints::{Endpoints, InUse};
 
 pub use attempt::attempt;
 pub use endpoints::signed_headers;
-pub use poller::poll;
 
 use crate::delivery::{delivery_id, verdict, Attempt, Delivery, DeliveryStatus, Verdict};
 use crate::event::{Event, EventEnvelope, Target};

@@ -1,6 +1,7 @@
 //! The local stack's queue poller, which feeds the dispatcher as the SQS event source does in Lambda.
 
-use super::*;
+use crate::service::dispatch::{Dispatcher, Record};
+use std::sync::Arc;
 
 /// Feeds queue messages to the dispatcher the way the SQS event source mapping does in Lambda:
 /// batches of up to 10, successful records deleted, failed ones left to reappear after the

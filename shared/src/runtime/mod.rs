@@ -1,6 +1,10 @@
 //! Wiring shared by every host (the three Lambdas and `herald dev`): logging, AWS clients,
 //! and the services built once per process from the configuration.
 
+mod poller;
+
+pub use poller::poll;
+
 use crate::config::Config;
 use crate::error::Result;
 use crate::http::Outbound;
