@@ -93,7 +93,7 @@ impl HttpConnector for RecordingConnector {
 async fn recorded(sdk: &aws_config::SdkConfig) -> (aws_config::SdkConfig, Seen) {
     let seen = Seen::default();
     let client = Recording {
-        inner: herald_shared::aws_http::client(),
+        inner: herald_shared::aws::http::client(),
         seen: seen.clone(),
     };
     let config = sdk

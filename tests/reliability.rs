@@ -1158,7 +1158,7 @@ fn lambda_sdk_at(endpoint: &str) -> aws_config::SdkConfig {
     use aws_sdk_dynamodb::config::{Credentials, SharedCredentialsProvider};
     aws_config::SdkConfig::builder()
         .behavior_version(aws_config::BehaviorVersion::latest())
-        .http_client(herald_shared::aws_http::client())
+        .http_client(herald_shared::aws::http::client())
         .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
             "test", "test", None, None, "test",
         )))

@@ -2,8 +2,7 @@
 //! deliveries), the ports (`Store`, `Queue`) with their DynamoDB/SQS and in-memory adapters, the
 //! services that orchestrate them, and the axum router every host serves.
 
-mod aws_error;
-pub mod aws_http;
+pub mod aws;
 pub mod catalog;
 pub mod config;
 pub mod delivery;

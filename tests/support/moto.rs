@@ -84,7 +84,7 @@ fn start() -> Moto {
 impl Moto {
     pub async fn sdk_config(&self) -> aws_config::SdkConfig {
         aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .http_client(herald_shared::aws_http::client())
+            .http_client(herald_shared::aws::http::client())
             .endpoint_url(&self.endpoint)
             .region(aws_config::Region::new("us-east-1"))
             .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(

@@ -31,7 +31,7 @@ const REFUSALS: [&str; 3] = [
 fn queue_err<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
     e: SdkError<E, R>,
 ) -> Error {
-    let detail = crate::aws_error::detail(&e);
+    let detail = crate::aws::error::detail(&e);
     tracing::warn!(error = %detail, "sqs call failed");
     match e.code() {
         Some(code) if REFUSALS.contains(&code) => Error::Refused("the queue"),

@@ -82,10 +82,10 @@ where
 
 /// The AWS SDK configuration from the default provider chain (environment, profiles, SSO, web
 /// identity, instance metadata): what the CLI and `herald dev --aws` use. Requests go through
-/// the process's SDK HTTP client (`aws_http::client`), as in the Lambdas.
+/// the process's SDK HTTP client (`aws::http::client`), as in the Lambdas.
 pub async fn aws_sdk_config() -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .http_client(crate::aws_http::client())
+        .http_client(crate::aws::http::client())
         .load()
         .await
 }
@@ -95,7 +95,7 @@ pub async fn aws_sdk_config() -> aws_config::SdkConfig {
 /// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`), and `AWS_ENDPOINT_URL` when present. The
 /// default chain's other providers (profiles, SSO, STS, instance metadata) never apply there,
 /// and leaving them out keeps their code out of the binaries. Requests go through reqwest
-/// (`aws_http::client`), not the SDK's own hyper client.
+/// (`aws::http::client`), not the SDK's own hyper client.
 pub fn lambda_sdk_config() -> aws_config::SdkConfig {
     let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     let credentials = aws_sdk_dynamodb::config::SharedCredentialsProvider::new(
@@ -103,7 +103,7 @@ pub fn lambda_sdk_config() -> aws_config::SdkConfig {
     );
     let mut builder = aws_config::SdkConfig::builder()
         .behavior_version(aws_config::BehaviorVersion::latest())
-        .http_client(crate::aws_http::client())
+        .http_client(crate::aws::http::client())
         .credentials_provider(credentials)
         .region(
             var("AWS_REGION")

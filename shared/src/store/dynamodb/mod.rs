@@ -71,7 +71,7 @@ fn n(v: i64) -> AttributeValue {
 fn store_err<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
     e: SdkError<E, R>,
 ) -> Error {
-    let detail = crate::aws_error::detail(&e);
+    let detail = crate::aws::error::detail(&e);
     tracing::warn!(error = %detail, "dynamodb call failed");
     // DynamoDB's word for a request it will never take as it is (an item over 400 KB, a key
     // over its size): retrying cannot help, so it is not a 503.
