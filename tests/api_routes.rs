@@ -689,7 +689,6 @@ async fn a_deleted_webhooks_log_stays_readable_by_id_until_it_expires(stack: Sta
         .await;
     assert_eq!(status, StatusCode::OK, "{one}");
     assert_eq!(one["webhook_id"], wh);
-    assert!(one["expires_at"].is_string() || one.get("expires_at").is_none());
 }
 
 /// An id longer than any Herald makes names nothing: 404 on every route that takes one, on

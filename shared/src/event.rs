@@ -372,7 +372,7 @@ fn object_ref(f: &mut Fields<'_>) -> Option<ObjectRef> {
 /// A `requests.*` event names what received the request: a deployment, pipeline or experiment.
 fn request_object(f: &mut Fields<'_>, object: Option<&ObjectRef>) {
     match object {
-        None if !f.refused("object") => f.refuse(
+        None if !f.has_refusal("object") => f.refuse(
             "object",
             refused("is required for requests events: name the deployment, pipeline or experiment"),
         ),

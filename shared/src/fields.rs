@@ -41,31 +41,31 @@ pub struct Fields<'a> {
 impl<'a> Fields<'a> {
     /// The object's fields; a key outside `known` is refused, with the known ones as valid.
     pub fn new(object: &'a Map<String, Value>, known: &[&str]) -> Self {
-        let mut fields = Fields {
-            object,
-            prefix: String::new(),
-            errors: Vec::new(),
-        };
-        for key in object.keys().filter(|k| !known.contains(&k.as_str())) {
-            fields.errors.push(
-                FieldError::new(key.clone(), "unknown field")
-                    .with_valid(known.iter().map(|f| f.to_string()).collect()),
-            );
-        }
-        fields
+        let valid: Vec<String> = known.iter().map(|f| f.to_string()).collect();
+        Self::reading(object, String::new(), known, Some(valid))
     }
 
     /// The fields of an object inside another, named `prefix.field`; a key outside `known` is
     /// refused.
     pub fn nested(object: &'a Map<String, Value>, prefix: &str, known: &[&str]) -> Self {
+        Self::reading(object, format!("{prefix}."), known, None)
+    }
+
+    fn reading(
+        object: &'a Map<String, Value>,
+        prefix: String,
+        known: &[&str],
+        valid: Option<Vec<String>>,
+    ) -> Self {
         let mut fields = Fields {
             object,
-            prefix: format!("{prefix}."),
+            prefix,
             errors: Vec::new(),
         };
         for key in object.keys().filter(|k| !known.contains(&k.as_str())) {
-            let name = fields.name(key);
-            fields.errors.push(FieldError::new(name, "unknown field"));
+            let mut why = refused("unknown field");
+            why.valid = valid.clone();
+            fields.refuse(key, why);
         }
         fields
     }
@@ -125,7 +125,7 @@ impl<'a> Fields<'a> {
     }
 
     /// Whether a field, or one inside it, has been refused.
-    pub fn refused(&self, field: &str) -> bool {
+    pub fn has_refusal(&self, field: &str) -> bool {
         let name = self.name(field);
         self.errors.iter().any(|e| e.field.starts_with(&name))
     }
