@@ -1204,6 +1204,32 @@ async fn permanent_aws_refusals_are_4xx_never_a_retryable_503() {
     assert_eq!(problem.status, 422);
 }
 
+/// Throttling is not a refusal: a DynamoDB that keeps answering
+/// `ProvisionedThroughputExceededException` (a hot partition) is retried by the SDK within its
+/// timeouts, then answered 503 with nothing queued, so the platform retries the post later.
+#[tokio::test]
+async fn a_throttled_store_is_a_retryable_503_with_nothing_queued() {
+    let dynamodb = refusing_aws(
+        400,
+        "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",
+    )
+    .await;
+    let store =
+        herald_shared::store::DynamoStore::new(aws_sdk_dynamodb::Client::new(&dynamodb), "herald");
+    let queue = Arc::new(MemoryQueue::default());
+    let ingest = Ingest::new(Arc::new(store), queue.clone());
+    let throttled = ingest
+        .accept(
+            TENANT,
+            &json!({"id": "evt-throttled", "type": "jobs.failed"}),
+        )
+        .await;
+    assert!(matches!(throttled, Err(Error::Store(_))), "{throttled:?}");
+    let problem = herald_shared::web::problem::Problem::from(throttled.unwrap_err());
+    assert_eq!(problem.status, 503);
+    assert!(queue.receive(10, Duration::ZERO).await.unwrap().is_empty());
+}
+
 /// A redelivery writes only over the delivery it read: an attempt recorded in between stays
 /// (409, nothing written), and a redelivery whose message could not be queued puts the
 /// delivery back as it was instead of leaving it pending with no message to move it.
