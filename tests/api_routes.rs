@@ -123,8 +123,8 @@ async fn webhook_lifecycle(stack: Stack) {
         (Some("127.0.0.1"), json!(["jobs.*"]), json!({}))
     );
     let stored = stack.store.get_webhook(TENANT, &id).await.unwrap().unwrap();
-    assert_eq!(stored.headers.len(), 1);
-    assert_eq!(stored.headers[0].value.expose(), "Token 123");
+    assert_eq!(stored.spec.headers.len(), 1);
+    assert_eq!(stored.spec.headers[0].value.expose(), "Token 123");
     assert_eq!(stored.secrets, secrets_before, "secrets survive updates");
 
     // PATCH merges.
@@ -974,7 +974,8 @@ async fn test_sends_report_refused_timeouts_and_ssrf_blocks() {
     // SSRF: under the public policy `localhost` and a literal loopback address are refused at
     // validation (names resolving to loopback are blocked at send time: tests/security.rs).
     let public =
-        Stack::memory_with(|c| c.target_policy = herald_shared::http::TargetPolicy::Public).await;
+        Stack::memory_with(|c| c.target_policy = herald_shared::url_policy::TargetPolicy::Public)
+            .await;
     let rx = Receiver::start(200).await;
     let port = rx
         .url

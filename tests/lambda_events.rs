@@ -171,8 +171,8 @@ async fn dispatch_function_delivers_and_reports_only_the_bad_record() {
     let receiver = Receiver::start(200).await;
     let (sdk, config, queue) = (sdk, config, std::sync::Arc::new(queue));
     let store = std::sync::Arc::new(herald_shared::runtime::dynamo_store(&sdk, &config));
-    let dispatcher = std::sync::Arc::new(herald_dispatch::dispatcher(&sdk, &config).await.unwrap());
-    let view = herald_shared::runtime::app_state(&config, store, queue, dispatcher)
+    let sender = herald_shared::runtime::sender(&config);
+    let view = herald_shared::runtime::api_state(&config, store, queue, sender)
         .api
         .create_webhook(
             TENANT,

@@ -2,7 +2,7 @@
 //! Rust) accept Herald's real deliveries and answer 401 to tampered, stale or unsigned ones.
 
 use herald_shared::secret::Secret;
-use herald_shared::signing::{self, Keys};
+use herald_shared::signing::{self, KeyCache};
 use herald_tests::receiver::Receiver;
 use herald_tests::stack::Stack;
 use herald_tests::{venv_bin, workspace_root};
@@ -197,7 +197,7 @@ async fn example_receivers_refuse_tampered_stale_and_unsigned_requests() {
     let id = req.header("webhook-id");
     let sent: i64 = req.header("webhook-timestamp").parse().unwrap();
     let body = req.body.to_vec();
-    let keys = Keys::default();
+    let keys = KeyCache::default();
     let sign = |secrets: &[&Secret], timestamp: i64, body: Vec<u8>| Replay {
         timestamp: timestamp.to_string(),
         signature: Some(

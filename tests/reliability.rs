@@ -5,10 +5,9 @@
 use herald_shared::config::{parse_schedule, Config};
 use herald_shared::delivery::{delivery_id, Delivery, DeliveryStatus};
 use herald_shared::error::Error;
-use herald_shared::event::EventEnvelope;
-use herald_shared::queue::{MemoryQueue, Queue};
+use herald_shared::queue::{MemoryQueue, Message, Queue};
 use herald_shared::service::dispatch::Record;
-use herald_shared::service::ingest::{Outcome, CLAIM_STALE_AFTER};
+use herald_shared::service::ingest::{PostStatus, CLAIM_STALE_AFTER};
 use herald_shared::service::Ingest;
 use herald_shared::store::{MemoryStore, Store};
 use herald_tests::faults::{Faults, FlakyQueue, FlakyStore};
@@ -311,7 +310,8 @@ async fn a_lease_left_by_a_dead_run_is_taken_over_when_it_lapses(stack: Stack) {
         .post_event(json!({"id": "evt-orphan", "type": "jobs.failed"}))
         .await;
     let got = receive_one(&stack).await;
-    let envelope: EventEnvelope = serde_json::from_str(&got[0].body).unwrap();
+    let message = Message::decode(&got[0].body).unwrap();
+    let envelope = message.envelope();
     let now = OffsetDateTime::now_utc();
     let mut held = Delivery::new(
         delivery_id(envelope.envelope_id, id(&wh)),
@@ -434,14 +434,14 @@ async fn a_webhook_failing_for_the_whole_window_is_disabled_and_a_success_resets
     stack.post_event(json!({"type": "jobs.failed"})).await;
     stack.drain().await;
     assert!(
-        stored().await.enabled,
+        stored().await.spec.enabled,
         "failing, but not for long enough yet"
     );
     tokio::time::sleep(Duration::from_millis(1600)).await;
     stack.post_event(json!({"type": "jobs.failed"})).await;
     stack.drain().await;
     let w = stored().await;
-    assert!(!w.enabled);
+    assert!(!w.spec.enabled);
     assert!(w
         .disabled_reason
         .unwrap()
@@ -462,7 +462,10 @@ async fn a_webhook_failing_for_the_whole_window_is_disabled_and_a_success_resets
     stack.post_event(json!({"type": "jobs.failed"})).await;
     stack.drain().await;
     let w = stored().await;
-    assert!(w.enabled, "re-enabled, then failed once: still enabled");
+    assert!(
+        w.spec.enabled,
+        "re-enabled, then failed once: still enabled"
+    );
     assert!(w.failing_since.is_some());
     // So does pointing it at another endpoint.
     let other = Receiver::start(500).await;
@@ -497,7 +500,7 @@ async fn a_health_change_never_undoes_an_edit_made_at_the_same_moment() {
         !faults.edit_before_webhook_update.load(Ordering::SeqCst),
         "the edit was made between the health read and its write"
     );
-    assert_eq!(w.description, herald_tests::faults::EDITED_MEANWHILE);
+    assert_eq!(w.spec.description, herald_tests::faults::EDITED_MEANWHILE);
     assert!(
         w.failing_since.is_some(),
         "and the health change landed too"
@@ -924,8 +927,8 @@ async fn queued_once(store: &dyn Store, queue: &MemoryQueue, event_id: &str) {
     assert_eq!(got.len(), 1, "exactly one message queued");
     let stored = store.get_event(TENANT, event_id).await.unwrap().unwrap();
     assert_eq!(got[0].body, stored, "the stored envelope, same envelope id");
-    let env: EventEnvelope = serde_json::from_str(&got[0].body).unwrap();
-    assert_eq!(&*env.event.id, event_id);
+    let message = Message::decode(&got[0].body).unwrap();
+    assert_eq!(&*message.envelope().event.id, event_id);
 }
 
 async fn a_second_post_while_the_first_send_stalls_then_fails_is_not_a_duplicate(
@@ -950,11 +953,11 @@ async fn a_second_post_while_the_first_send_stalls_then_fails_is_not_a_duplicate
     assert!(matches!(first.await.unwrap(), Err(Error::Queue(_))));
     Faults::set(&faults.fail_send, false);
     let third = ingest.accept(TENANT, &body).await.unwrap();
-    assert_eq!(third.status, Outcome::Accepted);
+    assert_eq!(third.status, PostStatus::Accepted);
     queued_once(store.as_ref(), &queue, "evt-stall").await;
     assert_eq!(
         ingest.accept(TENANT, &body).await.unwrap().status,
-        Outcome::Duplicate
+        PostStatus::Duplicate
     );
     assert!(
         queue.receive(10, Duration::ZERO).await.unwrap().is_empty(),
@@ -981,11 +984,11 @@ async fn a_post_killed_between_claim_and_confirmation_is_taken_over_by_its_retry
         Err(Error::InFlight(secs)) if (1..=30).contains(&secs)
     ));
     let retry = ingest.accept(TENANT, &body).await.unwrap();
-    assert_eq!(retry.status, Outcome::Accepted);
+    assert_eq!(retry.status, PostStatus::Accepted);
     queued_once(store.as_ref(), &queue, "evt-killed").await;
     assert_eq!(
         ingest.accept(TENANT, &body).await.unwrap().status,
-        Outcome::Duplicate
+        PostStatus::Duplicate
     );
 }
 
@@ -1005,7 +1008,7 @@ async fn a_claim_retried_after_its_answer_was_lost_is_the_posts_own(store: Arc<d
         .accept(TENANT, &json!({"id": "evt-lost", "type": "jobs.failed"}))
         .await
         .unwrap();
-    assert_eq!(one.status, Outcome::Accepted);
+    assert_eq!(one.status, PostStatus::Accepted);
     queued_once(store.as_ref(), &queue, "evt-lost").await;
     let batch = ingest
         .accept_batch(
@@ -1026,7 +1029,7 @@ async fn a_claim_retried_after_its_answer_was_lost_is_the_posts_own(store: Arc<d
         .accept(TENANT, &json!({"id": "evt-lost", "type": "jobs.failed"}))
         .await
         .unwrap();
-    assert_eq!(again.status, Outcome::Duplicate);
+    assert_eq!(again.status, PostStatus::Duplicate);
 }
 
 macro_rules! claim_scenarios {
@@ -1068,7 +1071,7 @@ async fn a_send_that_never_answers_is_cut_by_the_sdk_timeout_and_its_retry_accep
     let up = Ingest::new(store.clone(), queue.clone());
     assert_eq!(
         up.accept(TENANT, &body).await.unwrap().status,
-        Outcome::Accepted,
+        PostStatus::Accepted,
         "the released claim is taken over at once"
     );
     queued_once(store.as_ref(), &queue, "evt-hole").await;

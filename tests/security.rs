@@ -4,9 +4,10 @@
 
 use futures::future::BoxFuture;
 use herald_shared::delivery::DeliveryStatus;
-use herald_shared::http::guard::{Lookup, TargetPolicy, UrlRules};
-use herald_shared::http::{DeliveryError, Outbound};
+use herald_shared::http::guard::Lookup;
+use herald_shared::http::{DeliveryClient, DeliveryError};
 use herald_shared::signing::generate_secret;
+use herald_shared::url_policy::{TargetPolicy, UrlRules};
 use herald_shared::webhook::{Webhook, WebhookSpec};
 use herald_tests::logs::Captured;
 use herald_tests::receiver::Receiver;
@@ -93,7 +94,7 @@ const PUBLIC: &[&str] = &[
 async fn hostile_urls_are_refused_at_save_and_at_send_with_the_reason() {
     assert!(HOSTILE.len() >= 40);
     let stack = Stack::memory_with(|c| c.target_policy = TargetPolicy::Public).await;
-    let outbound = Outbound::new(UrlRules::new(TargetPolicy::Public), Duration::from_secs(1));
+    let outbound = DeliveryClient::new(UrlRules::new(TargetPolicy::Public), Duration::from_secs(1));
     for (url, reason) in HOSTILE {
         let (status, _, body) = stack
             .call(
@@ -177,7 +178,7 @@ impl Lookup for Table {
 }
 
 /// Why a post to `url` was blocked; it fails the test when the post was not.
-async fn blocked(outbound: &Outbound, url: &str) -> String {
+async fn blocked(outbound: &DeliveryClient, url: &str) -> String {
     let outcome = outbound
         .post(url, HeaderMap::new(), bytes::Bytes::new())
         .await;
@@ -188,7 +189,7 @@ async fn blocked(outbound: &Outbound, url: &str) -> String {
 }
 
 /// A post to `host` is blocked, and the error names the host and why.
-async fn assert_blocked_as_non_public(outbound: &Outbound, host: &str) {
+async fn assert_blocked_as_non_public(outbound: &DeliveryClient, host: &str) {
     let why = blocked(outbound, &format!("http://{host}/hook")).await;
     assert!(why.contains(host) && why.contains("non-public"), "{why}");
 }
@@ -203,7 +204,7 @@ async fn names_resolving_to_private_addresses_are_refused_without_connecting() {
         ("v6-local.example", vec![ip("fd00:ec2::254")]),
         ("mapped.example", vec![ip("::ffff:192.168.0.1")]),
     ]));
-    let outbound = Outbound::with_lookup(
+    let outbound = DeliveryClient::with_lookup(
         UrlRules::new(TargetPolicy::Public),
         Duration::from_secs(1),
         Arc::new(table),
@@ -243,7 +244,7 @@ async fn localhost_and_ipv6_forms_carrying_ipv4_are_refused_at_save_send_and_loo
         .create_webhook(json!({"url": "https://hooks.example.com/x", "events": ["*"]}))
         .await;
     let path = format!("/v1/webhooks/{}", saved["id"].as_str().unwrap());
-    let outbound = Outbound::new(UrlRules::new(TargetPolicy::Public), Duration::from_secs(1));
+    let outbound = DeliveryClient::new(UrlRules::new(TargetPolicy::Public), Duration::from_secs(1));
     for url in [
         "http://localhost/x",
         "https://api.localhost:8443/x",
@@ -275,7 +276,7 @@ async fn localhost_and_ipv6_forms_carrying_ipv4_are_refused_at_save_send_and_loo
         ("isatap-global.example", "2600:1f18::200:5efe:a9fe:a9fe"),
     ];
     let table = Table(names.iter().map(|(n, a)| (*n, vec![ip(a)])).collect());
-    let outbound = Outbound::with_lookup(
+    let outbound = DeliveryClient::with_lookup(
         UrlRules::new(TargetPolicy::Public),
         Duration::from_secs(1),
         Arc::new(table),
@@ -310,15 +311,15 @@ async fn test_sends_leave_the_endpoint_cache_empty() {
         .await;
     assert_eq!(status.as_u16(), 200);
     assert_eq!(rx.requests().len(), 51);
-    assert_eq!(stack.dispatcher.cached_endpoints(), 0);
+    assert_eq!(stack.dispatcher.sender().cached_endpoints(), 0);
     // A delivery caches its endpoint, and the next test send of it uses that one.
     stack.post_event(json!({"type": "jobs.failed"})).await;
     assert!(stack.drain().await.is_empty());
-    assert_eq!(stack.dispatcher.cached_endpoints(), 1);
+    assert_eq!(stack.dispatcher.sender().cached_endpoints(), 1);
     stack
         .test_unsaved(json!({"url": format!("{}/saved", rx.url), "events": ["*"]}))
         .await;
-    assert_eq!(stack.dispatcher.cached_endpoints(), 1);
+    assert_eq!(stack.dispatcher.sender().cached_endpoints(), 1);
     assert_eq!(rx.requests().len(), 53);
 }
 

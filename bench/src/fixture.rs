@@ -2,9 +2,10 @@
 
 use herald_shared::config::{Config, Mode};
 use herald_shared::event::{Event, EventEnvelope};
-use herald_shared::http::guard::TargetPolicy;
+use herald_shared::queue::Message;
 use herald_shared::service::Record;
 use herald_shared::store::Store;
+use herald_shared::url_policy::TargetPolicy;
 use herald_shared::webhook::{Webhook, WebhookSpec};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -61,16 +62,14 @@ pub fn record(n: usize) -> Record {
 }
 
 fn record_of(n: usize, event: Event) -> Record {
-    let envelope = EventEnvelope {
+    let message = Message::fan_out(EventEnvelope {
         tenant_id: TENANT.into(),
         envelope_id: ulid::Ulid::new(),
         event,
-        target: None,
-        not_before: None,
-    };
+    });
     Record {
         message_id: format!("m-{n}"),
-        body: serde_json::to_string(&envelope).unwrap(),
+        body: message.encode(),
     }
 }
 

@@ -6,8 +6,8 @@
 use crate::fixture;
 use herald_shared::format;
 use herald_shared::matching::webhook_matches;
-use herald_shared::service::dispatch::signed_headers;
-use herald_shared::signing::Keys;
+use herald_shared::service::sender::signed_headers;
+use herald_shared::signing::KeyCache;
 use herald_shared::webhook::Kind;
 use std::hint::black_box;
 use std::path::Path;
@@ -23,10 +23,10 @@ pub fn run(kind: Kind, iterations: usize) -> usize {
         &["experiments.done", "jobs.failed"],
         &config,
     );
-    webhook.kind = kind;
+    webhook.spec.kind = kind;
     let now = time::OffsetDateTime::now_utc();
     // One per container, as the dispatcher keeps it: keys are derived on first use.
-    let keys = Keys::default();
+    let keys = KeyCache::default();
     let mut size = 0;
     for _ in 0..iterations {
         let event = black_box(&event);

@@ -38,13 +38,8 @@ pub async fn run(sequential: usize, concurrent: usize) -> IngestRun {
     tenants::ensure_tenant_with_key(store.as_ref(), TENANT, "bench", KEY)
         .await
         .unwrap();
-    let dispatcher = Arc::new(herald_shared::runtime::dispatcher(
-        &config,
-        store.clone(),
-        queue.clone(),
-    ));
-    let app = herald_shared::web::ingest_router(herald_shared::runtime::app_state(
-        &config, store, queue, dispatcher,
+    let app = herald_shared::web::ingest_router(herald_shared::runtime::ingest_state(
+        &config, store, queue,
     ));
 
     let mut latencies = Vec::with_capacity(sequential);

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use futures::stream::{self, StreamExt};
 use herald_shared::format;
 use herald_shared::queue::MemoryQueue;
-use herald_shared::service::dispatch::signed_headers;
+use herald_shared::service::sender::signed_headers;
 use herald_shared::store::{MemoryStore, Store};
 use herald_shared::webhook::Kind;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -112,7 +112,7 @@ pub async fn bare(receiver: &Receiver, fanout: usize, deliveries: usize, streams
     let event = fixture::event(0);
     let webhook = fixture::webhook(0, &receiver.url, &["*"], &config);
     let body = Bytes::from(format::render(Kind::Standard, &event, false));
-    let keys = herald_shared::signing::Keys::default();
+    let keys = herald_shared::signing::KeyCache::default();
     let headers = signed_headers(
         &keys,
         &webhook,

@@ -11,8 +11,8 @@
 
 use crate::client::{CliError, Client};
 use crate::output::{self, Format};
-use herald_shared::http::TargetPolicy;
-use herald_shared::webhook::{UrlRules, Webhook, WebhookSpec, WebhookView, SPEC_FIELDS};
+use herald_shared::url_policy::TargetPolicy;
+use herald_shared::webhook::{HeaderView, UrlRules, WebhookSpec, SPEC_FIELDS};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
@@ -293,15 +293,11 @@ fn resolve(
     if let Some(s) = &spec.secret {
         secrets.push(("secret".into(), s.expose().to_string()));
     }
-    let name = spec.name.clone();
-    let webhook = Webhook::new(
-        String::new(),
-        "",
-        spec,
-        herald_shared::secret::Secret::new(""),
-        time::OffsetDateTime::UNIX_EPOCH,
+    // The settings as the API shows them, so a plan compares like with like.
+    let view = compared(
+        &serde_json::to_value(spec.map_headers(|h| HeaderView::from(h))).expect("serializes"),
     );
-    let view = compared(&serde_json::to_value(WebhookView::from(&webhook)).expect("serializes"));
+    let name = spec.name;
     Ok(Desired {
         name,
         body,

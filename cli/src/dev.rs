@@ -4,9 +4,9 @@
 use crate::host_check::{self, AllowedHosts};
 use herald_shared::config::{Config, Mode};
 use herald_shared::queue::{MemoryQueue, Queue};
+use herald_shared::runtime;
 use herald_shared::service::tenants;
 use herald_shared::store::{MemoryStore, Store};
-use herald_shared::{runtime, web};
 use std::sync::Arc;
 
 /// The tenant behind `HERALD_API_KEY` in the local stack.
@@ -53,7 +53,7 @@ pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     tenants::ensure_tenant_with_key(store.as_ref(), DEV_TENANT, "dev", config.api_key.expose())
         .await?;
 
-    let dispatcher = Arc::new(runtime::dispatcher(&config, store.clone(), queue.clone()));
+    let (app, dispatcher) = runtime::local_stack(&config, store, queue.clone());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut pollers = Vec::new();
     for _ in 0..args.pollers.max(1) {
@@ -68,9 +68,10 @@ pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     }
 
     let allowed = Arc::new(AllowedHosts::new(&args.host));
-    let app = web::router(runtime::app_state(&config, store, queue, dispatcher)).layer(
-        axum::middleware::from_fn_with_state(allowed, host_check::check),
-    );
+    let app = app.layer(axum::middleware::from_fn_with_state(
+        allowed,
+        host_check::check,
+    ));
     let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port)).await?;
     let base = format!("http://{}", listener.local_addr()?);
     print_welcome(&base, config.api_key.expose(), &backend, &config);
@@ -88,9 +89,9 @@ pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
 
 fn print_welcome(base: &str, key: &str, backend: &str, config: &Config) {
     let policy = match config.target_policy {
-        herald_shared::http::TargetPolicy::Private => "loopback and private targets allowed",
-        herald_shared::http::TargetPolicy::Public => "public targets only",
-        herald_shared::http::TargetPolicy::Loopback => "loopback targets only",
+        herald_shared::url_policy::TargetPolicy::Private => "loopback and private targets allowed",
+        herald_shared::url_policy::TargetPolicy::Public => "public targets only",
+        herald_shared::url_policy::TargetPolicy::Loopback => "loopback targets only",
     };
     println!(
         r#"

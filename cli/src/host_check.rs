@@ -8,7 +8,7 @@ use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use herald_shared::http::guard::{ip_allowed, is_localhost, TargetPolicy};
+use herald_shared::url_policy::{ip_allowed, is_localhost, TargetPolicy};
 use herald_shared::web::problem::Problem;
 use std::sync::Arc;
 use url::{Host, Url};

@@ -3,7 +3,7 @@
 #![no_main]
 
 use herald_shared::event::Event;
-use herald_shared::http::guard::{TargetPolicy, UrlRules};
+use herald_shared::url_policy::{TargetPolicy, UrlRules};
 use herald_shared::webhook::WebhookSpec;
 use libfuzzer_sys::fuzz_target;
 

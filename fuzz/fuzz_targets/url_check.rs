@@ -2,7 +2,7 @@
 //! public policy.
 #![no_main]
 
-use herald_shared::http::guard::{ip_allowed, TargetPolicy, UrlRules};
+use herald_shared::url_policy::{ip_allowed, TargetPolicy, UrlRules};
 use libfuzzer_sys::fuzz_target;
 use std::net::IpAddr;
 

@@ -1,8 +1,8 @@
 //! Every setting Herald reads, from `HERALD_*` (and a few AWS) environment variables, validated
 //! once at start-up. The README's configuration table mirrors this file.
 
-use crate::http::guard::TargetPolicy;
 use crate::secret::Secret;
+use crate::url_policy::TargetPolicy;
 use std::time::Duration;
 
 /// Where the configuration is used: the defaults differ between Lambda and `herald dev`.
@@ -26,7 +26,7 @@ pub struct Config {
     /// Refuse `http://` webhook URLs (`HERALD_REQUIRE_HTTPS`).
     pub require_https: bool,
     /// The only ports webhooks may target (`HERALD_ALLOWED_PORTS`); none means any.
-    pub allowed_ports: Option<crate::http::guard::PortSet>,
+    pub allowed_ports: Option<crate::url_policy::PortSet>,
     /// Delay before each delivery attempt, counted from the previous one (`HERALD_RETRY_SCHEDULE`).
     pub retry_schedule: Vec<Duration>,
     /// The DynamoDB table (`HERALD_TABLE_NAME`).
@@ -77,7 +77,7 @@ impl Config {
             get("HERALD_REQUIRE_HTTPS").as_deref(),
         )?;
         let allowed_ports = get("HERALD_ALLOWED_PORTS")
-            .map(|v| crate::http::guard::PortSet::parse(&v))
+            .map(|v| crate::url_policy::PortSet::parse(&v))
             .transpose()
             .map_err(named("HERALD_ALLOWED_PORTS"))?;
         let retry_schedule = parse_schedule(

@@ -1,13 +1,11 @@
 //! Deliveries: one per (event acceptance, webhook), with every attempt made.
 
+use crate::http::{DeliveryError, PostOutcome};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
 use time::OffsetDateTime;
 use ulid::Ulid;
-
-/// How much of a receiver's answer is kept in the log.
-pub const RESPONSE_SNIPPET_BYTES: usize = 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -195,20 +193,36 @@ pub enum Verdict {
     Gone,
 }
 
-/// What an attempt produced, as the retry policy needs it.
+/// What the receiver answered, as the retry policy reads it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Outcome {
+pub struct Answer {
     pub status_code: Option<u16>,
     /// Refused by the SSRF guard: retrying would only be refused again.
     pub blocked: bool,
     pub retry_after: Option<Duration>,
 }
 
+impl From<&PostOutcome> for Answer {
+    /// The transport's facts, interpreted: a status counts only when the request got an HTTP
+    /// answer, and a refusal by the SSRF guard is told apart from every other failure.
+    fn from(post: &PostOutcome) -> Self {
+        Answer {
+            status_code: if post.error.is_none() {
+                post.status_code
+            } else {
+                None
+            },
+            blocked: matches!(post.error, Some(DeliveryError::Blocked(_))),
+            retry_after: post.retry_after,
+        }
+    }
+}
+
 /// The retry policy (SPEC §4). `attempts` is how many attempts the series has made, this one
 /// included; `schedule[i]` is the delay before attempt i+1. Timeouts, connection errors and
 /// every non-2xx status retry (receivers misconfigure) except 410. `Retry-After` on 429/503
 /// lengthens the wait, up to the schedule's longest delay. `jitter` in [-1, 1] scales ±10 %.
-pub fn verdict(outcome: Outcome, attempts: usize, schedule: &[Duration], jitter: f64) -> Verdict {
+pub fn verdict(outcome: Answer, attempts: usize, schedule: &[Duration], jitter: f64) -> Verdict {
     match outcome.status_code {
         Some(code) if (200..300).contains(&code) => return Verdict::Succeeded,
         Some(410) => return Verdict::Gone,
@@ -226,16 +240,6 @@ pub fn verdict(outcome: Outcome, attempts: usize, schedule: &[Duration], jitter:
         _ => scheduled,
     };
     Verdict::Retry(honoured)
-}
-
-/// Parses `Retry-After`: delay-seconds or an HTTP date.
-pub fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = httpdate::parse_http_date(value).ok()?;
-    Some(at.duration_since(now).unwrap_or_default())
 }
 
 /// The delivery id of (acceptance, webhook): deterministic so a redelivered queue message finds
@@ -324,8 +328,8 @@ mod tests {
         assert_eq!(source.clone(), source);
     }
 
-    fn outcome(status_code: Option<u16>) -> Outcome {
-        Outcome {
+    fn outcome(status_code: Option<u16>) -> Answer {
+        Answer {
             status_code,
             blocked: false,
             retry_after: None,
@@ -380,7 +384,7 @@ mod tests {
             Verdict::Failed,
             "8 attempts, then failed"
         );
-        let blocked = Outcome {
+        let blocked = Answer {
             status_code: None,
             blocked: true,
             retry_after: None,
@@ -408,7 +412,7 @@ mod tests {
     #[test]
     fn retry_after_lengthens_within_the_schedule() {
         let s = schedule();
-        let asked = |secs, code| Outcome {
+        let asked = |secs, code| Answer {
             status_code: Some(code),
             blocked: false,
             retry_after: Some(Duration::from_secs(secs)),
@@ -432,20 +436,6 @@ mod tests {
             Verdict::Retry(Duration::from_secs(5)),
             "only on 429/503"
         );
-        let now = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(784111777);
-        assert_eq!(
-            parse_retry_after("120", now),
-            Some(Duration::from_secs(120))
-        );
-        assert_eq!(
-            parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now),
-            Some(Duration::ZERO)
-        );
-        assert_eq!(
-            parse_retry_after("Sun, 06 Nov 1994 08:59:37 GMT", now),
-            Some(Duration::from_secs(600))
-        );
-        assert_eq!(parse_retry_after("soon", now), None);
     }
 
     #[test]

@@ -46,17 +46,6 @@ pub enum Error {
     NotFound(&'static str),
     #[error("conflict: {0}")]
     Conflict(String),
-    #[error("request body larger than {0} bytes")]
-    PayloadTooLarge(usize),
-    #[error("expected Content-Type: application/json")]
-    UnsupportedMediaType,
-    /// Too many request headers, or too large ones.
-    #[error("request headers too large: {0}")]
-    HeadersTooLarge(String),
-    /// The tenant is over its request rate; retry after this many seconds.
-    #[error("rate limit exceeded; retry in {0} s")]
-    RateLimited(u64),
-    /// The store could not be reached or answered an error; the caller may retry.
     /// The first post of an event id holds its claim and has not confirmed its enqueue yet:
     /// the caller retries after this many seconds, when it has or is known to have failed.
     #[error("the first post of this event id is still being queued; retry in {0} s")]
@@ -68,6 +57,7 @@ pub enum Error {
     /// cannot carry): sending it again cannot succeed. The text is Herald's, never AWS's.
     #[error("refused by {0}")]
     Refused(&'static str),
+    /// The store could not be reached or answered an error; the caller may retry.
     #[error("store unavailable: {0}")]
     Store(String),
     /// The queue could not be reached or answered an error; the caller may retry.

@@ -193,47 +193,14 @@ impl<'de> Deserialize<'de> for Data {
     }
 }
 
-/// What the queue carries: one accepted event of one tenant.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One accepted event of one tenant, as the queue's messages and the event log carry it.
+#[derive(Debug, Clone, PartialEq)]
 pub struct EventEnvelope {
-    #[serde(deserialize_with = "crate::ids::deserialize_shared")]
     pub tenant_id: Arc<str>,
     /// Unique per acceptance, so a delivery id derived from it never collides with an earlier
     /// acceptance of the same event id (after the dedupe window).
-    #[serde(deserialize_with = "crate::ids::deserialize_ulid")]
     pub envelope_id: Ulid,
     pub event: Event,
-    /// Set on retries and redeliveries: only this webhook, recorded on this delivery.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub target: Option<Target>,
-    /// Not to be attempted before this time: waits longer than SQS's 900 s delay are chained
-    /// by sending the message again until it is due.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "time::serde::rfc3339::option"
-    )]
-    pub not_before: Option<OffsetDateTime>,
-}
-
-impl EventEnvelope {
-    /// The envelope as the queue and the event log carry it: JSON, with the characters SQS
-    /// does not carry written as escapes (`queue::json_for_sqs`), so every envelope Herald
-    /// makes is one SQS takes. The one encoding of an envelope.
-    pub fn to_queue_text(&self) -> String {
-        crate::queue::json_for_sqs(serde_json::to_string(self).expect("envelopes serialize"))
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Target {
-    pub webhook_id: String,
-    pub delivery_id: String,
-    /// How many attempts the delivery had when this message was sent. A message whose count
-    /// no longer matches is a duplicate or overtaken, and is dropped, so SQS redelivery never
-    /// makes an extra attempt.
-    #[serde(default)]
-    pub expect_attempts: usize,
 }
 
 impl Event {

@@ -21,6 +21,7 @@ pub mod secret;
 pub mod service;
 pub mod signing;
 pub mod store;
+pub mod url_policy;
 pub mod web;
 pub mod webhook;
 

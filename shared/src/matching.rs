@@ -186,12 +186,13 @@ pub fn filters_match(filters: &Filters, event: &Event) -> bool {
 
 /// Does `event` reach `webhook`? Disabled webhooks receive nothing.
 pub fn webhook_matches(webhook: &Webhook, event: &Event) -> bool {
-    webhook.enabled
+    webhook.spec.enabled
         && webhook
+            .spec
             .events
             .iter()
             .any(|p| pattern_matches(p, &event.event_type))
-        && filters_match(&webhook.filters, event)
+        && filters_match(&webhook.spec.filters, event)
 }
 
 #[cfg(test)]

@@ -82,12 +82,12 @@ const MAX_KEYS: usize = 10_000;
 /// Signing keys by secret, derived once per container instead of once per delivery (a key
 /// costs a base64 decode and two SHA-256 blocks, a tenth of signing a 1 KiB body).
 #[derive(Default)]
-pub struct Keys {
+pub struct KeyCache {
     // Seeded per process, so the secrets (which are the keys) cannot be chosen to collide.
     keys: RwLock<HashMap<Box<str>, Arc<hmac::Key>, foldhash::fast::RandomState>>,
 }
 
-impl Keys {
+impl KeyCache {
     fn key(&self, secret: &Secret) -> Result<Arc<hmac::Key>, SignatureError> {
         let read = self.keys.read().unwrap_or_else(|e| e.into_inner());
         if let Some(key) = read.get(secret.expose()) {
@@ -163,7 +163,7 @@ mod tests {
     fn matches_the_standard_webhooks_reference_vector() {
         // From the Standard Webhooks specification's test suite.
         let secret = Secret::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
-        let header = Keys::default()
+        let header = KeyCache::default()
             .signature_header(
                 [&secret],
                 "msg_p5jXN8AQM9LWM0D4loKWxJek",
@@ -198,7 +198,7 @@ mod tests {
         assert!(secret.expose().starts_with("whsec_"));
         let encoded = secret.expose().strip_prefix(PREFIX).unwrap();
         assert_eq!(STANDARD.decode(encoded).unwrap().len(), 32);
-        let header = Keys::default()
+        let header = KeyCache::default()
             .signature_header([&secret], "evt_1", 100, b"{}")
             .unwrap();
         assert_eq!(
@@ -222,7 +222,7 @@ mod tests {
     #[test]
     fn two_secrets_give_two_signatures_each_verifying() {
         let (old, new) = (generate_secret(), generate_secret());
-        let header = Keys::default()
+        let header = KeyCache::default()
             .signature_header([&new, &old], "evt_1", 5, b"x")
             .unwrap();
         assert_eq!(header.split(' ').count(), 2);
@@ -233,7 +233,7 @@ mod tests {
     #[test]
     fn bad_secret_is_an_error() {
         assert_eq!(
-            Keys::default()
+            KeyCache::default()
                 .signature_header([&Secret::new("whsec_***")], "m", 1, b"")
                 .unwrap_err(),
             SignatureError::BadSecret
@@ -242,7 +242,7 @@ mod tests {
 
     #[test]
     fn a_cached_key_signs_as_a_fresh_one_and_a_new_secret_gets_its_own() {
-        let keys = Keys::default();
+        let keys = KeyCache::default();
         let (a, b) = (generate_secret(), generate_secret());
         let first = keys.signature_header([&a], "evt_1", 7, b"body").unwrap();
         let again = keys.signature_header([&a], "evt_1", 7, b"body").unwrap();
@@ -250,7 +250,7 @@ mod tests {
         assert_eq!(first.len(), SIGNATURE_LEN);
         assert_eq!(
             first,
-            Keys::default()
+            KeyCache::default()
                 .signature_header([&a], "evt_1", 7, b"body")
                 .unwrap()
         );

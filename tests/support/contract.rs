@@ -6,7 +6,7 @@ use herald_shared::queue::Queue;
 use herald_shared::scope::{Scope, Scopes};
 use herald_shared::secret::Secret;
 use herald_shared::store::{ApiKey, Claim, Store, Tenant};
-use herald_shared::webhook::{Filters, Kind, SigningSecret, Webhook};
+use herald_shared::webhook::{Filters, Kind, SigningSecret, Webhook, WebhookSpec};
 use herald_shared::Error;
 use std::time::Duration;
 use time::OffsetDateTime;
@@ -16,16 +16,19 @@ pub fn webhook(tenant: &str, id: &str, enabled: bool) -> Webhook {
     Webhook {
         id: id.to_string(),
         tenant_id: tenant.to_string(),
-        name: format!("name-{id}"),
-        description: String::new(),
-        url: "https://hooks.example.com/x".into(),
-        kind: Kind::Standard,
-        events: vec!["experiments.done".into()],
-        filters: Filters::default(),
-        headers: vec![],
-        include_result: false,
-        metadata: Default::default(),
-        enabled,
+        spec: WebhookSpec {
+            name: format!("name-{id}"),
+            description: String::new(),
+            url: "https://hooks.example.com/x".into(),
+            kind: Kind::Standard,
+            events: vec!["experiments.done".into()],
+            filters: Filters::default(),
+            headers: vec![],
+            include_result: false,
+            metadata: Default::default(),
+            enabled,
+            secret: None,
+        },
         disabled_reason: None,
         failing_since: None,
         secrets: vec![SigningSecret {
@@ -506,15 +509,18 @@ pub async fn store_contract(store: &dyn Store) {
 
     // Updates replace existing webhooks only; counts are per tenant.
     let mut changed = store.get_webhook("tn_a", "wh_01").await.unwrap().unwrap();
-    changed.enabled = false;
-    changed.name = "renamed".into();
+    changed.spec.enabled = false;
+    changed.spec.name = "renamed".into();
     assert!(store.update_webhook(&changed).await.unwrap());
     let read = store.get_webhook("tn_a", "wh_01").await.unwrap().unwrap();
-    assert_eq!((read.name.as_str(), read.enabled), ("renamed", false));
+    assert_eq!(
+        (read.spec.name.as_str(), read.spec.enabled),
+        ("renamed", false)
+    );
     assert_eq!(read.revision, changed.revision + 1, "each update counts");
     // A writer holding the copy from before that update is refused, and changes nothing.
     let mut stale = changed.clone();
-    stale.name = "stale".into();
+    stale.spec.name = "stale".into();
     assert!(!store.update_webhook(&stale).await.unwrap());
     assert_eq!(
         store
@@ -522,6 +528,7 @@ pub async fn store_contract(store: &dyn Store) {
             .await
             .unwrap()
             .unwrap()
+            .spec
             .name,
         "renamed"
     );

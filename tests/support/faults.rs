@@ -108,7 +108,7 @@ impl WebhookStore for FlakyStore {
             .swap(false, Ordering::SeqCst)
         {
             if let Some(mut other) = self.inner.get_webhook(&w.tenant_id, &w.id).await? {
-                other.description = EDITED_MEANWHILE.into();
+                other.spec.description = EDITED_MEANWHILE.into();
                 assert!(self.inner.update_webhook(&other).await?);
             }
         }

@@ -5,9 +5,9 @@ use axum::body::Body;
 use axum::Router;
 use herald_shared::config::{Config, Mode};
 use herald_shared::queue::{MemoryQueue, Queue};
+use herald_shared::runtime;
 use herald_shared::service::{tenants, Dispatcher};
 use herald_shared::store::{MemoryStore, Store};
-use herald_shared::{runtime, web};
 use http::{Request, StatusCode};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -60,14 +60,9 @@ impl Stack {
         tenants::ensure_tenant_with_key(store.as_ref(), TENANT, "test", KEY)
             .await
             .expect("tenant created");
-        let dispatcher = Arc::new(runtime::dispatcher(&config, store.clone(), queue.clone()));
+        let (router, dispatcher) = runtime::local_stack(&config, store.clone(), queue.clone());
         Stack {
-            router: web::router(runtime::app_state(
-                &config,
-                store.clone(),
-                queue.clone(),
-                dispatcher.clone(),
-            )),
+            router,
             dispatcher,
             store,
             queue,

@@ -15,7 +15,11 @@ pub async fn app(
     if let Some(id) = &config.admin_key_secret {
         config.admin_key = Some(admin_key(sdk, id).await?);
     }
-    Ok(web::api_router(runtime::aws_app_state(sdk, &config).await?))
+    let (store, queue) = runtime::aws_ports(sdk, &config).await?;
+    let sender = runtime::sender(&config);
+    Ok(web::api_router(runtime::api_state(
+        &config, store, queue, sender,
+    )))
 }
 
 /// The admin key held as the secret `id`'s string value. Errors name the secret and the

@@ -5,7 +5,6 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use herald_shared::config::{Config, Mode};
 use herald_shared::runtime;
 use herald_shared::service::{Dispatcher, Record};
-use std::sync::Arc;
 
 /// Runs one SQS event through the dispatcher.
 pub async fn handle(dispatcher: &Dispatcher, event: SqsEvent) -> SqsBatchResponse {
@@ -36,12 +35,8 @@ pub async fn dispatcher(
     sdk: &aws_config::SdkConfig,
     config: &Config,
 ) -> Result<Dispatcher, herald_shared::Error> {
-    let queue = Arc::new(runtime::sqs_queue(sdk, config).await?);
-    Ok(runtime::dispatcher(
-        config,
-        Arc::new(runtime::dynamo_store(sdk, config)),
-        queue,
-    ))
+    let (store, queue) = runtime::aws_ports(sdk, config).await?;
+    Ok(runtime::dispatcher(config, store, queue))
 }
 
 pub fn config() -> Result<Config, herald_shared::config::ConfigError> {

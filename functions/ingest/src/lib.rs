@@ -8,9 +8,10 @@ pub async fn app(
     sdk: &aws_config::SdkConfig,
     config: &Config,
 ) -> Result<axum::Router, herald_shared::Error> {
-    Ok(web::ingest_router(
-        runtime::aws_app_state(sdk, config).await?,
-    ))
+    let (store, queue) = runtime::aws_ports(sdk, config).await?;
+    Ok(web::ingest_router(runtime::ingest_state(
+        config, store, queue,
+    )))
 }
 
 pub fn config() -> Result<Config, herald_shared::config::ConfigError> {

@@ -1,7 +1,7 @@
 //! The AWS SDK's HTTP client, over reqwest (HTTP/1.1, rustls): the SDK's own hyper stack, with
 //! HTTP/2 and a second TLS setup, is not linked, so each binary has one HTTP client library.
 //!
-//! It is not the delivery client (`http::Outbound`): AWS endpoints go through no SSRF guard, and
+//! It is not the delivery client (`http::DeliveryClient`): AWS endpoints go through no SSRF guard, and
 //! deliveries never share AWS's connection pool. One reqwest client is built per process for each
 //! distinct pair of SDK timeouts; in practice one, the SDK's default 3.1 s connect timeout.
 //!

@@ -1,8 +1,8 @@
 //! The delivery client: one reqwest client (rustls, pooled) per container, no redirects, the
 //! guarded resolver, a hard timeout, and at most 1 KiB of each answer kept.
 
-use super::guard::{BlockedHost, GuardedResolver, Lookup, TargetPolicy, UrlRules};
-use crate::delivery::{parse_retry_after, RESPONSE_SNIPPET_BYTES};
+use super::guard::{BlockedHost, GuardedResolver, Lookup};
+use crate::url_policy::{TargetPolicy, UrlRules};
 use bytes::Bytes;
 use http::HeaderMap;
 use std::error::Error as _;
@@ -11,6 +11,9 @@ use std::time::{Duration, Instant};
 use url::Url;
 
 pub const USER_AGENT: &str = concat!("Herald/", env!("CARGO_PKG_VERSION"));
+
+/// How much of a receiver's answer is kept, for the delivery log.
+pub const RESPONSE_SNIPPET_BYTES: usize = 1024;
 
 /// Why a request got no HTTP answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -27,7 +30,7 @@ pub enum DeliveryError {
     Request(String),
 }
 
-/// What one POST did.
+/// What one POST did, as the transport saw it; the retry policy reads it (`delivery::Answer`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PostOutcome {
     pub status_code: Option<u16>,
@@ -48,19 +51,6 @@ impl PostOutcome {
             error: Some(error),
         }
     }
-
-    /// The outcome as the retry policy sees it.
-    pub fn policy_view(&self) -> crate::delivery::Outcome {
-        crate::delivery::Outcome {
-            status_code: if self.error.is_none() {
-                self.status_code
-            } else {
-                None
-            },
-            blocked: matches!(self.error, Some(DeliveryError::Blocked(_))),
-            retry_after: self.retry_after,
-        }
-    }
 }
 
 /// reqwest's own retries, off. They act only on HTTP/2, which Herald does not build, yet they
@@ -70,14 +60,15 @@ pub fn no_retries() -> reqwest::retry::Builder {
     reqwest::retry::never().max_retries_per_request(0)
 }
 
+/// The client every delivery and test send goes through.
 #[derive(Clone)]
-pub struct Outbound {
+pub struct DeliveryClient {
     client: reqwest::Client,
     rules: UrlRules,
     timeout: Duration,
 }
 
-impl Outbound {
+impl DeliveryClient {
     pub fn new(rules: UrlRules, timeout: Duration) -> Self {
         let resolver = GuardedResolver::system(rules.policy);
         Self::with_resolver(rules, timeout, resolver)
@@ -105,7 +96,7 @@ impl Outbound {
             .dns_resolver(Arc::new(resolver))
             .build()
             .expect("a client with a fixed configuration builds");
-        Outbound {
+        DeliveryClient {
             client,
             rules,
             timeout,
@@ -118,31 +109,31 @@ impl Outbound {
 
     /// POSTs `body` to `url`. Never fails: every outcome is data for the delivery log.
     pub async fn post(&self, url: &str, headers: HeaderMap, body: Bytes) -> PostOutcome {
-        self.post_to(&self.target(url), headers, body).await
+        self.post_to(&self.check(url), headers, body).await
     }
 
     /// A URL as this client will post to it, or why it will not. Literal addresses bypass the
     /// resolver, so this check is what keeps them out; it depends on the URL alone, so a
     /// caller that posts to one URL often may keep the answer.
-    pub fn target(&self, url: &str) -> Result<Url, DeliveryError> {
+    pub fn check(&self, url: &str) -> Result<Url, DeliveryError> {
         self.rules
             .check(url)
             .map_err(|e| DeliveryError::Blocked(format!("url {e}")))
     }
 
-    /// POSTs `body` to a URL [`Outbound::target`] checked, or records why it was not sent.
+    /// POSTs `body` to a URL [`DeliveryClient::check`] passed, or records why it was not sent.
     ///
     /// The request is built before the returned future is first polled, so that future holds
     /// only the request in flight, not the URL, headers and body it was built from: dispatch
     /// keeps one such future per delivery in flight, inside an allocation of its own.
     pub fn post_to(
         &self,
-        target: &Result<Url, DeliveryError>,
+        url: &Result<Url, DeliveryError>,
         headers: HeaderMap,
         body: Bytes,
     ) -> impl std::future::Future<Output = PostOutcome> + Send + '_ {
         let started = Instant::now();
-        let sent = target.as_ref().map_err(Clone::clone).map(|url| {
+        let sent = url.as_ref().map_err(Clone::clone).map(|url| {
             // Assembled here rather than through `RequestBuilder::headers`, which inserts each
             // header again into a map of its own: two allocations per delivery. The builder's
             // one other step, turning `user:pass@` into basic auth, has nothing to do: the
@@ -225,4 +216,37 @@ fn root_cause(e: &reqwest::Error) -> String {
         last = s;
     }
     last.to_string()
+}
+
+/// Parses `Retry-After`: delay-seconds or an HTTP date.
+pub fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_is_seconds_or_an_http_date() {
+        let now = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(784111777);
+        assert_eq!(
+            parse_retry_after("120", now),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:59:37 GMT", now),
+            Some(Duration::from_secs(600))
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+    }
 }

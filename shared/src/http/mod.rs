@@ -3,5 +3,4 @@
 pub mod client;
 pub mod guard;
 
-pub use client::{DeliveryError, Outbound, PostOutcome};
-pub use guard::TargetPolicy;
+pub use client::{DeliveryClient, DeliveryError, PostOutcome};

@@ -1,9 +1,11 @@
 //! The queue port between ingest and dispatch (SQS in AWS, in memory locally).
 
 pub mod memory;
+mod message;
 pub mod sqs;
 
 pub use memory::MemoryQueue;
+pub use message::{Message, NextAttempt};
 pub use sqs::SqsQueue;
 
 use crate::error::Result;

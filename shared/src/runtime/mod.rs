@@ -7,12 +7,14 @@ pub use poller::poll;
 
 use crate::config::Config;
 use crate::error::Result;
-use crate::http::Outbound;
+use crate::http::DeliveryClient;
 use crate::queue::{Queue, SqsQueue};
 use crate::service::dispatch::Settings;
+use crate::service::sender::Sender;
 use crate::service::{Api, Dispatcher, Ingest};
 use crate::store::{DynamoStore, Store};
-use crate::web::AppState;
+use crate::web::auth::Auth;
+use crate::web::{ApiState, IngestState};
 use crate::webhook::UrlRules;
 use std::sync::Arc;
 use tracing_subscriber::filter::Targets;
@@ -161,37 +163,68 @@ pub fn url_rules(config: &Config) -> UrlRules {
     }
 }
 
-/// The routers' state. `dispatcher` sends test events; the local stack shares it with its
-/// queue pollers so the whole process has one HTTP client.
-pub fn app_state(
-    config: &Config,
-    store: Arc<dyn Store>,
-    queue: Arc<dyn Queue>,
-    dispatcher: Arc<Dispatcher>,
-) -> AppState {
-    AppState {
-        ingest: Arc::new(Ingest::new(store.clone(), queue.clone())),
-        api: Arc::new(Api::new(
-            store.clone(),
-            queue,
-            dispatcher,
-            url_rules(config),
-            config.max_webhooks,
-        )),
+/// What every route needs to tie a request to a tenant.
+pub fn auth(config: &Config, store: Arc<dyn Store>) -> Auth {
+    Auth {
+        store,
         admin_key: config.admin_key.clone(),
         limiter: crate::web::auth::TenantLimiter::new(config.rate_limit).map(Arc::new),
-        store,
     }
 }
 
+/// The ingest routes' state: authentication and ingest, nothing that sends.
+pub fn ingest_state(config: &Config, store: Arc<dyn Store>, queue: Arc<dyn Queue>) -> IngestState {
+    IngestState {
+        auth: auth(config, store.clone()),
+        ingest: Arc::new(Ingest::new(store, queue)),
+    }
+}
+
+/// The management routes' state. `sender` makes test sends; the local stack shares it with
+/// its dispatcher, so the whole process has one delivery client.
+pub fn api_state(
+    config: &Config,
+    store: Arc<dyn Store>,
+    queue: Arc<dyn Queue>,
+    sender: Arc<Sender>,
+) -> ApiState {
+    ApiState {
+        auth: auth(config, store.clone()),
+        api: Arc::new(Api::new(
+            store,
+            queue,
+            sender,
+            url_rules(config),
+            config.max_webhooks,
+        )),
+    }
+}
+
+/// The delivery client, behind the deployment's URL rules, and what it keeps between sends.
+pub fn sender(config: &Config) -> Arc<Sender> {
+    Arc::new(Sender::new(
+        DeliveryClient::new(url_rules(config), config.delivery_timeout),
+        config.endpoint_concurrency,
+    ))
+}
+
+/// The dispatcher of the dispatch function, with a sender of its own.
 pub fn dispatcher(config: &Config, store: Arc<dyn Store>, queue: Arc<dyn Queue>) -> Dispatcher {
+    dispatcher_with(config, store, queue, sender(config))
+}
+
+fn dispatcher_with(
+    config: &Config,
+    store: Arc<dyn Store>,
+    queue: Arc<dyn Queue>,
+    sender: Arc<Sender>,
+) -> Dispatcher {
     Dispatcher::new(
         store,
         queue,
-        Outbound::new(url_rules(config), config.delivery_timeout),
+        sender,
         Settings {
             concurrency: config.dispatch_concurrency,
-            per_endpoint: config.endpoint_concurrency,
             schedule: config.retry_schedule.clone(),
             disable_after: config.disable_after,
             lease: config.delivery_timeout + crate::service::dispatch::LEASE_MARGIN,
@@ -199,12 +232,38 @@ pub fn dispatcher(config: &Config, store: Arc<dyn Store>, queue: Arc<dyn Queue>)
     )
 }
 
-/// The routers' state over DynamoDB and SQS: what the ingest and api Lambdas serve.
-pub async fn aws_app_state(sdk: &aws_config::SdkConfig, config: &Config) -> Result<AppState> {
+/// The whole pipeline in one process, as `herald dev` and the tests run it: one router for
+/// ingest and management, and the dispatcher that queue pollers drive, sharing one sender.
+pub fn local_stack(
+    config: &Config,
+    store: Arc<dyn Store>,
+    queue: Arc<dyn Queue>,
+) -> (axum::Router, Arc<Dispatcher>) {
+    let sender = sender(config);
+    let dispatcher = Arc::new(dispatcher_with(
+        config,
+        store.clone(),
+        queue.clone(),
+        sender.clone(),
+    ));
+    // One rate limiter for both route sets: a tenant's budget is per process, as in one Lambda.
+    let ingest = ingest_state(config, store.clone(), queue.clone());
+    let api = ApiState {
+        auth: ingest.auth.clone(),
+        ..api_state(config, store, queue, sender)
+    };
+    let router = crate::web::router(ingest, api);
+    (router, dispatcher)
+}
+
+/// The table and the queue of a deployment, as the Lambdas reach them.
+pub async fn aws_ports(
+    sdk: &aws_config::SdkConfig,
+    config: &Config,
+) -> Result<(Arc<dyn Store>, Arc<dyn Queue>)> {
     let store: Arc<dyn Store> = Arc::new(dynamo_store(sdk, config));
     let queue: Arc<dyn Queue> = Arc::new(sqs_queue(sdk, config).await?);
-    let dispatcher = Arc::new(dispatcher(config, store.clone(), queue.clone()));
-    Ok(app_state(config, store, queue, dispatcher))
+    Ok((store, queue))
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 
 use crate::error::{Error, FieldError, Result};
 use crate::event::{Event, EventEnvelope};
-use crate::queue::Queue;
+use crate::queue::{Message, Queue};
 use crate::store::{Claim, Store};
 use futures::future::join_all;
 use serde::Serialize;
@@ -27,7 +27,8 @@ pub const CLAIM_STALE_AFTER: time::Duration = time::Duration::seconds(30);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
-pub enum Outcome {
+/// What became of one posted event.
+pub enum PostStatus {
     Accepted,
     Duplicate,
 }
@@ -35,7 +36,7 @@ pub enum Outcome {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Accepted {
     pub id: String,
-    pub status: Outcome,
+    pub status: PostStatus,
 }
 
 /// What became of one event of a batch.
@@ -114,7 +115,7 @@ impl Ingest {
         else {
             return Ok(Accepted {
                 id,
-                status: Outcome::Duplicate,
+                status: PostStatus::Duplicate,
             });
         };
         if let Err(e) = self.queue.send(message, Duration::ZERO).await {
@@ -125,7 +126,7 @@ impl Ingest {
         tracing::info!(tenant_id, event_id = %id, "event accepted");
         Ok(Accepted {
             id,
-            status: Outcome::Accepted,
+            status: PostStatus::Accepted,
         })
     }
 
@@ -373,18 +374,17 @@ fn item(index: usize, id: Option<String>, status: BatchStatus) -> BatchItem {
     }
 }
 
-/// The queued envelope of an accepted event, refused when it is larger than the queue and the
-/// event log can hold: numbers written out in full and escapes can make it larger than the
-/// body it came in.
+/// The fan-out message of an accepted event, encoded once: the same text is queued and kept by
+/// the event log (a fan-out due now is its envelope alone). Refused when it is larger than the
+/// queue and the event log can hold: numbers written out in full and escapes can make it
+/// larger than the body it came in.
 fn envelope(tenant_id: &str, event: Event) -> Result<String> {
-    let text = EventEnvelope {
+    let text = Message::fan_out(EventEnvelope {
         tenant_id: tenant_id.into(),
         envelope_id: crate::ids::ulid(),
         event,
-        target: None,
-        not_before: None,
-    }
-    .to_queue_text();
+    })
+    .encode();
     if text.len() > MAX_ENVELOPE_BYTES {
         return Err(Error::EventTooLarge {
             size: text.len(),
@@ -431,15 +431,15 @@ mod tests {
         let body = json!({"id": "evt-1", "type": "jobs.failed"});
         assert_eq!(
             ingest.accept("t1", &body).await.unwrap().status,
-            Outcome::Accepted
+            PostStatus::Accepted
         );
         assert_eq!(
             ingest.accept("t1", &body).await.unwrap().status,
-            Outcome::Duplicate
+            PostStatus::Duplicate
         );
         assert_eq!(
             ingest.accept("t2", &body).await.unwrap().status,
-            Outcome::Accepted,
+            PostStatus::Accepted,
             "ids are per tenant"
         );
         assert_eq!(queue.depth(), 2);
@@ -467,7 +467,7 @@ mod tests {
         let up = Ingest::new(store, Arc::new(MemoryQueue::default()));
         assert_eq!(
             up.accept("t", &body).await.unwrap().status,
-            Outcome::Accepted
+            PostStatus::Accepted
         );
     }
 

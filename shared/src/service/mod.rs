@@ -3,8 +3,10 @@
 pub mod api;
 pub mod dispatch;
 pub mod ingest;
+pub mod sender;
 pub mod tenants;
 
 pub use api::Api;
 pub use dispatch::{Dispatcher, Record};
 pub use ingest::Ingest;
+pub use sender::Sender;

@@ -193,7 +193,7 @@ impl WebhookStore for MemoryStore {
             .webhooks
             .range((tenant_id.to_string(), String::new())..)
             .take_while(|((t, _), _)| t == tenant_id)
-            .filter(|(_, w)| w.enabled)
+            .filter(|(_, w)| w.spec.enabled)
             .map(|(_, w)| w.clone())
             .collect())
     }

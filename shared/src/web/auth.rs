@@ -2,15 +2,26 @@
 //! Every tenant-scoped handler takes a [`Caller`] naming the scope it needs
 //! (`Caller<need::Manage>`), so a route can forget neither the tenant nor the scope.
 
-use super::AppState;
+use super::problem::Problem;
 use crate::error::Error;
 use crate::scope::{Scope, Scopes};
 use crate::secret::hash_key;
 use crate::service::tenants::authenticate;
+use crate::store::Store;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use std::marker::PhantomData;
+use std::sync::Arc;
 use subtle::ConstantTimeEq;
+
+/// What tying a request to a tenant needs: the keys' store, the operator's key, and the
+/// per-tenant rate limit. Every router's state holds one (`AsRef<Auth>`).
+#[derive(Clone)]
+pub struct Auth {
+    pub store: Arc<dyn Store>,
+    pub admin_key: Option<crate::secret::Secret>,
+    pub limiter: Option<Arc<TenantLimiter>>,
+}
 
 /// The scope a route needs, as a type: `Caller<need::Read>`.
 pub trait Need {
@@ -73,14 +84,11 @@ fn bearer(parts: &Parts) -> Option<&str> {
 #[derive(Debug, Clone, Copy)]
 pub struct Admin;
 
-impl FromRequestParts<AppState> for Admin {
+impl<S: AsRef<Auth> + Send + Sync> FromRequestParts<S> for Admin {
     type Rejection = Error;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let Some(admin) = &state.admin_key else {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Some(admin) = &state.as_ref().admin_key else {
             return Err(Error::NotFound("route"));
         };
         let presented = bearer(parts).ok_or(Error::Unauthorized)?;
@@ -94,18 +102,16 @@ impl FromRequestParts<AppState> for Admin {
     }
 }
 
-impl<N: Need> FromRequestParts<AppState> for Caller<N> {
-    type Rejection = Error;
+impl<N: Need, S: AsRef<Auth> + Send + Sync> FromRequestParts<S> for Caller<N> {
+    type Rejection = Problem;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let state = state.as_ref();
         let presented = bearer(parts).ok_or(Error::Unauthorized)?;
         let today = time::OffsetDateTime::now_utc().date();
         // Looking up the hash, not the key, keeps the comparison independent of the key's bytes.
         let Some(key) = authenticate(state.store.as_ref(), presented, today).await? else {
-            return Err(Error::Unauthorized);
+            return Err(Error::Unauthorized.into());
         };
         tracing::Span::current().record("tenant_id", key.tenant_id.as_str());
         if let Some(limiter) = &state.limiter {
@@ -119,7 +125,8 @@ impl<N: Need> FromRequestParts<AppState> for Caller<N> {
                     key.scopes
                 ),
                 Vec::new(),
-            ));
+            )
+            .into());
         }
         Ok(Caller {
             tenant_id: key.tenant_id,
@@ -148,13 +155,13 @@ impl TenantLimiter {
         })
     }
 
-    pub fn check(&self, tenant_id: &str) -> Result<(), Error> {
+    pub fn check(&self, tenant_id: &str) -> Result<(), Problem> {
         use governor::clock::{Clock, DefaultClock};
         self.limiter
             .check_key(&tenant_id.to_string())
             .map_err(|not_until| {
                 let wait = not_until.wait_time_from(DefaultClock::default().now());
-                Error::RateLimited(wait.as_secs_f64().ceil().max(1.0) as u64)
+                Problem::rate_limited(wait.as_secs_f64().ceil().max(1.0) as u64)
             })
     }
 }

@@ -1,5 +1,6 @@
 //! The JSON body extractors: content type, size and syntax errors all become problems.
 
+use super::problem::Problem;
 use crate::error::Error;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
@@ -26,7 +27,7 @@ fn is_json(content_type: &str) -> bool {
 }
 
 /// Reads the body up to the router's limit.
-async fn read_limited<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, Error> {
+async fn read_limited<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, Problem> {
     let limit = req
         .extensions()
         .get::<BodyLimit>()
@@ -34,12 +35,12 @@ async fn read_limited<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, 
         .unwrap_or(64 * 1024);
     match Bytes::from_request(req, state).await {
         Ok(bytes) if bytes.len() <= limit => Ok(bytes),
-        _ => Err(Error::PayloadTooLarge(limit)),
+        _ => Err(Problem::payload_too_large(limit)),
     }
 }
 
 impl<S: Send + Sync> FromRequest<S> for JsonBody {
-    type Rejection = Error;
+    type Rejection = Problem;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let json = req
@@ -48,17 +49,17 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
             .and_then(|v| v.to_str().ok())
             .is_some_and(is_json);
         if !json {
-            return Err(Error::UnsupportedMediaType);
+            return Err(Problem::unsupported_media_type());
         }
         let bytes = read_limited(req, state).await?;
         serde_json::from_slice(&bytes)
             .map(JsonBody)
-            .map_err(|e| Error::BadRequest(format!("the body is not valid JSON: {e}")))
+            .map_err(|e| Error::BadRequest(format!("the body is not valid JSON: {e}")).into())
     }
 }
 
 impl<S: Send + Sync> FromRequest<S> for OptionalJsonBody {
-    type Rejection = Error;
+    type Rejection = Problem;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         if req.headers().contains_key(CONTENT_TYPE) {
@@ -69,7 +70,7 @@ impl<S: Send + Sync> FromRequest<S> for OptionalJsonBody {
         if read_limited(req, state).await?.is_empty() {
             Ok(OptionalJsonBody(Value::Object(Default::default())))
         } else {
-            Err(Error::UnsupportedMediaType)
+            Err(Problem::unsupported_media_type())
         }
     }
 }

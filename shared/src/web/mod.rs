@@ -9,11 +9,10 @@ mod routes;
 
 use crate::error::Error;
 use crate::service::api::{DeliveryView, NewKey, NewTenant, TestResult};
-use crate::service::ingest::{Accepted, Outcome};
+use crate::service::ingest::{Accepted, PostStatus};
 use crate::service::{Api, Ingest};
-use crate::store::Store;
 use crate::webhook::WebhookView;
-use auth::{need, Admin, Caller};
+use auth::{need, Admin, Auth, Caller};
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
@@ -38,31 +37,52 @@ pub const MAX_HEADERS_TOTAL_BYTES: usize = 32 * 1024;
 pub const INGEST_BODY_LIMIT: usize = 256 * 1024;
 pub const API_BODY_LIMIT: usize = 64 * 1024;
 
+/// The ingest routes' state: authentication and ingest.
 #[derive(Clone)]
-pub struct AppState {
-    pub store: Arc<dyn Store>,
+pub struct IngestState {
+    pub auth: Auth,
     pub ingest: Arc<Ingest>,
+}
+
+/// The management routes' state: authentication and the management API.
+#[derive(Clone)]
+pub struct ApiState {
+    pub auth: Auth,
     pub api: Arc<Api>,
-    pub admin_key: Option<crate::secret::Secret>,
-    pub limiter: Option<Arc<auth::TenantLimiter>>,
+}
+
+impl AsRef<Auth> for IngestState {
+    fn as_ref(&self) -> &Auth {
+        &self.auth
+    }
+}
+
+impl AsRef<Auth> for ApiState {
+    fn as_ref(&self) -> &Auth {
+        &self.auth
+    }
 }
 
 /// The routes of the ingest function: `/v1/events*`.
-pub fn ingest_router(state: AppState) -> Router {
-    with_fallbacks(ingest_routes()).with_state(state)
+pub fn ingest_router(state: IngestState) -> Router {
+    with_fallbacks(ingest_routes().with_state(state))
 }
 
 /// The routes of the api function: everything but `/v1/events*`, and the web console at `/`.
-pub fn api_router(state: AppState) -> Router {
-    with_fallbacks(api_routes()).with_state(state)
+pub fn api_router(state: ApiState) -> Router {
+    with_fallbacks(api_routes().with_state(state))
 }
 
 /// Both, as the local stack serves them.
-pub fn router(state: AppState) -> Router {
-    with_fallbacks(ingest_routes().merge(api_routes())).with_state(state)
+pub fn router(ingest: IngestState, api: ApiState) -> Router {
+    with_fallbacks(
+        ingest_routes()
+            .with_state(ingest)
+            .merge(api_routes().with_state(api)),
+    )
 }
 
-fn with_fallbacks(routes: Router<AppState>) -> Router<AppState> {
+fn with_fallbacks(routes: Router) -> Router {
     routes
         .fallback(|| async { Problem::not_found() })
         .method_not_allowed_fallback(|| async { Problem::method_not_allowed() })
@@ -101,17 +121,22 @@ async fn limit_headers(req: axum::extract::Request, next: axum::middleware::Next
     for (name, value) in headers {
         let size = name.as_str().len() + value.len();
         if size > MAX_HEADER_BYTES {
-            return Error::HeadersTooLarge(format!("`{name}` is over {MAX_HEADER_BYTES} bytes"))
-                .into_response();
+            return Problem::headers_too_large(format!(
+                "`{name}` is over {MAX_HEADER_BYTES} bytes"
+            ))
+            .into_response();
         }
         total += size;
     }
     if headers.len() > MAX_HEADERS {
-        return Error::HeadersTooLarge(format!("{} headers, at most {MAX_HEADERS}", headers.len()))
-            .into_response();
+        return Problem::headers_too_large(format!(
+            "{} headers, at most {MAX_HEADERS}",
+            headers.len()
+        ))
+        .into_response();
     }
     if total > MAX_HEADERS_TOTAL_BYTES {
-        return Error::HeadersTooLarge(format!(
+        return Problem::headers_too_large(format!(
             "{total} bytes of headers, at most {MAX_HEADERS_TOTAL_BYTES}"
         ))
         .into_response();
@@ -119,13 +144,13 @@ async fn limit_headers(req: axum::extract::Request, next: axum::middleware::Next
     next.run(req).await
 }
 
-fn limited(router: Router<AppState>, limit: usize) -> Router<AppState> {
+fn limited<S: Clone + Send + Sync + 'static>(router: Router<S>, limit: usize) -> Router<S> {
     router
         .layer(DefaultBodyLimit::max(limit))
         .layer(Extension(BodyLimit(limit)))
 }
 
-fn ingest_routes() -> Router<AppState> {
+fn ingest_routes() -> Router<IngestState> {
     limited(
         Router::new()
             .route("/v1/events", post(post_event))
@@ -134,7 +159,7 @@ fn ingest_routes() -> Router<AppState> {
     )
 }
 
-fn api_routes() -> Router<AppState> {
+fn api_routes() -> Router<ApiState> {
     limited(
         Router::new()
             .route("/v1/health", get(health))

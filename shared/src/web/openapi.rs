@@ -8,7 +8,7 @@ use crate::error::FieldError;
 use crate::event::{EnvironmentType, ObjectRef};
 use crate::scope::Scope;
 use crate::service::api::{DeliveryView, KeyView, NewKey, NewTenant, TestResult};
-use crate::service::ingest::{Accepted, BatchItem, BatchStatus, Outcome};
+use crate::service::ingest::{Accepted, BatchItem, BatchStatus, PostStatus};
 use crate::web::problem::Problem;
 use crate::webhook::{Filters, HeaderView, Kind, ObjectFilter, WebhookView};
 use serde::Deserialize;
@@ -291,7 +291,7 @@ problem_responses! {
     components(
         schemas(EventInput, BatchInput, BatchAnswer, HeaderInput, WebhookInput, WebhookPatch, TestInput,
             UnsavedTestInput, TenantInput, WebhookList, DeliveryList, SecretAnswer, Health, EventTypes,
-            EventTypeInfo, PatternInfo, Accepted, Outcome, BatchItem, BatchStatus, FieldError, Problem, WebhookView,
+            EventTypeInfo, PatternInfo, Accepted, PostStatus, BatchItem, BatchStatus, FieldError, Problem, WebhookView,
             HeaderView, Kind, Filters, ObjectFilter, EnvironmentType, ObjectRef, DeliveryView, Attempt,
             DeliveryStatus, TestResult, NewKey, NewTenant, KeyInput, KeyList, KeyView, Scope),
         responses(Malformed, Unauthorized, Forbidden, NotFound, Conflict, TooLarge, MediaType, Invalid, Unavailable, TooMany, HeadersTooLarge),

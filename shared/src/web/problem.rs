@@ -59,6 +59,50 @@ impl Problem {
     }
 }
 
+/// The refusals of the HTTP layer itself, before any operation runs: they are the web's, not
+/// the domain's, so they are made here rather than carried by [`Error`].
+impl Problem {
+    pub fn payload_too_large(limit: usize) -> Self {
+        Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "urn:herald:problem:too-large",
+            "Payload too large",
+            format!("the body must be at most {limit} bytes"),
+        )
+    }
+
+    pub fn unsupported_media_type() -> Self {
+        Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "urn:herald:problem:media-type",
+            "Unsupported media type",
+            "send the body as Content-Type: application/json",
+        )
+    }
+
+    /// Too many request headers, or too large ones.
+    pub fn headers_too_large(detail: String) -> Self {
+        Problem::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "urn:herald:problem:headers-too-large",
+            "Request header fields too large",
+            detail,
+        )
+    }
+
+    /// The tenant is over its request rate; it may retry after `secs` seconds.
+    pub fn rate_limited(secs: u64) -> Self {
+        let mut p = Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "urn:herald:problem:rate-limited",
+            "Too many requests",
+            format!("this tenant is over its request rate; retry in {secs} s"),
+        );
+        p.retry_after = Some(secs);
+        p
+    }
+}
+
 impl From<Error> for Problem {
     fn from(e: Error) -> Self {
         match e {
@@ -113,34 +157,6 @@ impl From<Error> for Problem {
                 "Conflict",
                 detail,
             ),
-            Error::PayloadTooLarge(limit) => Problem::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "urn:herald:problem:too-large",
-                "Payload too large",
-                format!("the body must be at most {limit} bytes"),
-            ),
-            Error::UnsupportedMediaType => Problem::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "urn:herald:problem:media-type",
-                "Unsupported media type",
-                "send the body as Content-Type: application/json",
-            ),
-            Error::HeadersTooLarge(detail) => Problem::new(
-                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-                "urn:herald:problem:headers-too-large",
-                "Request header fields too large",
-                detail,
-            ),
-            Error::RateLimited(secs) => {
-                let mut p = Problem::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "urn:herald:problem:rate-limited",
-                    "Too many requests",
-                    format!("this tenant is over its request rate; retry in {secs} s"),
-                );
-                p.retry_after = Some(secs);
-                p
-            }
             Error::InFlight(secs) => {
                 let mut p = Problem::new(
                     StatusCode::SERVICE_UNAVAILABLE,

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use time::OffsetDateTime;
 
-pub const MAX_URL_LEN: usize = 2048;
+pub use crate::url_policy::MAX_URL_LEN;
 pub const MAX_NAME_LEN: usize = 128;
 pub const MAX_DESCRIPTION_LEN: usize = 1024;
 pub const MAX_EVENTS: usize = 50;
@@ -105,26 +105,66 @@ pub struct SigningSecret {
     pub expires_at: Option<OffsetDateTime>,
 }
 
-/// A webhook as stored: secrets included. Never serialized into an API answer: see [`WebhookView`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Webhook {
-    pub id: String,
-    pub tenant_id: String,
+/// A webhook's settings: everything a user sets on it.
+// What a create body sets, validated (`WebhookSpec::parse`), and the part of a stored webhook
+// a PUT replaces and a PATCH merges into. `H` is how a header is held: `Header` with its value
+// when stored, `HeaderView` with protected values hidden in the API's answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct WebhookSpec<H = Header> {
     pub name: String,
     #[serde(default)]
+    #[schema(required = true)]
     pub description: String,
     pub url: String,
     pub kind: Kind,
     pub events: Vec<String>,
     #[serde(default)]
+    #[schema(required = true)]
     pub filters: Filters,
+    #[serde(default = "Vec::new")]
+    #[schema(required = true)]
+    pub headers: Vec<H>,
     #[serde(default)]
-    pub headers: Vec<Header>,
-    #[serde(default)]
+    #[schema(required = true)]
     pub include_result: bool,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default)]
+    #[schema(required = true)]
     pub metadata: Metadata,
     pub enabled: bool,
+    /// A signing secret the user brings, in a request only (without one Herald generates it);
+    /// once saved, the secrets live in [`Webhook::secrets`].
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub secret: Option<Secret>,
+}
+
+impl<H> WebhookSpec<H> {
+    /// The same settings with each header held as `view` makes it.
+    pub fn map_headers<V>(&self, view: impl Fn(&H) -> V) -> WebhookSpec<V> {
+        WebhookSpec {
+            name: self.name.clone(),
+            description: self.description.clone(),
+            url: self.url.clone(),
+            kind: self.kind,
+            events: self.events.clone(),
+            filters: self.filters.clone(),
+            headers: self.headers.iter().map(view).collect(),
+            include_result: self.include_result,
+            metadata: self.metadata.clone(),
+            enabled: self.enabled,
+            secret: None,
+        }
+    }
+}
+
+/// A webhook as stored: its settings, secrets included, and its state. Never serialized into
+/// an API answer: see [`WebhookView`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Webhook {
+    pub id: String,
+    pub tenant_id: String,
+    #[serde(flatten)]
+    pub spec: WebhookSpec,
     #[serde(default)]
     pub disabled_reason: Option<String>,
     /// Since when every attempt has failed (cleared by a success): drives auto-disable.
@@ -153,16 +193,10 @@ impl Webhook {
         Webhook {
             id,
             tenant_id: tenant_id.to_string(),
-            name: spec.name,
-            description: spec.description,
-            url: spec.url,
-            kind: spec.kind,
-            events: spec.events,
-            filters: spec.filters,
-            headers: spec.headers,
-            include_result: spec.include_result,
-            metadata: spec.metadata,
-            enabled: spec.enabled,
+            spec: WebhookSpec {
+                secret: None,
+                ..spec
+            },
             disabled_reason: None,
             failing_since: None,
             secrets: vec![SigningSecret {
@@ -192,20 +226,22 @@ pub struct HeaderView {
     pub protected: bool,
 }
 
+impl From<&Header> for HeaderView {
+    fn from(h: &Header) -> Self {
+        HeaderView {
+            key: h.key.clone(),
+            value: (!h.protected).then(|| h.value.expose().to_string()),
+            protected: h.protected,
+        }
+    }
+}
+
 /// A webhook as the API shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct WebhookView {
     pub id: String,
-    pub name: String,
-    pub description: String,
-    pub url: String,
-    pub kind: Kind,
-    pub events: Vec<String>,
-    pub filters: Filters,
-    pub headers: Vec<HeaderView>,
-    pub include_result: bool,
-    pub metadata: Metadata,
-    pub enabled: bool,
+    #[serde(flatten)]
+    pub spec: WebhookSpec<HeaderView>,
     pub disabled_reason: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
@@ -220,24 +256,7 @@ impl From<&Webhook> for WebhookView {
     fn from(w: &Webhook) -> Self {
         WebhookView {
             id: w.id.clone(),
-            name: w.name.clone(),
-            description: w.description.clone(),
-            url: w.url.clone(),
-            kind: w.kind,
-            events: w.events.clone(),
-            filters: w.filters.clone(),
-            headers: w
-                .headers
-                .iter()
-                .map(|h| HeaderView {
-                    key: h.key.clone(),
-                    value: (!h.protected).then(|| h.value.expose().to_string()),
-                    protected: h.protected,
-                })
-                .collect(),
-            include_result: w.include_result,
-            metadata: w.metadata.clone(),
-            enabled: w.enabled,
+            spec: w.spec.map_headers(|h| HeaderView::from(h)),
             disabled_reason: w.disabled_reason.clone(),
             created_at: w.created_at,
             updated_at: w.updated_at,
@@ -246,24 +265,7 @@ impl From<&Webhook> for WebhookView {
     }
 }
 
-/// The user-settable part of a webhook, validated.
-#[derive(Debug, Clone, PartialEq)]
-pub struct WebhookSpec {
-    pub name: String,
-    pub description: String,
-    pub url: String,
-    pub kind: Kind,
-    pub events: Vec<String>,
-    pub filters: Filters,
-    pub headers: Vec<Header>,
-    pub include_result: bool,
-    pub metadata: Metadata,
-    pub enabled: bool,
-    /// A signing secret the user brings; without one Herald generates it.
-    pub secret: Option<Secret>,
-}
-
-pub use crate::http::guard::UrlRules;
+pub use crate::url_policy::UrlRules;
 
 /// Every field a user may set on a webhook.
 pub const SPEC_FIELDS: [&str; 11] = [
@@ -286,7 +288,7 @@ mod spec;
 mod tests {
     use super::*;
     use crate::error::FieldError;
-    use crate::http::guard::TargetPolicy;
+    use crate::url_policy::TargetPolicy;
     use serde_json::json;
 
     fn rules() -> UrlRules {
@@ -428,27 +430,30 @@ mod tests {
         let w = Webhook {
             id: "wh_1".into(),
             tenant_id: "t".into(),
-            name: "n".into(),
-            description: String::new(),
-            url: "https://a.example".into(),
-            kind: Kind::Slack,
-            events: vec!["*".into()],
-            filters: Filters::default(),
-            headers: vec![
-                Header {
-                    key: "Authorization".into(),
-                    value: Secret::new("Token 123"),
-                    protected: true,
-                },
-                Header {
-                    key: "X-Team".into(),
-                    value: Secret::new("ml"),
-                    protected: false,
-                },
-            ],
-            include_result: false,
-            metadata: Default::default(),
-            enabled: true,
+            spec: WebhookSpec {
+                name: "n".into(),
+                description: String::new(),
+                url: "https://a.example".into(),
+                kind: Kind::Slack,
+                events: vec!["*".into()],
+                filters: Filters::default(),
+                headers: vec![
+                    Header {
+                        key: "Authorization".into(),
+                        value: Secret::new("Token 123"),
+                        protected: true,
+                    },
+                    Header {
+                        key: "X-Team".into(),
+                        value: Secret::new("ml"),
+                        protected: false,
+                    },
+                ],
+                include_result: false,
+                metadata: Default::default(),
+                enabled: true,
+                secret: None,
+            },
             disabled_reason: None,
             failing_since: None,
             secrets: vec![SigningSecret {

@@ -70,7 +70,7 @@ impl Api {
             .get_webhook(tenant_id, &delivery.webhook_id)
             .await?
             .ok_or_else(|| Error::Conflict("the delivery's webhook has been deleted".into()))?;
-        if !webhook.enabled {
+        if !webhook.spec.enabled {
             return Err(Error::Conflict(
                 "the webhook is disabled; enable it first".into(),
             ));
@@ -80,14 +80,19 @@ impl Api {
             .get_event(tenant_id, &delivery.event_id)
             .await?
             .ok_or_else(|| Error::Conflict("the event is no longer kept".into()))?;
-        let mut envelope: EventEnvelope = serde_json::from_str(&stored)
-            .map_err(|e| Error::Store(format!("unreadable stored event: {e}")))?;
-        envelope.target = Some(Target {
-            webhook_id: webhook.id.clone(),
-            delivery_id: delivery.id.to_string(),
-            expect_attempts: delivery.attempts.len(),
-        });
-        envelope.not_before = None;
+        let envelope = Message::decode(&stored)
+            .map_err(|e| Error::Store(format!("unreadable stored event: {e}")))?
+            .envelope()
+            .clone();
+        let message = Message::Attempt {
+            envelope,
+            attempt: NextAttempt {
+                webhook_id: webhook.id.clone(),
+                delivery_id: delivery.id.to_string(),
+                expect_attempts: delivery.attempts.len(),
+            },
+            not_before: None,
+        };
         let now = OffsetDateTime::now_utc();
         // A new series: the whole schedule is ahead of it.
         delivery.status = DeliveryStatus::Pending;
@@ -105,8 +110,7 @@ impl Api {
                     .into(),
             ));
         }
-        let message = envelope.to_queue_text();
-        if let Err(error) = self.queue.send(message, Duration::ZERO).await {
+        if let Err(error) = self.queue.send(message.encode(), Duration::ZERO).await {
             // No message carries the redelivery: put back what was read, unless an attempt
             // has moved the delivery on since.
             if let Err(revert) = self.store.replace_delivery(&read, &delivery, now).await {

@@ -14,14 +14,14 @@ pub use webhooks::{merge_patch, ROTATION_OVERLAP};
 use crate::catalog;
 use crate::delivery::{Delivery, DeliveryStatus};
 use crate::error::{Error, FieldError, Result};
-use crate::event::{Event, EventEnvelope, Target};
+use crate::event::Event;
 use crate::format;
 use crate::matching::pattern_matches;
-use crate::queue::Queue;
+use crate::queue::{Message, NextAttempt, Queue};
 use crate::scope::Scopes;
 use crate::secret::Secret;
 use crate::secret::{generate_key, hash_key};
-use crate::service::dispatch::Dispatcher;
+use crate::service::sender::Sender;
 use crate::signing;
 use crate::store::{ApiKey, Page, Store, Tenant};
 use crate::webhook::{SigningSecret, UrlRules, Webhook, WebhookSpec, WebhookView};
@@ -47,7 +47,7 @@ pub struct Listing<T> {
 pub struct Api {
     store: Arc<dyn Store>,
     queue: Arc<dyn Queue>,
-    dispatcher: Arc<Dispatcher>,
+    sender: Arc<Sender>,
     rules: UrlRules,
     max_webhooks: usize,
 }
@@ -97,14 +97,14 @@ impl Api {
     pub fn new(
         store: Arc<dyn Store>,
         queue: Arc<dyn Queue>,
-        dispatcher: Arc<Dispatcher>,
+        sender: Arc<Sender>,
         rules: UrlRules,
         max_webhooks: usize,
     ) -> Self {
         Api {
             store,
             queue,
-            dispatcher,
+            sender,
             rules,
             max_webhooks,
         }
@@ -143,9 +143,9 @@ impl Api {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::TargetPolicy;
     use crate::queue::MemoryQueue;
     use crate::store::MemoryStore;
+    use crate::url_policy::TargetPolicy;
 
     fn api_with_limit(max: usize) -> Api {
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
@@ -153,9 +153,9 @@ mod tests {
         let config =
             crate::config::Config::from_lookup(crate::config::Mode::Local, |_| None).unwrap();
         Api::new(
-            store.clone(),
-            queue.clone(),
-            Arc::new(crate::runtime::dispatcher(&config, store, queue)),
+            store,
+            queue,
+            crate::runtime::sender(&config),
             UrlRules::new(TargetPolicy::Public),
             max,
         )
@@ -242,23 +242,23 @@ mod tests {
             .patch_webhook("t", &w.id, &json!({"enabled": false, "description": "d"}))
             .await
             .unwrap();
-        assert!(!patched.enabled);
-        assert_eq!(patched.description, "d");
-        assert_eq!(patched.name, "n", "untouched fields stay");
+        assert!(!patched.spec.enabled);
+        assert_eq!(patched.spec.description, "d");
+        assert_eq!(patched.spec.name, "n", "untouched fields stay");
         let stored = api.webhook("t", &w.id).await.unwrap();
-        assert_eq!(stored.headers[0].value.expose(), "Token 1");
+        assert_eq!(stored.spec.headers[0].value.expose(), "Token 1");
         // A PUT that lists the protected header without its value keeps the value.
         api.replace_webhook("t", &w.id, &json!({"url": "https://a.example/b", "events": ["jobs.*"],
             "headers": [{"key": "authorization", "protected": true}, {"key": "X-New", "value": "v"}]}))
             .await
             .unwrap();
         let stored = api.webhook("t", &w.id).await.unwrap();
-        assert_eq!(stored.headers[0].value.expose(), "Token 1");
+        assert_eq!(stored.spec.headers[0].value.expose(), "Token 1");
         assert_eq!(
-            stored.name, "a.example",
+            stored.spec.name, "a.example",
             "PUT resets omitted fields to defaults"
         );
-        assert!(stored.enabled);
+        assert!(stored.spec.enabled);
         // A header that was never stored must come with a value.
         let err = api
             .replace_webhook(
@@ -302,7 +302,7 @@ mod tests {
             assert_eq!(invalid_fields(result), ["headers[0].value"], "{header}");
         }
         let stored = api.webhook("t", &w.id).await.unwrap();
-        assert!(stored.headers[0].protected, "nothing was written");
+        assert!(stored.spec.headers[0].protected, "nothing was written");
         let kept = api
             .patch_webhook(
                 "t",
@@ -311,10 +311,10 @@ mod tests {
             )
             .await
             .unwrap();
-        assert_eq!(kept.headers[0].value, None);
-        assert!(kept.headers[0].protected);
+        assert_eq!(kept.spec.headers[0].value, None);
+        assert!(kept.spec.headers[0].protected);
         let stored = api.webhook("t", &w.id).await.unwrap();
-        assert_eq!(stored.headers[0].value.expose(), "Token 1");
+        assert_eq!(stored.spec.headers[0].value.expose(), "Token 1");
     }
 
     #[tokio::test]
@@ -339,7 +339,7 @@ mod tests {
             assert_eq!(invalid_fields(put), ["headers[0].value"], "PUT {url}");
         }
         assert_eq!(
-            api.webhook("t", &w.id).await.unwrap().url,
+            api.webhook("t", &w.id).await.unwrap().spec.url,
             "https://a.example/hook"
         );
         // The same origin keeps them; a new origin takes them when they are sent again.
@@ -355,9 +355,9 @@ mod tests {
             )
             .await
             .unwrap();
-        assert_eq!(moved.url, "https://echo.example/");
+        assert_eq!(moved.spec.url, "https://echo.example/");
         let stored = api.webhook("t", &w.id).await.unwrap();
-        assert_eq!(stored.headers[0].value.expose(), "Token 2");
+        assert_eq!(stored.spec.headers[0].value.expose(), "Token 2");
     }
 
     #[tokio::test]
@@ -382,7 +382,7 @@ mod tests {
             .await
             .unwrap();
         let mut stored = api.webhook("t", &w.id).await.unwrap();
-        stored.enabled = false;
+        stored.spec.enabled = false;
         stored.disabled_reason = Some("410 Gone".into());
         api.store.update_webhook(&stored).await.unwrap();
         let still = api
@@ -394,7 +394,7 @@ mod tests {
             .patch_webhook("t", &w.id, &json!({"enabled": true}))
             .await
             .unwrap();
-        assert!(on.enabled);
+        assert!(on.spec.enabled);
         assert_eq!(on.disabled_reason, None);
     }
 

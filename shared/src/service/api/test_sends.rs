@@ -57,7 +57,7 @@ impl Api {
             .with_valid(vec!["event_type".into()])]));
         }
         let webhook = self.webhook(tenant_id, id).await?;
-        let event_type = event_type_for(body.get("event_type"), &webhook.events)?;
+        let event_type = event_type_for(body.get("event_type"), &webhook.spec.events)?;
         Ok(self.send_test(&webhook, event_type).await)
     }
 
@@ -80,8 +80,12 @@ impl Api {
 
     async fn send_test(&self, webhook: &Webhook, event_type: &catalog::EventType) -> TestResult {
         let event = Event::sample(event_type, OffsetDateTime::now_utc());
-        let body = Bytes::from(format::render(webhook.kind, &event, webhook.include_result));
-        let outcome = self.dispatcher.send(webhook, &event, body).await;
+        let body = Bytes::from(format::render(
+            webhook.spec.kind,
+            &event,
+            webhook.spec.include_result,
+        ));
+        let outcome = self.sender.send(webhook, &event, body).await;
         tracing::info!(webhook_id = %webhook.id, status_code = outcome.status_code, "test event sent");
         TestResult {
             delivered: outcome.error.is_none()

@@ -27,17 +27,6 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
     }
 }
 
-/// The user-settable fields of a stored webhook as JSON, with real header values: the base a
-/// PATCH merges into.
-fn spec_json(w: &Webhook) -> Value {
-    json!({
-        "name": w.name, "description": w.description, "url": w.url, "kind": w.kind,
-        "events": w.events, "filters": w.filters,
-        "headers": w.headers.iter().map(|h| json!({"key": h.key, "value": h.value.expose(), "protected": h.protected})).collect::<Vec<_>>(),
-        "include_result": w.include_result, "enabled": w.enabled, "metadata": w.metadata,
-    })
-}
-
 /// `secret` signs from `now` on; the current one keeps signing beside it for 24 h so receivers
 /// can switch over. Installing the current secret again changes nothing.
 fn install_secret(webhook: &mut Webhook, secret: Secret, now: OffsetDateTime) {
@@ -89,6 +78,7 @@ fn keep_protected_values(body: &mut Value, existing: &Webhook) -> Vec<usize> {
             continue;
         };
         if let Some(stored) = existing
+            .spec
             .headers
             .iter()
             .find(|h| h.protected && h.key.eq_ignore_ascii_case(key))
@@ -115,7 +105,7 @@ fn protected_values_stay_home(
     spec: &WebhookSpec,
     kept: &[usize],
 ) -> Result<()> {
-    if kept.is_empty() || origin(&existing.url) == origin(&spec.url) {
+    if kept.is_empty() || origin(&existing.spec.url) == origin(&spec.url) {
         return Ok(());
     }
     Err(Error::Validation(
@@ -210,14 +200,15 @@ impl Api {
             ));
         }
         self.update(tenant_id, id, |existing| {
-            let mut merged = spec_json(&existing);
+            // The stored settings with real header values: what the patch merges into.
+            let mut merged = serde_json::to_value(&existing.spec).expect("settings serialize");
             let mut patch = patch.clone();
             let kept = if patch.get("headers").is_some() {
                 keep_protected_values(&mut patch, &existing)
             } else {
                 // The stored headers stay as they are, protected values included.
-                (0..existing.headers.len())
-                    .filter(|&i| existing.headers[i].protected)
+                (0..existing.spec.headers.len())
+                    .filter(|&i| existing.spec.headers[i].protected)
                     .collect()
             };
             merge_patch(&mut merged, &patch);
@@ -240,7 +231,7 @@ impl Api {
                 tracing::info!(
                     tenant_id,
                     webhook_id = id,
-                    enabled = webhook.enabled,
+                    enabled = webhook.spec.enabled,
                     "webhook updated"
                 );
                 return Ok(WebhookView::from(&webhook));
@@ -261,29 +252,25 @@ impl Api {
         }
         // The health clock measures the endpoint as it is: re-enabling or pointing the webhook
         // elsewhere starts it afresh, so the first failure after either does not disable it.
-        let failing_since = if (spec.enabled && !existing.enabled) || spec.url != existing.url {
-            None
+        let failing_since =
+            if (spec.enabled && !existing.spec.enabled) || spec.url != existing.spec.url {
+                None
+            } else {
+                existing.failing_since
+            };
+        // The reason stays while the webhook stays disabled; re-enabling clears it, and a
+        // user disabling by hand needs none.
+        let disabled_reason = if !spec.enabled && !existing.spec.enabled {
+            existing.disabled_reason.clone()
         } else {
-            existing.failing_since
+            None
         };
         Ok(Webhook {
-            name: spec.name,
-            description: spec.description,
-            url: spec.url,
-            kind: spec.kind,
-            events: spec.events,
-            filters: spec.filters,
-            headers: spec.headers,
-            include_result: spec.include_result,
-            metadata: spec.metadata,
-            // The reason stays while the webhook stays disabled; re-enabling clears it, and a
-            // user disabling by hand needs none.
-            disabled_reason: if !spec.enabled && !existing.enabled {
-                existing.disabled_reason.clone()
-            } else {
-                None
+            spec: WebhookSpec {
+                secret: None,
+                ..spec
             },
-            enabled: spec.enabled,
+            disabled_reason,
             failing_since,
             updated_at: now,
             ..existing

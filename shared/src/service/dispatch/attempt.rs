@@ -21,8 +21,8 @@ impl Dispatcher {
         stored: Option<Delivery>,
         now: OffsetDateTime,
     ) -> Plan {
-        let env = job.envelope;
-        match (&env.target, stored) {
+        let env = job.envelope();
+        match (job.message.attempt(), stored) {
             (None, None) => Plan::Attempt(Delivery::new(
                 delivery_id(env.envelope_id, &job.webhook.id),
                 env.tenant_id.clone(),
@@ -54,9 +54,9 @@ impl Dispatcher {
     }
 
     pub(super) async fn read_plan(&self, job: &Job<'_>) -> Result<Plan, crate::Error> {
-        let env = job.envelope;
+        let env = job.envelope();
         let made;
-        let id = match &env.target {
+        let id = match job.message.attempt() {
             Some(t) => t.delivery_id.as_str(),
             None => {
                 made = delivery_id(env.envelope_id, &job.webhook.id);
@@ -80,9 +80,12 @@ impl Dispatcher {
 
     /// Puts the job's message back on the queue for later.
     pub(super) async fn defer(&self, job: &Job<'_>, wait: Duration) -> JobResult {
-        let mut env = job.envelope.clone();
-        env.not_before = Some(OffsetDateTime::now_utc() + wait);
-        let body = env.to_queue_text();
+        let env = job.envelope();
+        let body = job
+            .message
+            .clone()
+            .due_at(OffsetDateTime::now_utc() + wait)
+            .encode();
         match self.queue.send(body, wait).await {
             Ok(()) => {
                 tracing::info!(
@@ -106,16 +109,16 @@ impl Dispatcher {
             .acquire()
             .await
             .expect("the slots semaphore is never closed");
-        let env = job.envelope;
+        let env = job.envelope();
         let webhook = job.webhook;
         // The rare paths below (defer, decide again, queue a retry, change health) are boxed:
         // each job's future is allocated whole by the stream that runs it, and carrying their
         // state inline made it 1.9 KB, past the sizes the allocator serves from its cache.
         // A first attempt is leased without reading: the lease's condition fails if the delivery
         // exists in any state but a fresh one, and only then is it read. One store call, not two.
-        let planned = match env.target {
-            None => Ok(self.plan(job, None, OffsetDateTime::now_utc())),
-            Some(_) => self.read_plan(job).await,
+        let planned = match job.message {
+            Message::FanOut { .. } => Ok(self.plan(job, None, OffsetDateTime::now_utc())),
+            Message::Attempt { .. } => self.read_plan(job).await,
         };
         let mut delivery = match planned {
             Ok(Plan::Attempt(d)) => d,
@@ -123,13 +126,8 @@ impl Dispatcher {
             Ok(Plan::Defer(wait)) => return Box::pin(self.defer(job, wait)).await,
             Err(e) => return internal(webhook, "read a delivery", e),
         };
-        let endpoint = self.endpoint(&webhook.url);
-        let permit = endpoint
-            .slots
-            .clone()
-            .acquire_owned()
-            .await
-            .expect("endpoint semaphores are never closed");
+        let endpoint = self.sender.endpoint(&webhook.spec.url);
+        let permit = endpoint.permit().await;
         // The lease is taken once this run can post at once, so it covers only the attempt.
         let now = OffsetDateTime::now_utc();
         delivery.leased_until = Some(now + self.settings.lease);
@@ -139,12 +137,13 @@ impl Dispatcher {
             Err(e) => return internal(webhook, "lease a delivery", e),
         }
         let outcome = self
+            .sender
             .send_to(&endpoint, webhook, &env.event, job.body.clone())
             .await;
         drop(permit);
         let now = OffsetDateTime::now_utc();
         let verdict = verdict(
-            outcome.policy_view(),
+            (&outcome).into(),
             delivery.attempts_in_series() + 1,
             &self.settings.schedule,
             jitter(),
@@ -183,22 +182,19 @@ impl Dispatcher {
         delay: Duration,
         now: OffsetDateTime,
     ) -> Option<OffsetDateTime> {
-        let (env, webhook) = (job.envelope, job.webhook);
         let due = now + delay;
         // The retry is queued before the state says "retrying", so a crash in between
         // leaves a delivery that is retried, never one that waits for nothing.
-        let retry = EventEnvelope {
-            tenant_id: env.tenant_id.clone(),
-            envelope_id: env.envelope_id,
-            event: env.event.clone(),
-            target: Some(Target {
-                webhook_id: webhook.id.clone(),
+        let retry = Message::Attempt {
+            envelope: job.envelope().clone(),
+            attempt: NextAttempt {
+                webhook_id: job.webhook.id.clone(),
                 delivery_id: delivery.id.to_string(),
                 expect_attempts: delivery.attempts.len() + 1,
-            }),
+            },
             not_before: Some(due),
         };
-        let body = retry.to_queue_text();
+        let body = retry.encode();
         if let Err(e) = self.queue.send(body, delay.min(MAX_QUEUE_DELAY)).await {
             tracing::error!(delivery_id = %delivery.id, error = %e, "could not queue a retry");
             // Give the lease back so the redo need not wait for it to lapse. This run holds

@@ -2,28 +2,28 @@
 
 use super::*;
 
-/// The records' envelopes; an unreadable one is `None` and its record failed, so it stays on
+/// The records' messages; an unreadable one is `None` and its record failed, so it stays on
 /// the queue and after maxReceiveCount lands in the DLQ for a human.
-pub(super) fn decode(records: &[Record], failed: &mut [bool]) -> Vec<Option<EventEnvelope>> {
-    let mut envelopes = Vec::with_capacity(records.len());
+pub(super) fn decode(records: &[Record], failed: &mut [bool]) -> Vec<Option<Message>> {
+    let mut messages = Vec::with_capacity(records.len());
     for (i, record) in records.iter().enumerate() {
-        match serde_json::from_str::<EventEnvelope>(&record.body) {
-            Ok(env) => envelopes.push(Some(env)),
+        match Message::decode(&record.body) {
+            Ok(message) => messages.push(Some(message)),
             Err(e) => {
                 tracing::error!(message_id = %record.message_id, error = %e, "unreadable queue message");
                 failed[i] = true;
-                envelopes.push(None);
+                messages.push(None);
             }
         }
     }
-    envelopes
+    messages
 }
 
 /// One job per (event, webhook) pair to attempt: a fan-out's matching subscriptions, or a
 /// retry's named webhook. Identical bodies for webhooks of one kind are formatted once per
 /// (kind, include_result).
 pub(super) fn jobs<'a>(
-    envelopes: &'a [Option<EventEnvelope>],
+    messages: &'a [Option<Message>],
     subscriptions: &'a HashMap<&str, Option<Vec<Webhook>>>,
     targeted: &'a [Option<Vec<Webhook>>],
     failed: &mut [bool],
@@ -31,12 +31,13 @@ pub(super) fn jobs<'a>(
 ) -> Vec<Job<'a>> {
     let mut jobs = Vec::new();
     let mut bodies: Vec<((Kind, bool), Bytes)> = Vec::new();
-    for (i, env) in envelopes.iter().enumerate() {
-        let Some(env) = env else { continue };
-        let (list, matches): (&Vec<Webhook>, Matcher) = match (&env.target, &targeted[i]) {
-            (Some(_), Some(list)) => (list, |_, _| true),
-            (Some(_), None) => continue,
-            (None, _) => match &subscriptions[&*env.tenant_id] {
+    for (i, message) in messages.iter().enumerate() {
+        let Some(message) = message else { continue };
+        let env = message.envelope();
+        let (list, matches): (&Vec<Webhook>, Matcher) = match (message, &targeted[i]) {
+            (Message::Attempt { .. }, Some(list)) => (list, |_, _| true),
+            (Message::Attempt { .. }, None) => continue,
+            (Message::FanOut { .. }, _) => match &subscriptions[&*env.tenant_id] {
                 Some(list) => (list, webhook_matches),
                 None => {
                     failed[i] = true;
@@ -47,7 +48,7 @@ pub(super) fn jobs<'a>(
         bodies.clear();
         let before = jobs.len();
         for webhook in list.iter().filter(|w| matches(w, &env.event)) {
-            let key = (webhook.kind, webhook.include_result);
+            let key = (webhook.spec.kind, webhook.spec.include_result);
             let body = match bodies.iter().find(|(k, _)| *k == key) {
                 Some((_, b)) => b.clone(),
                 None => {
@@ -58,12 +59,12 @@ pub(super) fn jobs<'a>(
             };
             jobs.push(Job {
                 record: i,
-                envelope: env,
+                message,
                 webhook,
                 body,
             });
         }
-        if env.target.is_none() {
+        if let Message::FanOut { .. } = message {
             metrics.fan_out.push((jobs.len() - before) as f64);
         }
     }
@@ -74,27 +75,27 @@ impl Dispatcher {
     /// Messages not yet due go back on the queue (chained waits, a delayed first attempt).
     pub(super) async fn defer_not_due(
         &self,
-        envelopes: &mut [Option<EventEnvelope>],
+        messages: &mut [Option<Message>],
         failed: &mut [bool],
     ) {
         let now = OffsetDateTime::now_utc();
-        for (i, slot) in envelopes.iter_mut().enumerate() {
-            let Some(env) = slot else { continue };
-            let due = env.not_before.or_else(|| {
+        for (i, slot) in messages.iter_mut().enumerate() {
+            let Some(message) = slot.take() else { continue };
+            let due = message.not_before().or_else(|| {
                 let first = self.settings.schedule.first().copied().unwrap_or_default();
-                (env.target.is_none() && !first.is_zero()).then(|| accepted_at(env) + first)
+                let fresh = matches!(message, Message::FanOut { .. });
+                (fresh && !first.is_zero()).then(|| accepted_at(message.envelope()) + first)
             });
             let Some(due) = due.filter(|d| *d > now + time::Duration::milliseconds(100)) else {
+                *slot = Some(message);
                 continue;
             };
-            env.not_before = Some(due);
             let wait: Duration = (due - now).try_into().unwrap_or_default();
-            let body = env.to_queue_text();
+            let body = message.due_at(due).encode();
             if let Err(e) = self.queue.send(body, wait.min(MAX_QUEUE_DELAY)).await {
                 tracing::error!(error = %e, "could not defer a message");
                 failed[i] = true;
             }
-            *slot = None;
         }
     }
 
@@ -102,10 +103,14 @@ impl Dispatcher {
     /// `None` for a tenant whose read failed.
     pub(super) async fn subscriptions<'e>(
         &self,
-        envelopes: &'e [Option<EventEnvelope>],
+        messages: &'e [Option<Message>],
     ) -> HashMap<&'e str, Option<Vec<Webhook>>> {
         let mut webhooks: HashMap<&str, Option<Vec<Webhook>>> = HashMap::new();
-        for env in envelopes.iter().flatten().filter(|e| e.target.is_none()) {
+        let fan_outs = messages.iter().flatten().filter_map(|m| match m {
+            Message::FanOut { envelope, .. } => Some(envelope),
+            Message::Attempt { .. } => None,
+        });
+        for env in fan_outs {
             if !webhooks.contains_key(&*env.tenant_id) {
                 let loaded = match self.store.enabled_webhooks(&env.tenant_id).await {
                     Ok(list) => Some(list),
@@ -123,13 +128,17 @@ impl Dispatcher {
     /// Retries and redeliveries name their webhook; one that is gone or disabled ends them.
     pub(super) async fn targets(
         &self,
-        envelopes: &[Option<EventEnvelope>],
+        messages: &[Option<Message>],
         failed: &mut [bool],
     ) -> Vec<Option<Vec<Webhook>>> {
-        let mut targeted: Vec<Option<Vec<Webhook>>> = Vec::with_capacity(envelopes.len());
-        for (i, env) in envelopes.iter().enumerate() {
-            let target = env.as_ref().and_then(|e| e.target.as_ref().map(|t| (e, t)));
-            let Some((env, target)) = target else {
+        let mut targeted: Vec<Option<Vec<Webhook>>> = Vec::with_capacity(messages.len());
+        for (i, message) in messages.iter().enumerate() {
+            let Some(Message::Attempt {
+                envelope: env,
+                attempt: target,
+                ..
+            }) = message
+            else {
                 targeted.push(None);
                 continue;
             };
@@ -138,7 +147,7 @@ impl Dispatcher {
                 .get_webhook(&env.tenant_id, &target.webhook_id)
                 .await
             {
-                Ok(Some(w)) if w.enabled => targeted.push(Some(vec![w])),
+                Ok(Some(w)) if w.spec.enabled => targeted.push(Some(vec![w])),
                 Ok(_) => {
                     if !self.abandon(&env.tenant_id, target).await {
                         failed[i] = true;
@@ -156,7 +165,7 @@ impl Dispatcher {
     }
 
     /// Ends a retry chain whose webhook was deleted or disabled: the delivery fails as it is.
-    pub(super) async fn abandon(&self, tenant_id: &str, target: &Target) -> bool {
+    pub(super) async fn abandon(&self, tenant_id: &str, target: &NextAttempt) -> bool {
         match self
             .store
             .get_delivery(tenant_id, &target.delivery_id)

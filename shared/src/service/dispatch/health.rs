@@ -19,7 +19,7 @@ pub(super) fn health_change(seen: &Webhook, verdict: Verdict) -> Option<HealthCh
         }),
         Verdict::Succeeded => None,
         Verdict::Gone => Some(|w, now, _| {
-            w.enabled = false;
+            w.spec.enabled = false;
             w.disabled_reason = Some("the endpoint answered 410 Gone".into());
             w.updated_at = now;
             true
@@ -30,7 +30,7 @@ pub(super) fn health_change(seen: &Webhook, verdict: Verdict) -> Option<HealthCh
                 true
             }
             Some(since) if now - since >= after => {
-                w.enabled = false;
+                w.spec.enabled = false;
                 w.disabled_reason = Some(format!(
                     "every delivery attempt failed since {}",
                     since
@@ -66,12 +66,14 @@ impl Dispatcher {
             };
             // Health is judged for the endpoint the attempt went to; a webhook moved elsewhere
             // since has a clock of its own.
-            if fresh.url != seen.url || !change(&mut fresh, now, self.settings.disable_after) {
+            if fresh.spec.url != seen.spec.url
+                || !change(&mut fresh, now, self.settings.disable_after)
+            {
                 return;
             }
             match self.store.update_webhook(&fresh).await {
                 Ok(true) => {
-                    if !fresh.enabled {
+                    if !fresh.spec.enabled {
                         tracing::warn!(webhook_id = %fresh.id, reason = ?fresh.disabled_reason, "webhook disabled");
                     }
                     return;

@@ -10,28 +10,23 @@
 //! make it once between them.
 
 mod attempt;
-mod endpoints;
 mod fan_out;
 mod health;
 
-use endpoints::{Endpoints, InUse};
-
 pub use attempt::attempt;
-pub use endpoints::signed_headers;
 
 use crate::delivery::{delivery_id, verdict, Attempt, Delivery, DeliveryStatus, Verdict};
-use crate::event::{Event, EventEnvelope, Target};
+use crate::event::{Event, EventEnvelope};
 use crate::format;
-use crate::http::{DeliveryError, Outbound, PostOutcome};
+use crate::http::PostOutcome;
 use crate::matching::webhook_matches;
 use crate::metrics::BatchMetrics;
-use crate::queue::Queue;
-use crate::signing;
+use crate::queue::{Message, NextAttempt, Queue};
+use crate::service::sender::Sender;
 use crate::store::Store;
 use crate::webhook::{Kind, Webhook};
 use bytes::Bytes;
 use futures::stream::{self, StreamExt};
-use http::{HeaderMap, HeaderName, HeaderValue};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,9 +39,6 @@ pub const MAX_QUEUE_DELAY: Duration = Duration::from_secs(900);
 /// function's timeout (so no live run loses its lease), shorter than the queue's visibility
 /// timeout (so a message whose run died finds the lease lapsed when it comes back).
 pub const LEASE_MARGIN: Duration = Duration::from_secs(60);
-/// Endpoints a container keeps checked URLs and concurrency shares for: a 1,000-webhook fan-out
-/// fits, and every URL ever posted to does not (each entry holds its URL twice, up to 4 KB).
-pub const ENDPOINT_CACHE_CAPACITY: usize = 2048;
 /// How long a message waits for a delivery another run holds, between looks.
 const DEFER_MIN: Duration = Duration::from_secs(1);
 const DEFER_MAX: Duration = Duration::from_secs(5);
@@ -71,8 +63,6 @@ impl From<&crate::queue::Received> for Record {
 pub struct Settings {
     /// Deliveries in flight at once per container.
     pub concurrency: usize,
-    /// Deliveries in flight at once to one URL, so a slow receiver cannot take every slot.
-    pub per_endpoint: usize,
     /// Delay before each attempt, counted from the previous one.
     pub schedule: Vec<Duration>,
     /// A webhook whose every attempt failed for this long is disabled.
@@ -84,12 +74,8 @@ pub struct Settings {
 pub struct Dispatcher {
     store: Arc<dyn Store>,
     queue: Arc<dyn Queue>,
-    outbound: Outbound,
+    sender: Arc<Sender>,
     settings: Settings,
-    /// At most [`ENDPOINT_CACHE_CAPACITY`] idle endpoints; one a delivery holds is pinned.
-    /// Looked up once per delivery, so hashed with foldhash (seeded per process), not SipHash.
-    endpoints: Endpoints,
-    keys: signing::Keys,
     /// Deliveries in flight across every batch this container handles at once (the local
     /// stack runs several pollers over one dispatcher).
     slots: Arc<Semaphore>,
@@ -132,9 +118,15 @@ type Matcher = fn(&Webhook, &Event) -> bool;
 /// One (event, webhook) pair to deliver.
 struct Job<'a> {
     record: usize,
-    envelope: &'a EventEnvelope,
+    message: &'a Message,
     webhook: &'a Webhook,
     body: Bytes,
+}
+
+impl Job<'_> {
+    fn envelope(&self) -> &EventEnvelope {
+        self.message.envelope()
+    }
 }
 
 fn jitter() -> f64 {
@@ -145,32 +137,23 @@ impl Dispatcher {
     pub fn new(
         store: Arc<dyn Store>,
         queue: Arc<dyn Queue>,
-        outbound: Outbound,
+        sender: Arc<Sender>,
         settings: Settings,
     ) -> Self {
         Dispatcher {
             store,
             queue,
-            outbound,
+            sender,
             slots: Arc::new(Semaphore::new(settings.concurrency.max(1))),
             settings: Settings {
                 concurrency: settings.concurrency.max(1),
-                per_endpoint: settings.per_endpoint.max(1),
                 ..settings
             },
-            endpoints: Endpoints::with(
-                ENDPOINT_CACHE_CAPACITY,
-                ENDPOINT_CACHE_CAPACITY as u64,
-                quick_cache::UnitWeighter,
-                foldhash::fast::RandomState::default(),
-                InUse,
-            ),
-            keys: signing::Keys::default(),
         }
     }
 
-    pub fn outbound(&self) -> &Outbound {
-        &self.outbound
+    pub fn sender(&self) -> &Sender {
+        &self.sender
     }
 
     /// Handles a batch; reports the message ids that must be retried, and the batch's metrics.
@@ -179,12 +162,12 @@ impl Dispatcher {
     pub async fn handle(&self, records: &[Record]) -> Handled {
         let mut metrics = BatchMetrics::default();
         let mut failed = vec![false; records.len()];
-        let mut envelopes = fan_out::decode(records, &mut failed);
-        self.defer_not_due(&mut envelopes, &mut failed).await;
-        let subscriptions = self.subscriptions(&envelopes).await;
-        let targeted = self.targets(&envelopes, &mut failed).await;
+        let mut messages = fan_out::decode(records, &mut failed);
+        self.defer_not_due(&mut messages, &mut failed).await;
+        let subscriptions = self.subscriptions(&messages).await;
+        let targeted = self.targets(&messages, &mut failed).await;
         let jobs = fan_out::jobs(
-            &envelopes,
+            &messages,
             &subscriptions,
             &targeted,
             &mut failed,
@@ -255,84 +238,16 @@ fn accepted_at(env: &EventEnvelope) -> OffsetDateTime {
         .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::{Config, Mode};
-    use crate::queue::MemoryQueue;
-    use crate::store::MemoryStore;
-    use crate::webhook::WebhookSpec;
-    use serde_json::json;
-
-    #[test]
-    fn many_distinct_urls_keep_the_endpoint_cache_at_its_bound() {
-        let config = Config::from_lookup(Mode::Local, |_| None).expect("default config");
-        let dispatcher = crate::runtime::dispatcher(
-            &config,
-            Arc::new(MemoryStore::new()),
-            Arc::new(MemoryQueue::default()),
-        );
-        // Held as a delivery in flight holds it: pinned, so never split in two.
-        let held = dispatcher.endpoint("https://held.example/hook");
-        for i in 0..3 * ENDPOINT_CACHE_CAPACITY {
-            dispatcher.endpoint(&format!("https://h{i}.example/hook"));
-            assert!(dispatcher.cached_endpoints() <= ENDPOINT_CACHE_CAPACITY + 1);
-        }
-        assert!(dispatcher.cached_endpoints() >= ENDPOINT_CACHE_CAPACITY / 2);
-        assert!(Arc::ptr_eq(
-            &held,
-            &dispatcher.endpoint("https://held.example/hook")
-        ));
-        // A hot endpoint stays cached through the churn.
-        let hot = dispatcher.endpoint("https://hot.example/hook");
-        drop(hot);
-        for i in 0..ENDPOINT_CACHE_CAPACITY {
-            dispatcher.endpoint("https://hot.example/hook");
-            dispatcher.endpoint(&format!("https://c{i}.example/hook"));
-        }
-        assert!(dispatcher
-            .endpoints
-            .peek("https://hot.example/hook")
-            .is_some());
-    }
-
-    /// The stream that runs a batch allocates each job's future whole. glibc serves requests
-    /// up to 1,032 bytes from its per-thread cache and sends larger ones through its bins,
-    /// consolidating them; carrying the rare paths inline made the future 1,968 bytes.
-    #[test]
-    fn a_jobs_future_fits_the_allocators_per_thread_cache() {
-        let config = Config::from_lookup(Mode::Local, |_| None).expect("default config");
-        let dispatcher = crate::runtime::dispatcher(
-            &config,
-            Arc::new(MemoryStore::new()),
-            Arc::new(MemoryQueue::default()),
-        );
-        let now = OffsetDateTime::now_utc();
-        let spec = WebhookSpec::parse(
-            &json!({"url": "https://example.com/hook", "events": ["*"]}),
-            &crate::runtime::url_rules(&config),
-        )
-        .expect("a valid webhook");
-        let webhook = Webhook::new("wh_1".into(), "tn_1", spec, signing::generate_secret(), now);
-        let envelope = EventEnvelope {
-            tenant_id: "tn_1".into(),
-            envelope_id: ulid::Ulid::new(),
-            event: Event::parse(
-                &json!({"id": "e1", "type": "experiments.failed", "data": {}}),
-                now,
-            )
-            .expect("a valid event"),
-            target: None,
-            not_before: None,
-        };
-        let job = Job {
-            record: 0,
-            envelope: &envelope,
-            webhook: &webhook,
-            body: Bytes::new(),
-        };
-        // The stream's task adds about 112 bytes of its own.
-        let size = std::mem::size_of_val(&dispatcher.run(&job));
-        assert!(size + 112 <= 1032, "a job's future is {size} bytes");
-    }
+/// The size of one job's future, which the stream running a batch allocates whole. `herald-bench
+/// sizes` holds it against the allocator's per-thread cache: glibc serves requests up to 1,032
+/// bytes from it, and the stream's task adds about 112 of its own.
+pub fn job_future_bytes(dispatcher: &Dispatcher, message: &Message, webhook: &Webhook) -> usize {
+    let job = Job {
+        record: 0,
+        message,
+        webhook,
+        body: Bytes::new(),
+    };
+    let future = dispatcher.run(&job);
+    std::mem::size_of_val(&future)
 }

@@ -10,7 +10,10 @@ fn webhook_item(webhook: &Webhook) -> Item {
     HashMap::from([
         ("PK".to_string(), s(format!("T#{}", webhook.tenant_id))),
         ("SK".to_string(), s(format!("WH#{}", webhook.id))),
-        ("enabled".to_string(), AttributeValue::Bool(webhook.enabled)),
+        (
+            "enabled".to_string(),
+            AttributeValue::Bool(webhook.spec.enabled),
+        ),
         ("revision".to_string(), n(webhook.revision as i64)),
         ("doc".to_string(), to_doc(webhook)),
     ])

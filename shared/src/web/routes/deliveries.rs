@@ -8,7 +8,7 @@ use super::super::*;
               (status = 400, response = openapi::Malformed), (status = 401, response = openapi::Unauthorized),
               (status = 404, response = openapi::NotFound), (status = 422, response = openapi::Invalid)))]
 pub(crate) async fn list_deliveries(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     caller: Caller<need::Read>,
     Id(id): Id,
     params: Result<Query<ListParams>, QueryRejection>,
@@ -31,7 +31,7 @@ pub(crate) async fn list_deliveries(
     responses((status = 200, description = "The delivery with its attempts", body = DeliveryView),
               (status = 401, response = openapi::Unauthorized), (status = 404, response = openapi::NotFound)))]
 pub(crate) async fn get_delivery(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     caller: Caller<need::Read>,
     Id(id): Id,
 ) -> Result<Response, Error> {
@@ -45,7 +45,7 @@ pub(crate) async fn get_delivery(
               (status = 401, response = openapi::Unauthorized), (status = 404, response = openapi::NotFound),
               (status = 409, response = openapi::Conflict), (status = 503, response = openapi::Unavailable)))]
 pub(crate) async fn redeliver(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     caller: Caller<need::Manage>,
     Id(id): Id,
 ) -> Result<Response, Error> {

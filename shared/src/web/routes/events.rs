@@ -10,14 +10,14 @@ use super::super::*;
               (status = 413, response = openapi::TooLarge), (status = 415, response = openapi::MediaType),
               (status = 422, response = openapi::Invalid), (status = 503, response = openapi::Unavailable)))]
 pub(crate) async fn post_event(
-    State(state): State<AppState>,
+    State(state): State<IngestState>,
     caller: Caller<need::Ingest>,
     JsonBody(body): JsonBody,
 ) -> Result<Response, Error> {
     let accepted = state.ingest.accept(&caller.tenant_id, &body).await?;
     let status = match accepted.status {
-        Outcome::Accepted => StatusCode::ACCEPTED,
-        Outcome::Duplicate => StatusCode::OK,
+        PostStatus::Accepted => StatusCode::ACCEPTED,
+        PostStatus::Duplicate => StatusCode::OK,
     };
     Ok((status, Json(accepted)).into_response())
 }
@@ -29,7 +29,7 @@ pub(crate) async fn post_event(
               (status = 413, response = openapi::TooLarge), (status = 415, response = openapi::MediaType),
               (status = 422, response = openapi::Invalid)))]
 pub(crate) async fn post_batch(
-    State(state): State<AppState>,
+    State(state): State<IngestState>,
     caller: Caller<need::Ingest>,
     JsonBody(body): JsonBody,
 ) -> Result<Response, Error> {

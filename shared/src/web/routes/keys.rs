@@ -9,7 +9,7 @@ use super::super::*;
               (status = 404, response = openapi::NotFound), (status = 415, response = openapi::MediaType),
               (status = 422, response = openapi::Invalid)))]
 pub(crate) async fn create_tenant(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     _admin: Admin,
     JsonBody(body): JsonBody,
 ) -> Result<Response, Error> {
@@ -26,7 +26,7 @@ pub(crate) async fn create_tenant(
               (status = 400, response = openapi::Malformed), (status = 401, response = openapi::Unauthorized),
               (status = 422, response = openapi::Invalid)))]
 pub(crate) async fn list_keys(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     caller: Caller<need::Admin>,
     params: Result<Query<ListParams>, QueryRejection>,
 ) -> Result<Response, Error> {
@@ -51,7 +51,7 @@ pub(crate) async fn list_keys(
               (status = 413, response = openapi::TooLarge), (status = 415, response = openapi::MediaType),
               (status = 422, response = openapi::Invalid)))]
 pub(crate) async fn create_key(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     caller: Caller<need::Admin>,
     OptionalJsonBody(body): OptionalJsonBody,
 ) -> Result<Response, Error> {
@@ -74,7 +74,7 @@ pub(crate) async fn create_key(
               (status = 403, description = "The key lacks `admin`, or the key to revoke holds scopes it lacks", body = Problem, content_type = "application/problem+json"),
               (status = 404, response = openapi::NotFound)))]
 pub(crate) async fn delete_key(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     caller: Caller<need::Admin>,
     Id(id): Id,
 ) -> Result<Response, Error> {

@@ -23,7 +23,7 @@ pub(crate) async fn openapi_json() -> Response {
     responses((status = 200, description = "The event catalog and subscription patterns", body = openapi::EventTypes),
               (status = 401, response = openapi::Unauthorized)))]
 pub(crate) async fn event_types(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     _caller: Caller<need::Read>,
 ) -> Response {
     Json(state.api.event_types()).into_response()

@@ -10,7 +10,7 @@ use super::super::*;
               (status = 409, response = openapi::Conflict), (status = 413, response = openapi::TooLarge),
               (status = 415, response = openapi::MediaType), (status = 422, response = openapi::Invalid)))]
 pub(crate) async fn create_webhook(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     caller: Caller<need::Manage>,
     JsonBody(body): JsonBody,
 ) -> Result<Response, Error> {
@@ -30,7 +30,7 @@ pub(crate) async fn create_webhook(
               (status = 400, response = openapi::Malformed), (status = 401, response = openapi::Unauthorized),
               (status = 422, response = openapi::Invalid)))]
 pub(crate) async fn list_webhooks(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     caller: Caller<need::Read>,
     params: Result<Query<ListParams>, QueryRejection>,
 ) -> Result<Response, Error> {
@@ -51,7 +51,7 @@ pub(crate) async fn list_webhooks(
     responses((status = 200, description = "The webhook", body = WebhookView),
               (status = 401, response = openapi::Unauthorized), (status = 404, response = openapi::NotFound)))]
 pub(crate) async fn get_webhook(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     caller: Caller<need::Read>,
     Id(id): Id,
 ) -> Result<Response, Error> {
@@ -66,7 +66,7 @@ pub(crate) async fn get_webhook(
               (status = 404, response = openapi::NotFound), (status = 413, response = openapi::TooLarge),
               (status = 415, response = openapi::MediaType), (status = 422, response = openapi::Invalid)))]
 pub(crate) async fn replace_webhook(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     caller: Caller<need::Manage>,
     Id(id): Id,
     JsonBody(body): JsonBody,
@@ -88,7 +88,7 @@ pub(crate) async fn replace_webhook(
               (status = 404, response = openapi::NotFound), (status = 413, response = openapi::TooLarge),
               (status = 415, response = openapi::MediaType), (status = 422, response = openapi::Invalid)))]
 pub(crate) async fn patch_webhook(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     caller: Caller<need::Manage>,
     Id(id): Id,
     JsonBody(body): JsonBody,
@@ -107,7 +107,7 @@ pub(crate) async fn patch_webhook(
     responses((status = 204, description = "Deleted"),
               (status = 401, response = openapi::Unauthorized), (status = 404, response = openapi::NotFound)))]
 pub(crate) async fn delete_webhook(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     caller: Caller<need::Manage>,
     Id(id): Id,
 ) -> Result<Response, Error> {
@@ -120,7 +120,7 @@ pub(crate) async fn delete_webhook(
     responses((status = 200, description = "The current signing secret", body = openapi::SecretAnswer),
               (status = 401, response = openapi::Unauthorized), (status = 404, response = openapi::NotFound)))]
 pub(crate) async fn get_secret(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     caller: Caller<need::Manage>,
     Id(id): Id,
 ) -> Result<Response, Error> {
@@ -133,7 +133,7 @@ pub(crate) async fn get_secret(
     responses((status = 200, description = "The new secret; the previous one keeps signing for 24 h", body = openapi::SecretAnswer),
               (status = 401, response = openapi::Unauthorized), (status = 404, response = openapi::NotFound)))]
 pub(crate) async fn rotate_secret(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     caller: Caller<need::Manage>,
     Id(id): Id,
 ) -> Result<Response, Error> {
@@ -149,7 +149,7 @@ pub(crate) async fn rotate_secret(
               (status = 404, response = openapi::NotFound), (status = 415, response = openapi::MediaType),
               (status = 422, response = openapi::Invalid)))]
 pub(crate) async fn test_webhook(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     caller: Caller<need::Manage>,
     Id(id): Id,
     OptionalJsonBody(body): OptionalJsonBody,
@@ -170,7 +170,7 @@ pub(crate) async fn test_webhook(
               (status = 413, response = openapi::TooLarge), (status = 415, response = openapi::MediaType),
               (status = 422, response = openapi::Invalid)))]
 pub(crate) async fn test_unsaved(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     caller: Caller<need::Manage>,
     JsonBody(body): JsonBody,
 ) -> Result<Response, Error> {
