@@ -3,6 +3,7 @@
 
 use herald_shared::secret::Secret;
 use herald_shared::signing;
+use herald_tests::port::free_port;
 use herald_tests::receiver::Receiver;
 use herald_tests::stack::{Stack, KEY, TENANT};
 use http::{HeaderMap, StatusCode};
@@ -942,12 +943,9 @@ async fn test_sends_report_what_the_receiver_did() {
 async fn test_sends_report_refused_timeouts_and_ssrf_blocks() {
     // Refused: nothing listens on the port.
     let stack = Stack::memory().await;
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let closed = free_port();
     let (_, _, refused) = stack
-        .test_unsaved(json!({"url": format!("http://{closed}/x"), "events": ["*"]}))
+        .test_unsaved(json!({"url": format!("http://127.0.0.1:{closed}/x"), "events": ["*"]}))
         .await;
     assert_eq!(
         (refused["delivered"].clone(), refused["status_code"].clone()),

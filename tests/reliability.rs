@@ -7,7 +7,7 @@ use herald_shared::delivery::{delivery_id, Delivery, DeliveryStatus};
 use herald_shared::error::Error;
 use herald_shared::queue::{MemoryQueue, Message, Queue};
 use herald_shared::service::dispatch::Record;
-use herald_shared::service::ingest::{PostStatus, CLAIM_STALE_AFTER};
+use herald_shared::service::ingest::{BatchStatus, PostStatus, CLAIM_STALE_AFTER};
 use herald_shared::service::Ingest;
 use herald_shared::store::{MemoryStore, Store};
 use herald_tests::faults::{Faults, FlakyQueue, FlakyStore};
@@ -1019,7 +1019,7 @@ async fn a_claim_retried_after_its_answer_was_lost_is_the_posts_own(store: Arc<d
         .unwrap();
     assert_eq!(
         batch[0].status,
-        herald_shared::service::ingest::BatchStatus::Accepted,
+        BatchStatus::Accepted,
         "{:?}",
         batch[0].detail
     );
@@ -1030,6 +1030,35 @@ async fn a_claim_retried_after_its_answer_was_lost_is_the_posts_own(store: Arc<d
         .await
         .unwrap();
     assert_eq!(again.status, PostStatus::Duplicate);
+}
+
+/// A queue that refuses every send: the post fails with the queue's error, a batch item is
+/// `failed` without the queue's own words, and the id is released, so the platform's retry is
+/// accepted once the queue is back.
+async fn a_failed_enqueue_releases_the_claim(store: Arc<dyn Store>) {
+    let (ingest, faults, queue) = claims_ingest(store.clone(), CLAIM_STALE_AFTER);
+    let body = json!({"id": "evt-down", "type": "jobs.failed"});
+    Faults::set(&faults.fail_send, true);
+    assert!(matches!(
+        ingest.accept(TENANT, &body).await,
+        Err(Error::Queue(_))
+    ));
+    let items = ingest
+        .accept_batch(TENANT, &json!({"events": [body.clone()]}))
+        .await
+        .unwrap();
+    assert_eq!(items[0].status, BatchStatus::Failed);
+    let detail = items[0].detail.as_deref().unwrap();
+    assert!(
+        !detail.contains("injected"),
+        "no raw queue error in an answer: {detail}"
+    );
+    Faults::set(&faults.fail_send, false);
+    assert_eq!(
+        ingest.accept(TENANT, &body).await.unwrap().status,
+        PostStatus::Accepted
+    );
+    queued_once(store.as_ref(), &queue, "evt-down").await;
 }
 
 macro_rules! claim_scenarios {
@@ -1047,6 +1076,7 @@ claim_scenarios!(
     a_second_post_while_the_first_send_stalls_then_fails_is_not_a_duplicate,
     a_post_killed_between_claim_and_confirmation_is_taken_over_by_its_retry,
     a_claim_retried_after_its_answer_was_lost_is_the_posts_own,
+    a_failed_enqueue_releases_the_claim,
 );
 
 #[tokio::test]

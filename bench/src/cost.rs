@@ -4,10 +4,11 @@
 //! transactions, charged for refused conditional writes; read units per 4 KB; SQS requests per
 //! 64 KB; storage as the items left at the end, with their index copies and overhead.
 
-use crate::stack::{self, Load, Moto};
+use crate::stack::{self, Load};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use herald_tests::moto::Moto;
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -270,7 +271,7 @@ pub async fn run(
     fanout: usize,
     batch: usize,
 ) -> Result<String, String> {
-    let moto = Moto::start(venv)?;
+    let moto = Moto::start(&venv.join("bin/moto_server"))?;
     let meter = Arc::new(Mutex::new(Meter::default()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

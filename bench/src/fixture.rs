@@ -1,6 +1,6 @@
 //! What every benchmark delivers: a tenant, webhooks at a receiver, and ~1 KiB events.
 
-use herald_shared::config::{Config, Mode};
+use herald_shared::config::Config;
 use herald_shared::event::{Event, EventEnvelope};
 use herald_shared::queue::Message;
 use herald_shared::service::Record;
@@ -18,7 +18,7 @@ pub const CONCURRENCY: usize = 64;
 /// The local stack's configuration with loopback targets and one attempt per delivery. The
 /// per-endpoint cap is lifted to the overall bound, so fan-out 1 (one URL) is not held to 10.
 pub fn config() -> Config {
-    let mut config = Config::from_lookup(Mode::Local, |_| None).expect("default config");
+    let mut config = Config::local();
     config.target_policy = TargetPolicy::Loopback;
     config.dispatch_concurrency = CONCURRENCY;
     config.endpoint_concurrency = CONCURRENCY;

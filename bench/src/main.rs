@@ -546,7 +546,7 @@ async fn all(runs: usize, deliveries: usize, bin_dir: &Path, venv: &Path) {
 
     // End to end through the release `herald dev`.
     let herald = bin_dir.join("herald");
-    let moto = stack::Moto::start(venv)
+    let moto = herald_tests::moto::Moto::start(&venv.join("bin/moto_server"))
         .map_err(|e| line(format!("moto: {e}")))
         .ok();
     let cases: [(&str, bool, usize, usize); 4] = [

@@ -6,7 +6,7 @@ use crate::fixture;
 use crate::receiver::{now_ns, Receiver};
 use crate::stats::{process_cpu, quantile};
 use futures::stream::{self, StreamExt};
-use std::net::TcpListener;
+use herald_tests::port::free_port;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -20,50 +20,12 @@ pub struct StackRun {
     pub cpu_s_per_1000: f64,
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 struct Killed(Child);
 
 impl Drop for Killed {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
-    }
-}
-
-/// A moto server from the project's venv, for the DynamoDB/SQS variant.
-pub struct Moto {
-    _child: Killed,
-    pub endpoint: String,
-}
-
-impl Moto {
-    pub fn start(venv: &Path) -> Result<Moto, String> {
-        let port = free_port();
-        let child = Command::new(venv.join("bin/moto_server"))
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("moto_server (run `make test` once to create .venv): {e}"))?;
-        let child = Killed(child);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if Instant::now() > deadline {
-                return Err("moto did not start".into());
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Ok(Moto {
-            _child: child,
-            endpoint: format!("http://127.0.0.1:{port}"),
-        })
     }
 }
 

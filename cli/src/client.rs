@@ -85,7 +85,7 @@ impl Client {
         let local = matches!(parsed.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
         let key = match (&target.api_key, local) {
             (Some(key), _) => key.clone(),
-            (None, true) => "herald-dev-key".to_string(),
+            (None, true) => herald_shared::config::DEFAULT_API_KEY.to_string(),
             (None, false) => {
                 return Err(CliError::Usage(
                     "set HERALD_API_KEY (or --api-key) to the tenant's key".into(),

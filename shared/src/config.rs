@@ -65,6 +65,12 @@ impl Config {
         Self::from_lookup(mode, |name| std::env::var(name).ok())
     }
 
+    /// The local stack's defaults: `herald dev` with no variable set. Tests and the bench start
+    /// from it and change what they measure.
+    pub fn local() -> Self {
+        Self::from_lookup(Mode::Local, |_| None).expect("the defaults are valid")
+    }
+
     /// Reads settings through `lookup` so tests need not touch the process environment.
     pub fn from_lookup(
         mode: Mode,
@@ -217,7 +223,7 @@ mod tests {
     fn defaults_depend_on_mode() {
         let lambda = config(Mode::Lambda, &[]).unwrap();
         assert_eq!(lambda.target_policy, TargetPolicy::Public);
-        let local = config(Mode::Local, &[]).unwrap();
+        let local = Config::local();
         assert_eq!(local.target_policy, TargetPolicy::Private);
         assert_eq!(local.api_key.expose(), "herald-dev-key");
         assert!(local.admin_key.is_none());

@@ -1,10 +1,10 @@
 //! `herald dev` as a child process on a free loopback port, for tests that drive the stack the
 //! way a user does (the CLI, schemathesis). Deliveries stay on loopback.
 
-use std::net::{TcpListener, TcpStream};
+use super::port::{free_port, listens_within};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub struct DevServer {
     child: Child,
@@ -14,11 +14,7 @@ pub struct DevServer {
 impl DevServer {
     /// Starts `bin dev` (the `herald` binary) in memory and waits until it listens.
     pub fn start(bin: &Path) -> DevServer {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let child = Command::new(bin)
             .args(["dev", "--port", &port.to_string()])
             .env("HERALD_TARGET_POLICY", "loopback")
@@ -29,15 +25,12 @@ impl DevServer {
             .stdout(Stdio::null())
             .spawn()
             .expect("herald dev starts");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "herald dev did not listen on {port}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        DevServer { child, port }
+        let server = DevServer { child, port };
+        assert!(
+            listens_within(port, Duration::from_secs(30)),
+            "herald dev did not listen on {port}"
+        );
+        server
     }
 
     pub fn url(&self) -> String {

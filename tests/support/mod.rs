@@ -1,12 +1,13 @@
-//! Test support: a moto server (real DynamoDB/SQS protocol) started once per test binary on a
-//! free loopback port, local HTTP receivers that record what they get, and helpers to drive the
-//! handlers the way Lambda and the local stack do.
+//! Test support, for the tests and the bench: moto servers (real DynamoDB/SQS protocol) on free
+//! loopback ports, local HTTP receivers that record what they get, store and queue doubles that
+//! fail on demand, and helpers to drive the handlers the way Lambda and the local stack do.
 
 pub mod contract;
 pub mod dev;
 pub mod faults;
 pub mod logs;
 pub mod moto;
+pub mod port;
 pub mod receiver;
 pub mod stack;
 pub mod template;

@@ -1,44 +1,53 @@
-//! One moto server per test binary, on a free loopback port, killed with the test process.
+//! moto servers on free loopback ports: one per test binary (and a second for load tests),
+//! shared and killed with the process, or one its owner stops by dropping it (the bench).
 
-use std::net::TcpListener;
+use super::port::{free_port, listens_within};
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::sync::{mpsc, OnceLock};
+use std::thread::JoinHandle;
+use std::time::Duration;
 
 pub struct Moto {
     pub endpoint: String,
+    /// The thread holding the child: it kills the child once the sender is dropped.
+    holder: Option<(mpsc::Sender<()>, JoinHandle<()>)>,
 }
 
 static MOTO: OnceLock<Moto> = OnceLock::new();
 static SECOND: OnceLock<Moto> = OnceLock::new();
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
-
 /// Starts moto on first use.
 pub fn moto() -> &'static Moto {
-    MOTO.get_or_init(start)
+    MOTO.get_or_init(shared)
 }
 
 /// A second, independent moto server. moto answers one request at a time per process (a global
 /// lock and Python's GIL), so a load test that puts its queue here and its table on `moto()`
 /// gets twice the emulator throughput on two cores.
 pub fn second_moto() -> &'static Moto {
-    SECOND.get_or_init(start)
+    SECOND.get_or_init(shared)
 }
 
-/// The child is spawned from a thread that lives as long as the test process, with
-/// PR_SET_PDEATHSIG, so it dies when the tests end, even on a panic.
-fn start() -> Moto {
-    {
-        let bin = super::venv_bin("moto_server");
+/// A server for the whole test binary, from the project's venv. Statics are never dropped, so
+/// it lives until the process ends.
+fn shared() -> Moto {
+    Moto::start(&super::venv_bin("moto_server"))
+        .unwrap_or_else(|e| panic!("moto_server did not start: {e}"))
+}
+
+impl Moto {
+    /// Starts `bin` (a venv's `moto_server`) and waits until it listens. The child is spawned
+    /// by a thread that waits for this value to be dropped, then kills it; with
+    /// PR_SET_PDEATHSIG the child also dies with that thread, so with the process, even on a
+    /// panic or an abort.
+    pub fn start(bin: &Path) -> Result<Moto, String> {
         let port = free_port();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
+        let (started_tx, started) = mpsc::channel();
+        let (stop, stopped) = mpsc::channel::<()>();
+        let bin: PathBuf = bin.into();
+        let shown = bin.display().to_string();
+        let holder = std::thread::spawn(move || {
             let mut command = Command::new(bin);
             command
                 .args(["-H", "127.0.0.1", "-p", &port.to_string()])
@@ -53,31 +62,41 @@ fn start() -> Moto {
                     Ok(())
                 });
             }
-            let child = command.spawn();
-            let ok = child.is_ok();
-            tx.send(child.map(|_| ()).map_err(|e| e.to_string())).ok();
-            if ok {
-                loop {
-                    std::thread::park();
+            match command.spawn() {
+                Ok(mut child) => {
+                    started_tx.send(Ok(())).ok();
+                    // Err once the owner's sender is gone: nothing is ever sent.
+                    let _ = stopped.recv();
+                    let _ = child.kill();
+                    let _ = child.wait();
+                }
+                Err(e) => {
+                    started_tx.send(Err(e.to_string())).ok();
                 }
             }
         });
-        rx.recv()
-            .expect("moto thread reports")
-            .unwrap_or_else(|e| panic!("moto_server did not start: {e}"));
-        let endpoint = format!("http://127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "moto_server did not listen on {port} within 60 s"
-            );
-            std::thread::sleep(Duration::from_millis(100));
+        let moto = Moto {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            holder: Some((stop, holder)),
+        };
+        started
+            .recv()
+            .map_err(|e| e.to_string())
+            .and_then(|spawned| spawned)
+            .map_err(|e| format!("{shown}: {e} (`make venv` installs it)"))?;
+        if !listens_within(port, Duration::from_secs(60)) {
+            return Err(format!("{shown} did not listen on {port} within 60 s"));
         }
-        Moto { endpoint }
+        Ok(moto)
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        if let Some((stop, holder)) = self.holder.take() {
+            drop(stop);
+            let _ = holder.join();
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 
 use axum::body::Body;
 use axum::Router;
-use herald_shared::config::{Config, Mode};
+use herald_shared::config::Config;
 use herald_shared::queue::{MemoryQueue, Queue};
 use herald_shared::runtime;
 use herald_shared::service::{tenants, Dispatcher};
@@ -28,7 +28,7 @@ pub struct Stack {
 /// The local stack's defaults, but one attempt per delivery: scenarios about retries set
 /// their own (compressed) schedule.
 pub fn local_config() -> Config {
-    let mut config = Config::from_lookup(Mode::Local, |_| None).expect("default config");
+    let mut config = Config::local();
     config.retry_schedule = vec![Duration::ZERO];
     config
 }

@@ -150,8 +150,7 @@ mod tests {
     fn api_with_limit(max: usize) -> Api {
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
         let queue: Arc<dyn Queue> = Arc::new(MemoryQueue::default());
-        let config =
-            crate::config::Config::from_lookup(crate::config::Mode::Local, |_| None).unwrap();
+        let config = crate::config::Config::local();
         Api::new(
             store,
             queue,
