@@ -22,7 +22,10 @@ async fn sqs_messages_not_deleted_come_back_then_land_in_the_dlq() {
     let moto = moto();
     let queue = moto.queue(2).await;
     let client = aws_sdk_sqs::Client::new(&moto.sdk_config().await);
-    queue.send("poison".into(), Duration::ZERO).await.unwrap();
+    queue
+        .send_text("poison".into(), Duration::ZERO)
+        .await
+        .unwrap();
 
     for expected_count in 1..=2 {
         let got = queue.receive(10, Duration::from_secs(1)).await.unwrap();

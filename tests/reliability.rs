@@ -6,7 +6,7 @@ use herald_shared::config::{parse_schedule, Config};
 use herald_shared::delivery::{delivery_id, Delivery, DeliveryStatus};
 use herald_shared::error::Error;
 use herald_shared::queue::{MemoryQueue, Message, Queue};
-use herald_shared::service::dispatch::Record;
+use herald_shared::service::dispatch::QueueRecord;
 use herald_shared::service::ingest::{BatchStatus, PostStatus, CLAIM_STALE_AFTER};
 use herald_shared::service::Ingest;
 use herald_shared::store::{MemoryStore, Store};
@@ -283,7 +283,7 @@ async fn one_message_handled_by_two_runs_at_once_is_sent_once(stack: Stack) {
         .post_event(json!({"id": "evt-race", "type": "jobs.succeeded"}))
         .await;
     let got = receive_one(&stack).await;
-    let records: Vec<Record> = got.iter().map(Record::from).collect();
+    let records: Vec<QueueRecord> = got.iter().map(QueueRecord::from).collect();
     let (one, two) = tokio::join!(
         stack.dispatcher.handle(&records),
         stack.dispatcher.handle(&records)
@@ -324,7 +324,7 @@ async fn a_lease_left_by_a_dead_run_is_taken_over_when_it_lapses(stack: Stack) {
     held.leased_until = Some(now + time::Duration::seconds(2));
     assert!(stack.store.lease_delivery(&held, now).await.unwrap());
 
-    let records: Vec<Record> = got.iter().map(Record::from).collect();
+    let records: Vec<QueueRecord> = got.iter().map(QueueRecord::from).collect();
     let handled = stack.dispatcher.handle(&records).await;
     assert!(handled.failed.is_empty(), "deferred, not failed");
     stack.queue.delete(&got[0].receipt).await.unwrap();
@@ -696,7 +696,7 @@ async fn a_store_outage_during_dispatch_is_a_batch_item_failure_then_delivered()
         .await;
     stack.post_event(json!({"type": "jobs.failed"})).await;
     let first = receive_one(&stack).await;
-    let records: Vec<Record> = first.iter().map(Record::from).collect();
+    let records: Vec<QueueRecord> = first.iter().map(QueueRecord::from).collect();
     assert!(stack.dispatcher.handle(&records).await.failed.is_empty());
     stack.queue.delete(&first[0].receipt).await.unwrap();
     assert_eq!(
@@ -780,7 +780,7 @@ async fn dynamodb_errors_surface_as_503_and_batch_item_failures() {
     let messages = queue.receive(10, Duration::from_secs(1)).await.unwrap();
     let records: Vec<_> = messages
         .iter()
-        .map(herald_shared::service::Record::from)
+        .map(herald_shared::service::QueueRecord::from)
         .collect();
     assert_eq!(
         dispatcher.handle(&records).await.failed,
@@ -800,7 +800,7 @@ async fn dead_letters_are_redriven_back_to_the_queue() {
     )
     .await;
     queue
-        .send("not an envelope".into(), Duration::ZERO)
+        .send_text("not an envelope".into(), Duration::ZERO)
         .await
         .unwrap();
     assert_eq!(
@@ -835,7 +835,7 @@ async fn one_batch(stack: &Stack) -> herald_shared::service::dispatch::Handled {
     assert!(!messages.is_empty(), "something queued");
     let records: Vec<_> = messages
         .iter()
-        .map(herald_shared::service::Record::from)
+        .map(herald_shared::service::QueueRecord::from)
         .collect();
     let handled = stack.dispatcher.handle(&records).await;
     for m in messages

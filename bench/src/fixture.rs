@@ -3,7 +3,7 @@
 use herald_shared::config::Config;
 use herald_shared::event::{Event, EventEnvelope};
 use herald_shared::queue::Message;
-use herald_shared::service::Record;
+use herald_shared::service::QueueRecord;
 use herald_shared::store::Store;
 use herald_shared::url_policy::TargetPolicy;
 use herald_shared::webhook::{Webhook, WebhookSpec};
@@ -57,17 +57,17 @@ pub fn event_in(n: usize, project: &str) -> Event {
 }
 
 /// A queue record as ingest would enqueue it.
-pub fn record(n: usize) -> Record {
+pub fn record(n: usize) -> QueueRecord {
     record_of(n, event(n))
 }
 
-fn record_of(n: usize, event: Event) -> Record {
+fn record_of(n: usize, event: Event) -> QueueRecord {
     let message = Message::fan_out(EventEnvelope {
         tenant_id: TENANT.into(),
         envelope_id: ulid::Ulid::new(),
         event,
     });
-    Record {
+    QueueRecord {
         message_id: format!("m-{n}"),
         body: message.encode(),
     }
@@ -76,16 +76,16 @@ fn record_of(n: usize, event: Event) -> Record {
 /// Queue records for the events numbered `range`, as [`record`] builds them but from one
 /// template: each is two allocations, so building thousands of them up front leaves no freed
 /// garbage scattered through the heap for the measured run's allocations to work around.
-pub fn records(range: std::ops::Range<usize>) -> Vec<Record> {
+pub fn records(range: std::ops::Range<usize>) -> Vec<QueueRecord> {
     records_from(record(0), range)
 }
 
 /// [`records`] of the fixture event in `project`.
-pub fn records_in(project: &str, range: std::ops::Range<usize>) -> Vec<Record> {
+pub fn records_in(project: &str, range: std::ops::Range<usize>) -> Vec<QueueRecord> {
     records_from(record_of(0, event_in(0, project)), range)
 }
 
-fn records_from(template: Record, range: std::ops::Range<usize>) -> Vec<Record> {
+fn records_from(template: QueueRecord, range: std::ops::Range<usize>) -> Vec<QueueRecord> {
     let template = template.body;
     // Cut around the envelope id and the event id, the two parts that differ per record.
     let start = template.find("\"envelope_id\":\"").expect("an envelope id") + 15;
@@ -102,7 +102,7 @@ fn records_from(template: Record, range: std::ops::Range<usize>) -> Vec<Record> 
             body.push_str(mid);
             body.push_str(&format!("\"bench-{n:010}\""));
             body.push_str(tail);
-            Record {
+            QueueRecord {
                 message_id: format!("m-{n}"),
                 body,
             }

@@ -9,6 +9,7 @@ mod hotpath;
 mod ingest;
 mod memory;
 mod receiver;
+mod sizes;
 mod stack;
 mod stats;
 mod throughput;
@@ -57,6 +58,9 @@ enum Cmd {
         #[arg(long, default_value = ".venv")]
         venv: PathBuf,
     },
+    /// Allocation sizes on the delivery path (a dispatch job's future); fails when one
+    /// outgrows the allocator's per-thread cache.
+    Sizes,
     /// A 204 receiver (used by the others; prints `listening <addr>`).
     Receiver {
         #[arg(long, default_value_t = 0)]
@@ -141,6 +145,13 @@ fn main() {
         }) => {
             println!("{}", hotpath::run(kind(&k), iterations));
         }
+        Some(Cmd::Sizes) => {
+            let (text, fits) = sizes::line();
+            println!("{text}");
+            if !fits {
+                std::process::exit(1);
+            }
+        }
         Some(Cmd::Memory { in_flight }) => {
             let (before, after) = runtime.block_on(memory::run(in_flight));
             println!("{}", serde_json::json!({"before": before, "peak": after}));
@@ -204,7 +215,7 @@ fn subprocess(args: &[&str]) -> serde_json::Value {
 /// the deliveries that succeeded.
 async fn dispatch_in_batches(
     dispatcher: &herald_shared::service::Dispatcher,
-    records: &[herald_shared::service::Record],
+    records: &[herald_shared::service::QueueRecord],
 ) -> u64 {
     let mut delivered = 0;
     for batch in records.chunks(10) {
@@ -411,6 +422,8 @@ async fn all(runs: usize, deliveries: usize, bin_dir: &Path, venv: &Path) {
         line(text);
     }
     drop(receiver);
+
+    line(sizes::line().0);
 
     // Instructions on the hot path (callgrind is deterministic; runs show it).
     let bench = std::env::current_exe().unwrap();

@@ -10,7 +10,7 @@ async fn redrive_moves_dead_letters_back() {
     let m = moto();
     let queue = m.queue_with(1, Duration::from_secs(1)).await;
     queue
-        .send("kept failing".into(), Duration::ZERO)
+        .send_text("kept failing".into(), Duration::ZERO)
         .await
         .unwrap();
     // Received once and not deleted: on the next receive SQS moves it to the DLQ.

@@ -2,7 +2,8 @@
 //! ones and against DynamoDB/SQS on moto alike.
 
 use herald_shared::delivery::{Attempt, Delivery, DeliveryStatus};
-use herald_shared::queue::Queue;
+use herald_shared::event::{Event, EventEnvelope};
+use herald_shared::queue::{Message, Queue};
 use herald_shared::scope::{Scope, Scopes};
 use herald_shared::secret::Secret;
 use herald_shared::store::{ApiKey, Claim, Store, Tenant};
@@ -682,29 +683,49 @@ impl WithTimes for Webhook {
     }
 }
 
+/// A fan-out of a `jobs.failed` event with this id.
+pub fn fan_out(event_id: &str) -> Message {
+    Message::fan_out(EventEnvelope {
+        tenant_id: "tn_contract".into(),
+        envelope_id: ulid::Ulid::new(),
+        event: Event::parse(
+            &serde_json::json!({"id": event_id, "type": "jobs.failed"}),
+            OffsetDateTime::now_utc(),
+        )
+        .expect("a valid event"),
+    })
+}
+
 /// `wait` is how long a receive may wait (SQS long polling vs. memory).
 pub async fn queue_contract(queue: &dyn Queue, wait: Duration) {
-    queue.send("single".into(), Duration::ZERO).await.unwrap();
-    let bodies: Vec<String> = (0..23).map(|i| format!("{{\"n\":{i}}}")).collect();
-    let results = queue.send_batch(bodies.clone()).await.unwrap();
+    queue
+        .send(&fan_out("single"), Duration::ZERO)
+        .await
+        .unwrap();
+    let ids: Vec<String> = (0..23).map(|i| format!("e{i}")).collect();
+    let batch: Vec<Message> = ids.iter().map(|id| fan_out(id)).collect();
+    let results = queue.send_batch(&batch).await.unwrap();
     assert_eq!(results.len(), 23);
     assert!(results.iter().all(Result::is_ok));
 
     let mut received = Vec::new();
     for _ in 0..20 {
-        let batch = queue.receive(10, wait).await.unwrap();
-        assert!(batch.len() <= 10);
-        for m in &batch {
+        let got = queue.receive(10, wait).await.unwrap();
+        assert!(got.len() <= 10);
+        for m in &got {
             assert_eq!(m.receive_count, 1);
             queue.delete(&m.receipt).await.unwrap();
         }
-        received.extend(batch.into_iter().map(|m| m.body));
+        received.extend(got.into_iter().map(|m| {
+            let message = Message::decode(&m.body).expect("what was sent decodes");
+            message.envelope().event.id.to_string()
+        }));
         if received.len() == 24 {
             break;
         }
     }
     received.sort();
-    let mut expected = bodies;
+    let mut expected = ids;
     expected.push("single".into());
     expected.sort();
     assert_eq!(

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use herald_shared::delivery::{Delivery, DeliveryStatus};
 use herald_shared::error::{Error, Result};
-use herald_shared::queue::{Queue, Received};
+use herald_shared::queue::{Message, Queue, Received};
 use herald_shared::store::{
     ApiKey, Claim, DeliveryStore, EventLog, Page, Store, Tenant, TenantStore, WebhookStore,
 };
@@ -247,7 +247,7 @@ pub struct FlakyQueue {
 
 #[async_trait]
 impl Queue for FlakyQueue {
-    async fn send(&self, body: String, delay: Duration) -> Result<()> {
+    async fn send(&self, message: &Message, delay: Duration) -> Result<()> {
         if self.faults.hang_send.load(Ordering::SeqCst) {
             std::future::pending::<()>().await;
         }
@@ -259,16 +259,16 @@ impl Queue for FlakyQueue {
         if self.faults.fail_send.load(Ordering::SeqCst) {
             return Err(Error::Queue("injected fault: send".into()));
         }
-        self.inner.send(body, delay).await
+        self.inner.send(message, delay).await
     }
-    async fn send_batch(&self, bodies: Vec<String>) -> Result<Vec<Result<()>>> {
+    async fn send_batch(&self, messages: &[Message]) -> Result<Vec<Result<()>>> {
         if self.faults.fail_send.load(Ordering::SeqCst) {
-            return Ok(bodies
+            return Ok(messages
                 .iter()
                 .map(|_| Err(Error::Queue("injected fault: send".into())))
                 .collect());
         }
-        self.inner.send_batch(bodies).await
+        self.inner.send_batch(messages).await
     }
     async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<Received>> {
         self.inner.receive(max, wait).await

@@ -2,6 +2,7 @@
 //! shared and killed with the process, or one its owner stops by dropping it (the bench).
 
 use super::port::{free_port, listens_within};
+use herald_shared::queue::Message;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{mpsc, OnceLock};
@@ -171,18 +172,18 @@ impl SerialQueue {
 impl herald_shared::queue::Queue for SerialQueue {
     async fn send(
         &self,
-        body: String,
+        message: &Message,
         delay: std::time::Duration,
     ) -> herald_shared::error::Result<()> {
         let _one = self.writes.lock().await;
-        self.inner.send(body, delay).await
+        self.inner.send(message, delay).await
     }
     async fn send_batch(
         &self,
-        bodies: Vec<String>,
+        messages: &[Message],
     ) -> herald_shared::error::Result<Vec<herald_shared::error::Result<()>>> {
         let _one = self.writes.lock().await;
-        self.inner.send_batch(bodies).await
+        self.inner.send_batch(messages).await
     }
     async fn receive(
         &self,
@@ -208,27 +209,27 @@ pub struct CheckedQueue<Q> {
 impl<Q: herald_shared::queue::Queue> herald_shared::queue::Queue for CheckedQueue<Q> {
     async fn send(
         &self,
-        body: String,
+        message: &Message,
         delay: std::time::Duration,
     ) -> herald_shared::error::Result<()> {
-        herald_shared::queue::check(&body)?;
-        self.inner.send(body, delay).await
+        herald_shared::queue::check(&message.encode())?;
+        self.inner.send(message, delay).await
     }
     async fn send_batch(
         &self,
-        bodies: Vec<String>,
+        messages: &[Message],
     ) -> herald_shared::error::Result<Vec<herald_shared::error::Result<()>>> {
-        let refused: Vec<_> = bodies
+        let refused: Vec<_> = messages
             .iter()
-            .map(|b| herald_shared::queue::check(b))
+            .map(|m| herald_shared::queue::check(&m.encode()))
             .collect();
-        let passed: Vec<String> = bodies
-            .into_iter()
+        let passed: Vec<Message> = messages
+            .iter()
             .zip(&refused)
             .filter(|(_, r)| r.is_ok())
-            .map(|(b, _)| b)
+            .map(|(m, _)| m.clone())
             .collect();
-        let mut sent = self.inner.send_batch(passed).await?.into_iter();
+        let mut sent = self.inner.send_batch(&passed).await?.into_iter();
         Ok(refused
             .into_iter()
             .map(|r| r.and_then(|()| sent.next().unwrap_or(Ok(()))))

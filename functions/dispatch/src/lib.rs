@@ -4,7 +4,7 @@
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use herald_shared::config::{Config, Mode};
 use herald_shared::runtime;
-use herald_shared::service::{Dispatcher, Record};
+use herald_shared::service::{Dispatcher, QueueRecord};
 
 /// Runs one SQS event through the dispatcher.
 pub async fn handle(dispatcher: &Dispatcher, event: SqsEvent) -> SqsBatchResponse {
@@ -12,7 +12,7 @@ pub async fn handle(dispatcher: &Dispatcher, event: SqsEvent) -> SqsBatchRespons
     let mut records = Vec::with_capacity(event.records.len());
     for message in event.records {
         match (message.message_id, message.body) {
-            (Some(message_id), Some(body)) => records.push(Record { message_id, body }),
+            (Some(message_id), Some(body)) => records.push(QueueRecord { message_id, body }),
             // Without an id the record cannot be reported; without a body there is nothing to do.
             (Some(message_id), None) => {
                 tracing::error!(%message_id, "SQS record without a body");

@@ -2,7 +2,7 @@
 //! (a message not deleted comes back), receive counts, and a dead-letter list after
 //! `max_receives`, so nothing is lost silently.
 
-use super::{Queue, Received};
+use super::{Message, Queue, Received};
 use crate::error::Result;
 use async_trait::async_trait;
 use std::collections::{HashMap, VecDeque};
@@ -12,8 +12,9 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use ulid::Ulid;
 
+/// A message as the queue holds it: its text, as SQS would.
 #[derive(Clone)]
-struct Message {
+struct Stored {
     id: String,
     body: String,
     receive_count: u32,
@@ -21,9 +22,9 @@ struct Message {
 
 #[derive(Default)]
 struct State {
-    ready: VecDeque<Message>,
-    delayed: Vec<(Instant, Message)>,
-    in_flight: HashMap<String, (Instant, Message)>,
+    ready: VecDeque<Stored>,
+    delayed: Vec<(Instant, Stored)>,
+    in_flight: HashMap<String, (Instant, Stored)>,
     dead: Vec<String>,
 }
 
@@ -66,7 +67,7 @@ impl MemoryQueue {
     }
 
     fn push(&self, body: String, delay: Duration) {
-        let message = Message {
+        let message = Stored {
             id: Ulid::new().to_string(),
             body,
             receive_count: 0,
@@ -118,22 +119,26 @@ impl MemoryQueue {
     }
 }
 
-#[async_trait]
-impl Queue for MemoryQueue {
-    async fn send(&self, body: String, delay: Duration) -> Result<()> {
+impl MemoryQueue {
+    /// Queues `body` as it is, refused where SQS would refuse it: what any producer may put on
+    /// a queue, a message Herald did not make included.
+    pub fn send_text(&self, body: String, delay: Duration) -> Result<()> {
         super::check(&body)?;
         self.push(body, delay);
         Ok(())
     }
+}
 
-    async fn send_batch(&self, bodies: Vec<String>) -> Result<Vec<Result<()>>> {
-        Ok(bodies
-            .into_iter()
-            .map(|body| {
-                super::check(&body)?;
-                self.push(body, Duration::ZERO);
-                Ok(())
-            })
+#[async_trait]
+impl Queue for MemoryQueue {
+    async fn send(&self, message: &Message, delay: Duration) -> Result<()> {
+        self.send_text(message.encode(), delay)
+    }
+
+    async fn send_batch(&self, messages: &[Message]) -> Result<Vec<Result<()>>> {
+        Ok(messages
+            .iter()
+            .map(|m| self.send_text(m.encode(), Duration::ZERO))
             .collect())
     }
 
@@ -190,8 +195,9 @@ mod tests {
     #[tokio::test]
     async fn send_receive_delete() {
         let q = MemoryQueue::default();
-        q.send("a".into(), Duration::ZERO).await.unwrap();
-        q.send_batch(vec!["b".into(), "c".into()]).await.unwrap();
+        for body in ["a", "b", "c"] {
+            q.send_text(body.into(), Duration::ZERO).unwrap();
+        }
         let got = q.receive(10, Duration::ZERO).await.unwrap();
         assert_eq!(
             got.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(),
@@ -211,7 +217,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn undeleted_messages_return_then_go_to_dead_letters() {
         let q = MemoryQueue::new(Duration::from_secs(30), 2);
-        q.send("x".into(), Duration::ZERO).await.unwrap();
+        q.send_text("x".into(), Duration::ZERO).unwrap();
         let first = q.receive(1, Duration::ZERO).await.unwrap();
         assert_eq!(first[0].receive_count, 1);
         assert!(
@@ -234,9 +240,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn delayed_messages_wait() {
         let q = MemoryQueue::default();
-        q.send("later".into(), Duration::from_secs(5))
-            .await
-            .unwrap();
+        q.send_text("later".into(), Duration::from_secs(5)).unwrap();
         assert!(q
             .receive(1, Duration::from_secs(4))
             .await

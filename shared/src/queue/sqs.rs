@@ -1,6 +1,6 @@
 //! The SQS queue. Batches are cut to SQS's limits (10 entries, 256 KiB) here, not by callers.
 
-use super::{Queue, Received};
+use super::{Message, Queue, Received};
 use crate::error::{Error, Result};
 use async_trait::async_trait;
 use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
@@ -158,7 +158,7 @@ impl SqsQueue {
                 let (Some(body), Some(receipt)) = (m.body, m.receipt_handle) else {
                     continue;
                 };
-                self.send(body, Duration::ZERO).await?;
+                self.send_text(body, Duration::ZERO).await?;
                 self.client
                     .delete_message()
                     .queue_url(dlq_url)
@@ -172,9 +172,10 @@ impl SqsQueue {
     }
 }
 
-#[async_trait]
-impl Queue for SqsQueue {
-    async fn send(&self, body: String, delay: Duration) -> Result<()> {
+impl SqsQueue {
+    /// Sends `body` as it is: a message Herald made, or one moved back from the dead-letter
+    /// queue as it was.
+    pub async fn send_text(&self, body: String, delay: Duration) -> Result<()> {
         self.client
             .send_message()
             .queue_url(&self.url)
@@ -187,7 +188,7 @@ impl Queue for SqsQueue {
         Ok(())
     }
 
-    async fn send_batch(&self, bodies: Vec<String>) -> Result<Vec<Result<()>>> {
+    async fn send_texts(&self, bodies: &[String]) -> Result<Vec<Result<()>>> {
         // Cut into chunks of 10 entries or 256 KiB, whichever comes first, sent at once: a
         // batch of 100 events takes one round trip, not ten, within ingest's deadline.
         let mut chunks = Vec::new();
@@ -251,6 +252,18 @@ impl Queue for SqsQueue {
             }
         }
         Ok(results)
+    }
+}
+
+#[async_trait]
+impl Queue for SqsQueue {
+    async fn send(&self, message: &Message, delay: Duration) -> Result<()> {
+        self.send_text(message.encode(), delay).await
+    }
+
+    async fn send_batch(&self, messages: &[Message]) -> Result<Vec<Result<()>>> {
+        let bodies: Vec<String> = messages.iter().map(Message::encode).collect();
+        self.send_texts(&bodies).await
     }
 
     async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<Received>> {

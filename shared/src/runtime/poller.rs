@@ -1,6 +1,6 @@
 //! The local stack's queue poller, which feeds the dispatcher as the SQS event source does in Lambda.
 
-use crate::service::dispatch::{Dispatcher, Record};
+use crate::service::dispatch::{Dispatcher, QueueRecord};
 use std::sync::Arc;
 
 /// Feeds queue messages to the dispatcher the way the SQS event source mapping does in Lambda:
@@ -29,7 +29,7 @@ pub async fn poll(
         if messages.is_empty() {
             continue;
         }
-        let records: Vec<Record> = messages.iter().map(Record::from).collect();
+        let records: Vec<QueueRecord> = messages.iter().map(QueueRecord::from).collect();
         let failed = dispatcher.handle(&records).await.failed;
         for m in messages.iter().filter(|m| !failed.contains(&m.message_id)) {
             if let Err(e) = queue.delete(&m.receipt).await {

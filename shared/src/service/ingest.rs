@@ -109,16 +109,16 @@ impl Ingest {
         let now = OffsetDateTime::now_utc();
         let event = Event::parse(body, now)?;
         let id = event.id.to_string();
-        let message = envelope(tenant_id, event)?;
-        let claim = self.claim(tenant_id, &id, &message, now).await?;
-        let Some((message, until)) = self.to_send(tenant_id, &id, message, claim, now).await?
+        let outgoing = envelope(tenant_id, event)?;
+        let claim = self.claim(tenant_id, &id, &outgoing.text, now).await?;
+        let Some((outgoing, until)) = self.to_send(tenant_id, &id, outgoing, claim, now).await?
         else {
             return Ok(Accepted {
                 id,
                 status: PostStatus::Duplicate,
             });
         };
-        if let Err(e) = self.queue.send(message, Duration::ZERO).await {
+        if let Err(e) = self.queue.send(&outgoing.message, Duration::ZERO).await {
             self.release(tenant_id, &id).await;
             return Err(e);
         }
@@ -147,12 +147,12 @@ impl Ingest {
         &self,
         tenant_id: &str,
         id: &str,
-        message: String,
+        outgoing: Outgoing,
         claim: Claim,
         now: OffsetDateTime,
-    ) -> Result<Option<(String, OffsetDateTime)>> {
+    ) -> Result<Option<(Outgoing, OffsetDateTime)>> {
         match claim {
-            Claim::Won => Ok(Some((message, now + DEDUPE_WINDOW))),
+            Claim::Won => Ok(Some((outgoing, now + DEDUPE_WINDOW))),
             Claim::Confirmed => Ok(None),
             Claim::Pending {
                 envelope,
@@ -160,7 +160,7 @@ impl Ingest {
                 until,
             } => {
                 self.take_over(tenant_id, id, claimed_at, now).await?;
-                Ok(Some((envelope, until)))
+                Ok(Some((Outgoing::stored(envelope)?, until)))
             }
         }
     }
@@ -170,24 +170,24 @@ impl Ingest {
     async fn claim_batch(
         &self,
         tenant_id: &str,
-        valid: Vec<(usize, String, String)>,
+        valid: Vec<(usize, String, Outgoing)>,
         items: &mut [BatchItem],
         now: OffsetDateTime,
-    ) -> Vec<(usize, String, String, OffsetDateTime)> {
+    ) -> Vec<(usize, String, Outgoing, OffsetDateTime)> {
         let claims = join_all(
             valid
                 .iter()
-                .map(|(_, id, message)| self.claim(tenant_id, id, message, now)),
+                .map(|(_, id, outgoing)| self.claim(tenant_id, id, &outgoing.text, now)),
         )
         .await;
         let mut to_send = Vec::new();
-        for ((index, id, message), claim) in valid.into_iter().zip(claims) {
+        for ((index, id, outgoing), claim) in valid.into_iter().zip(claims) {
             let taken = match claim {
-                Ok(claim) => self.to_send(tenant_id, &id, message, claim, now).await,
+                Ok(claim) => self.to_send(tenant_id, &id, outgoing, claim, now).await,
                 Err(e) => Err(e),
             };
             match taken {
-                Ok(Some((message, until))) => to_send.push((index, id, message, until)),
+                Ok(Some((outgoing, until))) => to_send.push((index, id, outgoing, until)),
                 Ok(None) => items[index].status = BatchStatus::Duplicate,
                 Err(e) => {
                     let (status, detail) = not_queued(&e);
@@ -203,19 +203,22 @@ impl Ingest {
     async fn send_claimed(
         &self,
         tenant_id: &str,
-        to_send: Vec<(usize, String, String, OffsetDateTime)>,
+        to_send: Vec<(usize, String, Outgoing, OffsetDateTime)>,
         items: &mut [BatchItem],
     ) {
-        let bodies = to_send.iter().map(|(_, _, b, _)| b.clone()).collect();
-        let results = match self.queue.send_batch(bodies).await {
+        let (claimed, messages): (Vec<_>, Vec<Message>) = to_send
+            .into_iter()
+            .map(|(index, id, outgoing, until)| ((index, id, until), outgoing.message))
+            .unzip();
+        let results = match self.queue.send_batch(&messages).await {
             Ok(r) => r,
-            Err(e) => to_send
+            Err(e) => claimed
                 .iter()
                 .map(|_| Err(Error::Queue(e.to_string())))
                 .collect(),
         };
-        let mut confirms = Vec::with_capacity(to_send.len());
-        for ((index, id, _, until), result) in to_send.iter().zip(results) {
+        let mut confirms = Vec::with_capacity(claimed.len());
+        for ((index, id, until), result) in claimed.iter().zip(results) {
             match result {
                 Ok(()) => {
                     tracing::info!(tenant_id, event_id = %id, "event accepted");
@@ -322,9 +325,9 @@ fn parse_batch(
     tenant_id: &str,
     events: &[Value],
     now: OffsetDateTime,
-) -> (Vec<BatchItem>, Vec<(usize, String, String)>) {
+) -> (Vec<BatchItem>, Vec<(usize, String, Outgoing)>) {
     let mut items: Vec<BatchItem> = Vec::with_capacity(events.len());
-    let mut valid: Vec<(usize, String, String)> = Vec::with_capacity(events.len());
+    let mut valid: Vec<(usize, String, Outgoing)> = Vec::with_capacity(events.len());
     for (index, raw) in events.iter().enumerate() {
         let parsed = Event::parse(raw, now).and_then(|event| {
             let id = event.id.to_string();
@@ -374,24 +377,39 @@ fn item(index: usize, id: Option<String>, status: BatchStatus) -> BatchItem {
     }
 }
 
-/// The fan-out message of an accepted event, encoded once: the same text is queued and kept by
-/// the event log (a fan-out due now is its envelope alone). Refused when it is larger than the
-/// queue and the event log can hold: numbers written out in full and escapes can make it
-/// larger than the body it came in.
-fn envelope(tenant_id: &str, event: Event) -> Result<String> {
-    let text = Message::fan_out(EventEnvelope {
+/// A fan-out to queue, and its text: the event log keeps and compares the text, the queue
+/// takes the message.
+struct Outgoing {
+    message: Message,
+    text: String,
+}
+
+impl Outgoing {
+    /// The fan-out a dead post left in its claim, to queue in its place.
+    fn stored(text: String) -> Result<Outgoing> {
+        let message = Message::decode(&text)
+            .map_err(|e| Error::Store(format!("unreadable stored event: {e}")))?;
+        Ok(Outgoing { message, text })
+    }
+}
+
+/// The fan-out of an accepted event, refused when it is larger than the queue and the event
+/// log can hold: numbers written out in full and escapes can make it larger than the body it
+/// came in.
+fn envelope(tenant_id: &str, event: Event) -> Result<Outgoing> {
+    let message = Message::fan_out(EventEnvelope {
         tenant_id: tenant_id.into(),
         envelope_id: crate::ids::ulid(),
         event,
-    })
-    .encode();
+    });
+    let text = message.encode();
     if text.len() > MAX_ENVELOPE_BYTES {
         return Err(Error::EventTooLarge {
             size: text.len(),
             limit: MAX_ENVELOPE_BYTES,
         });
     }
-    Ok(text)
+    Ok(Outgoing { message, text })
 }
 
 #[cfg(test)]

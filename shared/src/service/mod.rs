@@ -7,6 +7,6 @@ pub mod sender;
 pub mod tenants;
 
 pub use api::Api;
-pub use dispatch::{Dispatcher, Record};
+pub use dispatch::{Dispatcher, QueueRecord};
 pub use ingest::Ingest;
 pub use sender::Sender;

@@ -81,12 +81,8 @@ impl Dispatcher {
     /// Puts the job's message back on the queue for later.
     pub(super) async fn defer(&self, job: &Job<'_>, wait: Duration) -> JobResult {
         let env = job.envelope();
-        let body = job
-            .message
-            .clone()
-            .due_at(OffsetDateTime::now_utc() + wait)
-            .encode();
-        match self.queue.send(body, wait).await {
+        let deferred = job.message.clone().due_at(OffsetDateTime::now_utc() + wait);
+        match self.queue.send(&deferred, wait).await {
             Ok(()) => {
                 tracing::info!(
                     event_id = %env.event.id,
@@ -194,8 +190,7 @@ impl Dispatcher {
             },
             not_before: Some(due),
         };
-        let body = retry.encode();
-        if let Err(e) = self.queue.send(body, delay.min(MAX_QUEUE_DELAY)).await {
+        if let Err(e) = self.queue.send(&retry, delay.min(MAX_QUEUE_DELAY)).await {
             tracing::error!(delivery_id = %delivery.id, error = %e, "could not queue a retry");
             // Give the lease back so the redo need not wait for it to lapse. This run holds
             // it: nobody wrote since.

@@ -4,7 +4,7 @@ use super::*;
 
 /// The records' messages; an unreadable one is `None` and its record failed, so it stays on
 /// the queue and after maxReceiveCount lands in the DLQ for a human.
-pub(super) fn decode(records: &[Record], failed: &mut [bool]) -> Vec<Option<Message>> {
+pub(super) fn decode(records: &[QueueRecord], failed: &mut [bool]) -> Vec<Option<Message>> {
     let mut messages = Vec::with_capacity(records.len());
     for (i, record) in records.iter().enumerate() {
         match Message::decode(&record.body) {
@@ -91,8 +91,8 @@ impl Dispatcher {
                 continue;
             };
             let wait: Duration = (due - now).try_into().unwrap_or_default();
-            let body = message.due_at(due).encode();
-            if let Err(e) = self.queue.send(body, wait.min(MAX_QUEUE_DELAY)).await {
+            let deferred = message.due_at(due);
+            if let Err(e) = self.queue.send(&deferred, wait.min(MAX_QUEUE_DELAY)).await {
                 tracing::error!(error = %e, "could not defer a message");
                 failed[i] = true;
             }

@@ -43,16 +43,17 @@ pub const LEASE_MARGIN: Duration = Duration::from_secs(60);
 const DEFER_MIN: Duration = Duration::from_secs(1);
 const DEFER_MAX: Duration = Duration::from_secs(5);
 
-/// One queue message as the dispatcher sees it, whatever carried it (SQS event, local poller).
+/// One queue message handed to dispatch: a record of the SQS event source's batch, or one the
+/// local poller received. Its body is a `queue::Message` in its text form.
 #[derive(Debug, Clone)]
-pub struct Record {
+pub struct QueueRecord {
     pub message_id: String,
     pub body: String,
 }
 
-impl From<&crate::queue::Received> for Record {
+impl From<&crate::queue::Received> for QueueRecord {
     fn from(m: &crate::queue::Received) -> Self {
-        Record {
+        QueueRecord {
             message_id: m.message_id.clone(),
             body: m.body.clone(),
         }
@@ -159,7 +160,7 @@ impl Dispatcher {
     /// Handles a batch; reports the message ids that must be retried, and the batch's metrics.
     /// One batch: decode the records, hold back what is not due, fan each event out to its
     /// webhooks, run the jobs concurrently, and report the records that must come back.
-    pub async fn handle(&self, records: &[Record]) -> Handled {
+    pub async fn handle(&self, records: &[QueueRecord]) -> Handled {
         let mut metrics = BatchMetrics::default();
         let mut failed = vec![false; records.len()];
         let mut messages = fan_out::decode(records, &mut failed);
