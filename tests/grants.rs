@@ -183,7 +183,7 @@ async fn each_function_is_granted_exactly_the_actions_it_calls() {
                     })
                     .collect();
                 let event = serde_json::from_value(json!({ "Records": records })).unwrap();
-                let answer = herald_dispatch::handle(dispatcher, event).await;
+                let answer = herald_dispatch::handle(dispatcher, event, None).await;
                 assert!(answer.batch_item_failures.is_empty(), "{answer:?}");
                 for m in &messages {
                     queue.delete(&m.receipt).await.unwrap();

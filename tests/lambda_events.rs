@@ -183,7 +183,7 @@ async fn dispatch_function_delivers_and_reports_only_the_bad_record() {
 
     let event = serde_json::from_str(&event_file("dispatch-sqs-batch.json")).unwrap();
     let dispatcher = herald_dispatch::dispatcher(&sdk, &config).await.unwrap();
-    let response = herald_dispatch::handle(&dispatcher, event).await;
+    let response = herald_dispatch::handle(&dispatcher, event, None).await;
     let failed: Vec<_> = response
         .batch_item_failures
         .iter()
@@ -407,7 +407,7 @@ async fn every_sample_event_gets_its_documented_answer() {
             } => {
                 let event = serde_json::from_str(&event_file(file)).unwrap();
                 let dispatcher = herald_dispatch::dispatcher(&sdk, &config).await.unwrap();
-                let response = herald_dispatch::handle(&dispatcher, event).await;
+                let response = herald_dispatch::handle(&dispatcher, event, None).await;
                 assert_eq!(
                     response.batch_item_failures.len(),
                     failures,

@@ -235,7 +235,7 @@ async fn redelivered_messages_send_nothing_twice(stack: Stack) {
     };
     let first = receive_one(&stack).await;
     for _ in 0..3 {
-        let response = herald_dispatch::handle(&stack.dispatcher, replay(&first)).await;
+        let response = herald_dispatch::handle(&stack.dispatcher, replay(&first), None).await;
         assert!(response.batch_item_failures.is_empty());
     }
     stack.queue.delete(&first[0].receipt).await.unwrap();
@@ -261,7 +261,7 @@ async fn redelivered_messages_send_nothing_twice(stack: Stack) {
     };
     tokio::time::sleep(Duration::from_millis(1200)).await;
     for _ in 0..2 {
-        herald_dispatch::handle(&stack.dispatcher, replay(&retry)).await;
+        herald_dispatch::handle(&stack.dispatcher, replay(&retry), None).await;
     }
     stack.queue.delete(&retry[0].receipt).await.unwrap();
     let d = &settle(&stack, id(&wh), 1).await[0];
@@ -285,8 +285,8 @@ async fn one_message_handled_by_two_runs_at_once_is_sent_once(stack: Stack) {
     let got = receive_one(&stack).await;
     let records: Vec<QueueRecord> = got.iter().map(QueueRecord::from).collect();
     let (one, two) = tokio::join!(
-        stack.dispatcher.handle(&records),
-        stack.dispatcher.handle(&records)
+        stack.dispatcher.handle(&records, None),
+        stack.dispatcher.handle(&records, None)
     );
     assert!(one.failed.is_empty() && two.failed.is_empty());
     stack.queue.delete(&got[0].receipt).await.unwrap();
@@ -325,7 +325,7 @@ async fn a_lease_left_by_a_dead_run_is_taken_over_when_it_lapses(stack: Stack) {
     assert!(stack.store.lease_delivery(&held, now).await.unwrap());
 
     let records: Vec<QueueRecord> = got.iter().map(QueueRecord::from).collect();
-    let handled = stack.dispatcher.handle(&records).await;
+    let handled = stack.dispatcher.handle(&records, None).await;
     assert!(handled.failed.is_empty(), "deferred, not failed");
     stack.queue.delete(&got[0].receipt).await.unwrap();
     assert!(
@@ -697,7 +697,12 @@ async fn a_store_outage_during_dispatch_is_a_batch_item_failure_then_delivered()
     stack.post_event(json!({"type": "jobs.failed"})).await;
     let first = receive_one(&stack).await;
     let records: Vec<QueueRecord> = first.iter().map(QueueRecord::from).collect();
-    assert!(stack.dispatcher.handle(&records).await.failed.is_empty());
+    assert!(stack
+        .dispatcher
+        .handle(&records, None)
+        .await
+        .failed
+        .is_empty());
     stack.queue.delete(&first[0].receipt).await.unwrap();
     assert_eq!(
         rx.requests().len(),
@@ -783,7 +788,7 @@ async fn dynamodb_errors_surface_as_503_and_batch_item_failures() {
         .map(herald_shared::service::QueueRecord::from)
         .collect();
     assert_eq!(
-        dispatcher.handle(&records).await.failed,
+        dispatcher.handle(&records, None).await.failed,
         [messages[0].message_id.clone()]
     );
 }
@@ -837,7 +842,7 @@ async fn one_batch(stack: &Stack) -> herald_shared::service::dispatch::Handled {
         .iter()
         .map(herald_shared::service::QueueRecord::from)
         .collect();
-    let handled = stack.dispatcher.handle(&records).await;
+    let handled = stack.dispatcher.handle(&records, None).await;
     for m in messages
         .iter()
         .filter(|m| !handled.failed.contains(&m.message_id))
@@ -1376,4 +1381,78 @@ async fn a_redelivery_writes_only_over_what_it_read_on_moto() {
         Duration::from_secs(1),
     )
     .await;
+}
+
+/// Lambda cuts an invocation off at its deadline, taking the POSTs in flight with it. A batch
+/// started too close to its deadline starts no delivery: its records come back whole as
+/// `batchItemFailures`, nothing is sent and nothing is leased.
+#[tokio::test]
+async fn no_delivery_starts_that_could_not_finish_before_the_deadline() {
+    let receiver = Receiver::start(200).await;
+    let stack = Stack::memory().await;
+    stack
+        .create_webhook(json!({"url": receiver.url, "events": ["jobs.failed"]}))
+        .await;
+    for n in 0..2 {
+        stack
+            .post_event(json!({"id": format!("evt-late-{n}"), "type": "jobs.failed"}))
+            .await;
+    }
+    // Less than the delivery timeout alone.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+    let failed = stack.drain_by(Some(deadline)).await;
+    assert_eq!(failed.len(), 2, "both records come back: {failed:?}");
+    assert!(receiver.requests().is_empty(), "nothing was sent");
+    let (status, _, page) = stack.call("GET", "/v1/webhooks", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let webhook = page["data"][0]["id"].as_str().unwrap().to_string();
+    let (_, _, log) = stack
+        .call(
+            "GET",
+            &format!("/v1/webhooks/{webhook}/deliveries"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(log["data"], json!([]), "nothing was leased or recorded");
+}
+
+/// A job waits for its URL's share before it takes one of the container's slots, so deliveries
+/// queued on a slow receiver do not hold the slots a fast one needs.
+#[tokio::test]
+async fn deliveries_queued_on_a_slow_receiver_leave_the_slots_to_others() {
+    let slow = Receiver::start(200).await;
+    slow.set_delay(Duration::from_secs(8));
+    let fast = Receiver::start(200).await;
+    let stack = Stack::memory_with(|c| {
+        c.dispatch_concurrency = 2;
+        c.endpoint_concurrency = 1;
+    })
+    .await;
+    // Created first, so their jobs come first in the batch.
+    for _ in 0..3 {
+        stack
+            .create_webhook(json!({"url": slow.url, "events": ["jobs.failed"]}))
+            .await;
+    }
+    stack
+        .create_webhook(json!({"url": fast.url, "events": ["jobs.failed"]}))
+        .await;
+    stack.post_event(json!({"type": "jobs.failed"})).await;
+    let dispatcher = stack.dispatcher.clone();
+    let records: Vec<QueueRecord> = stack
+        .queue
+        .receive(10, Duration::ZERO)
+        .await
+        .unwrap()
+        .iter()
+        .map(QueueRecord::from)
+        .collect();
+    let batch = tokio::spawn(async move { dispatcher.handle(&records, None).await });
+    fast.wait_for(1).await;
+    assert!(
+        slow.requests().is_empty(),
+        "the fast receiver was posted to while the slow one still held its first request"
+    );
+    batch.abort();
 }

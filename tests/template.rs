@@ -234,10 +234,40 @@ fn the_queue_settings_are_the_codes_and_outlast_any_lease() {
         u64::from(herald_shared::queue::MAX_RECEIVES)
     );
     // The longest lease: the largest delivery timeout config accepts, and the margin.
-    let longest_lease = Duration::from_secs(60) + herald_shared::service::dispatch::LEASE_MARGIN;
+    let longest_lease = herald_shared::config::MAX_DELIVERY_TIMEOUT
+        + herald_shared::service::dispatch::LEASE_MARGIN;
     assert!(herald_shared::queue::VISIBILITY_TIMEOUT > longest_lease);
     let dispatch = Duration::from_secs(t.number(property(&t, "DispatchFunction", "Timeout")));
     // And any lease (a delivery timeout of at least a second, and the margin) outlasts the
     // dispatch function, so no live run loses its lease.
     assert!(herald_shared::service::dispatch::LEASE_MARGIN >= dispatch);
+}
+
+/// A batch never runs into the dispatch function's timeout: no job starts that could not finish
+/// before the invocation's deadline, so what the batch size, the webhook cap and the concurrency
+/// allow only decides how many jobs come back for the next receive. That holds only if one job,
+/// at the longest delivery timeout the configuration takes and the template's own, fits the
+/// timeout; else no job would ever start and every message would end in the dead-letter queue.
+#[test]
+fn one_delivery_job_fits_the_dispatch_function_timeout() {
+    let t = template::load();
+    let dispatch = Duration::from_secs(t.number(property(&t, "DispatchFunction", "Timeout")));
+    let around = herald_shared::runtime::SDK_OPERATION_TIMEOUT * herald_shared::runtime::JOB_CALLS;
+    let longest = herald_shared::config::MAX_DELIVERY_TIMEOUT + around;
+    assert!(
+        longest <= dispatch,
+        "a job may take {longest:?}, the dispatch function has {dispatch:?}"
+    );
+    let configured = t.resource("DispatchFunction")["Properties"]["Environment"]["Variables"]
+        ["HERALD_DELIVERY_TIMEOUT"]
+        .as_str()
+        .map(|v| humantime::parse_duration(v).expect("a duration"));
+    let globals = t.globals()["Environment"]["Variables"]["HERALD_DELIVERY_TIMEOUT"]
+        .as_str()
+        .map(|v| humantime::parse_duration(v).expect("a duration"));
+    let delivery = configured
+        .or(globals)
+        .expect("the template sets a delivery timeout");
+    assert!(delivery <= herald_shared::config::MAX_DELIVERY_TIMEOUT);
+    assert!(delivery + around <= dispatch);
 }

@@ -219,7 +219,7 @@ async fn dispatch_in_batches(
 ) -> u64 {
     let mut delivered = 0;
     for batch in records.chunks(10) {
-        let handled = dispatcher.handle(batch).await;
+        let handled = dispatcher.handle(batch, None).await;
         assert!(handled.failed.is_empty());
         delivered += handled.metrics.succeeded;
     }

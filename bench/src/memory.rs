@@ -19,7 +19,7 @@ pub async fn run(in_flight: usize) -> (u64, u64) {
     let dispatcher =
         herald_shared::runtime::dispatcher(&config, store, Arc::new(MemoryQueue::default()));
     let before = peak_rss();
-    let handled = dispatcher.handle(&[fixture::record(0)]).await;
+    let handled = dispatcher.handle(&[fixture::record(0)], None).await;
     assert!(handled.failed.is_empty());
     assert_eq!(handled.metrics.succeeded as usize, in_flight);
     (before, peak_rss())

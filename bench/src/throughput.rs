@@ -65,7 +65,7 @@ pub async fn herald(receiver: &Receiver, fanout: usize, deliveries: usize, polle
     let per_batch = batch_events(fanout);
     // Warm the connection pool and the allocator outside the measurement.
     let warm = fixture::records(1_000_000..1_000_000 + per_batch);
-    assert!(dispatcher.handle(&warm).await.failed.is_empty());
+    assert!(dispatcher.handle(&warm, None).await.failed.is_empty());
 
     let records = Arc::new(fixture::records(0..events));
     let next = Arc::new(AtomicUsize::new(0));
@@ -77,7 +77,7 @@ pub async fn herald(receiver: &Receiver, fanout: usize, deliveries: usize, polle
                 .chunks(per_batch)
                 .nth(next.fetch_add(1, Ordering::Relaxed))
             {
-                let handled = dispatcher.handle(batch).await;
+                let handled = dispatcher.handle(batch, None).await;
                 assert!(handled.failed.is_empty(), "no internal failures");
                 assert_eq!(
                     handled.metrics.failed + handled.metrics.retried,

@@ -12,6 +12,11 @@ pub enum Mode {
     Local,
 }
 
+/// The longest delivery timeout: a delivery job (the POST and the store and queue calls around
+/// it, `runtime::JOB_CALLS` of them) must fit the dispatch function's 60 s timeout, or no job
+/// would ever start before an invocation's deadline.
+pub const MAX_DELIVERY_TIMEOUT: Duration = Duration::from_secs(50);
+
 #[derive(Debug, Clone)]
 pub struct Config {
     /// The local stack's tenant key (`HERALD_API_KEY`); unused in Lambda.
@@ -117,7 +122,7 @@ impl Config {
         let delivery_timeout = duration(
             "HERALD_DELIVERY_TIMEOUT",
             Duration::from_secs(10),
-            Duration::from_secs(60),
+            MAX_DELIVERY_TIMEOUT,
         )?;
         let max_webhooks = number("HERALD_MAX_WEBHOOKS", 100, 1, 10_000)? as usize;
         let endpoint_concurrency = number("HERALD_ENDPOINT_CONCURRENCY", 10, 1, 1024)? as usize;
@@ -259,7 +264,7 @@ mod tests {
         assert_eq!(err.name, "HERALD_DISPATCH_CONCURRENCY");
         let err = config(Mode::Lambda, &[("HERALD_ALLOWED_PORTS", "443,ssh")]).unwrap_err();
         assert_eq!(err.name, "HERALD_ALLOWED_PORTS");
-        let err = config(Mode::Lambda, &[("HERALD_DELIVERY_TIMEOUT", "90s")]).unwrap_err();
+        let err = config(Mode::Lambda, &[("HERALD_DELIVERY_TIMEOUT", "55s")]).unwrap_err();
         assert_eq!(err.name, "HERALD_DELIVERY_TIMEOUT");
         let err = config(Mode::Lambda, &[("HERALD_DISABLE_AFTER", "never")]).unwrap_err();
         assert_eq!(err.name, "HERALD_DISABLE_AFTER");

@@ -17,11 +17,12 @@ pub const NAMESPACE: &str = "Herald";
 /// EMF accepts at most 100 values per metric in one document; longer lists take more lines.
 const MAX_VALUES: usize = 100;
 
-const COUNTS: [&str; 4] = [
+const COUNTS: [&str; 5] = [
     "DeliveriesSucceeded",
     "DeliveriesFailed",
     "DeliveriesRetried",
     "RecordsFailed",
+    "JobsNotStarted",
 ];
 
 /// What one dispatch batch did.
@@ -31,6 +32,8 @@ pub struct BatchMetrics {
     pub failed: u64,
     pub retried: u64,
     pub records_failed: u64,
+    /// Jobs left for the next receive: they could not have finished before the deadline.
+    pub not_started: u64,
     pub duration_ms: Vec<f64>,
     pub latency_ms: Vec<f64>,
     pub fan_out: Vec<f64>,
@@ -44,6 +47,7 @@ impl BatchMetrics {
             self.failed,
             self.retried,
             self.records_failed,
+            self.not_started,
         ];
         let series = [
             ("DeliveryDuration", "Milliseconds", &self.duration_ms),
@@ -152,6 +156,7 @@ mod tests {
             failed: 1,
             retried: 2,
             records_failed: 1,
+            not_started: 4,
             duration_ms: vec![12.0, 30.5, 8.0, 500.0, 7.0, 9.0],
             latency_ms: vec![40.0, 60.0, 35.0],
             fan_out: vec![6.0],
@@ -167,6 +172,7 @@ mod tests {
                 "DeliveriesFailed",
                 "DeliveriesRetried",
                 "RecordsFailed",
+                "JobsNotStarted",
                 "DeliveryDuration",
                 "DeliveryLatency",
                 "FanOut"
@@ -175,6 +181,7 @@ mod tests {
         assert_eq!(doc["DeliveriesSucceeded"], 3);
         assert_eq!(doc["DeliveriesRetried"], 2);
         assert_eq!(doc["RecordsFailed"], 1);
+        assert_eq!(doc["JobsNotStarted"], 4);
         assert_eq!(doc["FanOut"], json!([6.0]));
         assert_eq!(doc["Function"], "dispatch");
         let units: Vec<&str> = doc["_aws"]["CloudWatchMetrics"][0]["Metrics"]
@@ -183,7 +190,7 @@ mod tests {
             .iter()
             .map(|m| m["Unit"].as_str().unwrap())
             .collect();
-        assert_eq!(units[4], "Milliseconds");
+        assert_eq!(units[5], "Milliseconds");
     }
 
     #[test]

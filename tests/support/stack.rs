@@ -165,6 +165,11 @@ impl Stack {
     /// Feeds everything queued through the dispatch Lambda handler as SQS event source batches
     /// would, deleting handled messages. Returns the ids reported in `batchItemFailures`.
     pub async fn drain(&self) -> Vec<String> {
+        self.drain_by(None).await
+    }
+
+    /// As [`Stack::drain`], each invocation cut off at `deadline` as Lambda's would be.
+    pub async fn drain_by(&self, deadline: Option<tokio::time::Instant>) -> Vec<String> {
         let mut failures = Vec::new();
         loop {
             let messages = self.queue.receive(10, self.wait).await.expect("receive");
@@ -182,7 +187,7 @@ impl Stack {
                 })
                 .collect();
             let event = serde_json::from_value(json!({ "Records": records })).expect("SQS event");
-            let response = herald_dispatch::handle(&self.dispatcher, event).await;
+            let response = herald_dispatch::handle(&self.dispatcher, event, deadline).await;
             let failed: Vec<String> = response
                 .batch_item_failures
                 .into_iter()

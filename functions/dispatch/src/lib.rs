@@ -6,8 +6,13 @@ use herald_shared::config::{Config, Mode};
 use herald_shared::runtime;
 use herald_shared::service::{Dispatcher, QueueRecord};
 
-/// Runs one SQS event through the dispatcher.
-pub async fn handle(dispatcher: &Dispatcher, event: SqsEvent) -> SqsBatchResponse {
+/// Runs one SQS event through the dispatcher, starting no delivery that could not finish
+/// before `deadline` (the invocation's, from Lambda's context).
+pub async fn handle(
+    dispatcher: &Dispatcher,
+    event: SqsEvent,
+    deadline: Option<tokio::time::Instant>,
+) -> SqsBatchResponse {
     let mut response = SqsBatchResponse::default();
     let mut records = Vec::with_capacity(event.records.len());
     for message in event.records {
@@ -21,12 +26,21 @@ pub async fn handle(dispatcher: &Dispatcher, event: SqsEvent) -> SqsBatchRespons
             (None, _) => tracing::error!("SQS record without a message id"),
         }
     }
-    let handled = dispatcher.handle(&records).await;
+    let handled = dispatcher.handle(&records, deadline).await;
     handled.metrics.emit("dispatch");
     for id in handled.failed {
         response.add_failure(id);
     }
     response
+}
+
+/// Lambda's deadline (wall-clock milliseconds) as an instant of this process's clock.
+pub fn deadline_of(context: &lambda_runtime::Context) -> tokio::time::Instant {
+    let left = context
+        .deadline()
+        .duration_since(std::time::SystemTime::now())
+        .unwrap_or_default();
+    tokio::time::Instant::now() + left
 }
 
 /// The dispatcher over DynamoDB and SQS (for retries) with the shared delivery client, built

@@ -9,7 +9,10 @@ async fn main() -> Result<(), Error> {
     let dispatcher = herald_dispatch::dispatcher(&sdk, &config).await?;
     let dispatcher = &dispatcher;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        Ok::<SqsBatchResponse, Error>(herald_dispatch::handle(dispatcher, event.payload).await)
+        let deadline = herald_dispatch::deadline_of(&event.context);
+        Ok::<SqsBatchResponse, Error>(
+            herald_dispatch::handle(dispatcher, event.payload, Some(deadline)).await,
+        )
     }))
     .await
 }

@@ -126,6 +126,10 @@ pub fn lambda_sdk_config() -> aws_config::SdkConfig {
 pub const SDK_OPERATION_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(1500);
 pub const SDK_ATTEMPT_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(1000);
 
+/// The store and queue calls one delivery job may make in a row around its POST: read the
+/// delivery, lease it, queue the retry, record it, change the webhook's health.
+pub const JOB_CALLS: u32 = 5;
+
 pub fn lambda_sdk_timeouts() -> aws_config::timeout::TimeoutConfig {
     aws_config::timeout::TimeoutConfig::builder()
         .operation_timeout(SDK_OPERATION_TIMEOUT)
@@ -228,6 +232,7 @@ fn dispatcher_with(
             schedule: config.retry_schedule.clone(),
             disable_after: config.disable_after,
             lease: config.delivery_timeout + crate::service::dispatch::LEASE_MARGIN,
+            job_budget: config.delivery_timeout + JOB_CALLS * SDK_OPERATION_TIMEOUT,
         },
     )
 }

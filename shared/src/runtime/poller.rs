@@ -30,7 +30,8 @@ pub async fn poll(
             continue;
         }
         let records: Vec<QueueRecord> = messages.iter().map(QueueRecord::from).collect();
-        let failed = dispatcher.handle(&records).await.failed;
+        // No deadline: nothing cuts the local stack's run short.
+        let failed = dispatcher.handle(&records, None).await.failed;
         for m in messages.iter().filter(|m| !failed.contains(&m.message_id)) {
             if let Err(e) = queue.delete(&m.receipt).await {
                 // It will be received again; deliveries already made are skipped then.

@@ -99,12 +99,19 @@ impl Dispatcher {
         }
     }
 
-    pub(super) async fn deliver_and_record(&self, job: &Job<'_>) -> JobResult {
-        let _slot = self
-            .slots
-            .acquire()
-            .await
-            .expect("the slots semaphore is never closed");
+    /// Whether a job started now could run past the deadline.
+    fn too_late(&self, deadline: Option<Instant>) -> bool {
+        deadline.is_some_and(|d| Instant::now() + self.settings.job_budget > d)
+    }
+
+    pub(super) async fn deliver_and_record(
+        &self,
+        job: &Job<'_>,
+        deadline: Option<Instant>,
+    ) -> JobResult {
+        if self.too_late(deadline) {
+            return JobResult::NotStarted;
+        }
         let env = job.envelope();
         let webhook = job.webhook;
         // The rare paths below (defer, decide again, queue a retry, change health) are boxed, so
@@ -124,6 +131,15 @@ impl Dispatcher {
         };
         let endpoint = self.sender.endpoint(&webhook.spec.url);
         let permit = endpoint.permit().await;
+        let _slot = self
+            .slots
+            .acquire()
+            .await
+            .expect("the slots semaphore is never closed");
+        // The waits above may have taken the time the job needed.
+        if self.too_late(deadline) {
+            return JobResult::NotStarted;
+        }
         // The lease is taken once this run can post at once, so it covers only the attempt.
         let now = OffsetDateTime::now_utc();
         delivery.leased_until = Some(now + self.settings.lease);

@@ -32,6 +32,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::sync::Semaphore;
+use tokio::time::Instant;
 
 /// SQS's longest message delay; longer waits are chained.
 pub const MAX_QUEUE_DELAY: Duration = Duration::from_secs(900);
@@ -42,6 +43,8 @@ pub const LEASE_MARGIN: Duration = Duration::from_secs(60);
 /// How long a message waits for a delivery another run holds, between looks.
 const DEFER_MIN: Duration = Duration::from_secs(1);
 const DEFER_MAX: Duration = Duration::from_secs(5);
+/// Jobs a batch polls per concurrency slot: those waiting for a busy URL's share hold no slot.
+const POLLED_PER_SLOT: usize = 8;
 
 /// One queue message handed to dispatch: a record of the SQS event source's batch, or one the
 /// local poller received. Its body is a `queue::Message` in its text form.
@@ -70,6 +73,9 @@ pub struct Settings {
     pub disable_after: Duration,
     /// How long a run holds a delivery while it makes an attempt.
     pub lease: Duration,
+    /// The longest a job may take once started: its POST and the store and queue calls around
+    /// it. A job that could not finish before the invocation's deadline is not started.
+    pub job_budget: Duration,
 }
 
 pub struct Dispatcher {
@@ -101,6 +107,9 @@ enum JobResult {
     },
     /// The store or queue failed; the record goes back to the queue.
     Internal,
+    /// Not started: it could not have finished before the invocation's deadline. The record
+    /// goes back to the queue, and the next receive makes it.
+    NotStarted,
 }
 
 /// What a job comes to once its delivery has been read.
@@ -160,7 +169,10 @@ impl Dispatcher {
     /// Handles a batch; reports the message ids that must be retried, and the batch's metrics.
     /// One batch: decode the records, hold back what is not due, fan each event out to its
     /// webhooks, run the jobs concurrently, and report the records that must come back.
-    pub async fn handle(&self, records: &[QueueRecord]) -> Handled {
+    ///
+    /// `deadline` is when the invocation is cut off (Lambda's); no job starts that could not
+    /// finish by then, and the records of the jobs left come back as failures.
+    pub async fn handle(&self, records: &[QueueRecord], deadline: Option<Instant>) -> Handled {
         let mut metrics = BatchMetrics::default();
         let mut failed = vec![false; records.len()];
         let mut messages = fan_out::decode(records, &mut failed);
@@ -176,10 +188,12 @@ impl Dispatcher {
         );
         // Each job's future lives in the stream's own slot, not a box of its own. The closure
         // takes an index, not a `Job`: one over borrowed jobs trips the compiler's `Send`
-        // inference where the handler is spawned.
+        // inference where the handler is spawned. More jobs are polled than may post at once:
+        // a job waits for its URL's share before it takes a slot, so jobs queued on a slow URL
+        // leave the slots to the others.
         let outcomes: Vec<(usize, JobResult)> = stream::iter(0..jobs.len())
-            .map(|i| self.run(&jobs[i]))
-            .buffer_unordered(self.settings.concurrency)
+            .map(|i| self.run(&jobs[i], deadline))
+            .buffer_unordered(self.settings.concurrency * POLLED_PER_SLOT)
             .collect()
             .await;
         for (record, result) in outcomes {
@@ -197,8 +211,8 @@ impl Dispatcher {
         Handled { failed, metrics }
     }
 
-    async fn run(&self, job: &Job<'_>) -> (usize, JobResult) {
-        (job.record, self.deliver_and_record(job).await)
+    async fn run(&self, job: &Job<'_>, deadline: Option<Instant>) -> (usize, JobResult) {
+        (job.record, self.deliver_and_record(job, deadline).await)
     }
 }
 
@@ -208,6 +222,10 @@ fn tally(result: JobResult, metrics: &mut BatchMetrics) -> bool {
     match result {
         JobResult::Skipped => false,
         JobResult::Internal => true,
+        JobResult::NotStarted => {
+            metrics.not_started += 1;
+            true
+        }
         JobResult::Attempted {
             verdict,
             duration,
@@ -249,6 +267,6 @@ pub fn job_future_bytes(dispatcher: &Dispatcher, message: &Message, webhook: &We
         webhook,
         body: Bytes::new(),
     };
-    let future = dispatcher.run(&job);
+    let future = dispatcher.run(&job, None);
     std::mem::size_of_val(&future)
 }
