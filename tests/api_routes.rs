@@ -1118,6 +1118,42 @@ async fn every_error_status_is_a_problem() {
     assert_eq!(answer.2["errors"][0]["valid"].as_array().unwrap().len(), 23);
 }
 
+/// What the OpenAPI document closes, the API closes: a batch's body, a header entry, an event's
+/// `object`; and a test send takes an object or no body, nothing else.
+#[tokio::test]
+async fn bodies_take_no_field_the_document_does_not_name() {
+    let stack = Stack::memory().await;
+    let batch = json!({"events": [{"type": "jobs.failed"}], "event": []});
+    let answer = stack
+        .call("POST", "/v1/events/batch", Some(batch), None)
+        .await;
+    assert_problem(&answer, 422);
+    assert_eq!(fields(&answer.2), ["event"]);
+    assert_eq!(answer.2["errors"][0]["valid"], json!(["events"]));
+    let event = json!({"type": "jobs.failed", "object": {"kind": "job", "name": "j", "size": 1}});
+    let answer = stack.call("POST", "/v1/events", Some(event), None).await;
+    assert_eq!(fields(&answer.2), ["object.size"]);
+    let header = json!({"url": "http://127.0.0.1:9/", "events": ["*"],
+        "headers": [{"key": "Authorization", "value": "Token 1", "protect": true}]});
+    let answer = stack.call("POST", "/v1/webhooks", Some(header), None).await;
+    assert_problem(&answer, 422);
+    assert_eq!(fields(&answer.2), ["headers[0].protect"]);
+
+    let webhook = stack
+        .create_webhook(json!({"url": "http://127.0.0.1:9/", "events": ["*"]}))
+        .await;
+    let test = format!("/v1/webhooks/{}/test", webhook["id"].as_str().unwrap());
+    assert_problem(
+        &stack.call("POST", &test, Some(json!([null])), None).await,
+        400,
+    );
+    assert_eq!(
+        stack.call("POST", &test, Some(Value::Null), None).await.0,
+        StatusCode::OK,
+        "null is no body"
+    );
+}
+
 #[tokio::test]
 async fn catalog_health_and_openapi() {
     let stack = Stack::memory().await;

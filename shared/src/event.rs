@@ -3,10 +3,10 @@
 
 use crate::catalog::{self, EventType, REQUEST_OBJECT_KINDS};
 use crate::error::Error;
-use crate::fields::{refused, string, text, Fields, Rule};
+use crate::fields::{self, refused, rule, string, text, Fields, Rule};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 use std::sync::{Arc, OnceLock};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -69,7 +69,7 @@ impl EnvironmentType {
 }
 
 /// What the event is about: a deployment version, a pipeline, an experiment, an environment.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObjectRef {
     pub kind: String,
     pub name: String,
@@ -214,54 +214,14 @@ impl Event {
             return Err(Error::BadRequest("the event must be a JSON object".into()));
         };
         let mut f = Fields::new(obj, &FIELDS);
-        let id = f.optional("id", event_id);
-        let event_type = f.required(
-            "type",
-            refused("is required").with_valid(catalog::type_names()),
-            event_type,
-        );
-        let occurred_at = f.optional("occurred_at", occurred_at).unwrap_or(now);
-        let project = f.optional("project", string(MAX_NAME_LEN));
-        let environment_type = f.optional("environment_type", environment_type);
-        let object = match f.get("object") {
-            None => None,
-            Some(Value::Object(o)) => {
-                let mut inner = Fields::nested(o, "object", &OBJECT_FIELDS);
-                let object = object_ref(&mut inner);
-                f.absorb(inner);
-                object
-            }
-            Some(_) => {
-                f.refuse("object", refused("must be an object with kind and name"));
-                None
-            }
-        };
-        if event_type.is_some_and(|t| t.resource == "requests") {
-            request_object(&mut f, object.as_ref());
-        }
-        let data = f.optional("data", data).unwrap_or_default();
-        // Never sent above the limit, so never carried: keeps queue messages small.
-        let result = f
-            .get("result")
-            .filter(|r| serde_json::to_vec(r).map_or(usize::MAX, |v| v.len()) <= MAX_RESULT_BYTES)
-            .cloned();
-        let text = f.optional("text", string(MAX_TEXT_LEN));
+        let event = read(&mut f, now);
         f.finish()?;
-        let event_type = event_type.expect("a missing type is a validation error");
-        let text =
-            text.unwrap_or_else(|| describe(event_type, object.as_ref(), project.as_deref()));
-        Ok(Event {
-            id: id.unwrap_or_else(|| crate::ids::prefixed("evt")).into(),
-            event_type: event_type.name.into(),
-            occurred_at,
-            project,
-            environment_type,
-            object,
-            data,
-            result,
-            text,
-            test: false,
-        })
+        Ok(event.expect("a body without refusals reads as an event"))
+    }
+
+    /// The JSON Schema of the bodies [`Event::parse`] takes.
+    pub fn schema() -> Value {
+        fields::describe(&FIELDS, |f| read(f, OffsetDateTime::UNIX_EPOCH))
     }
 
     /// A test event: the catalog sample of `event_type`, marked `test`.
@@ -273,67 +233,178 @@ impl Event {
     }
 }
 
+/// An event's fields, read (or described) in order; `now` stands in for a missing `occurred_at`.
+fn read(f: &mut Fields<'_>, now: OffsetDateTime) -> Option<Event> {
+    let id = f.optional(
+        "id",
+        event_id()
+            .about("Idempotency key and Standard Webhooks message id; generated when absent."),
+    );
+    let event_type = f.required(
+        "type",
+        refused("is required").with_valid(catalog::type_names()),
+        event_type(),
+    );
+    let occurred_at = f
+        .optional("occurred_at", occurred_at().about("RFC 3339; default now."))
+        .unwrap_or(now);
+    let project = f.optional("project", string(MAX_NAME_LEN));
+    let environment_type = f.optional("environment_type", environment_type());
+    let object = f.optional("object", object_ref()).flatten();
+    f.across(requests_need_an_object, |f| {
+        if event_type.is_some_and(|t| t.resource == "requests") {
+            request_object(f, object.as_ref());
+        }
+    });
+    let data = f.optional("data", data()).unwrap_or_default();
+    let result = f.optional("result", result()).flatten();
+    let text = f.optional(
+        "text",
+        string(MAX_TEXT_LEN)
+            .about("A human description; generated from type, object and project when absent."),
+    );
+    let event_type = event_type?;
+    let text = text.unwrap_or_else(|| describe(event_type, object.as_ref(), project.as_deref()));
+    Some(Event {
+        id: id.unwrap_or_else(|| crate::ids::prefixed("evt")).into(),
+        event_type: event_type.name.into(),
+        occurred_at,
+        project,
+        environment_type,
+        object,
+        data,
+        result,
+        text,
+        test: false,
+    })
+}
+
 pub fn valid_event_id(s: &str) -> bool {
     (1..=MAX_ID_LEN).contains(&s.len())
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b':' | b'-'))
 }
 
-fn event_id(value: &Value) -> Rule<String> {
-    match value {
-        Value::String(s) if valid_event_id(s) => Ok(s.clone()),
-        _ => Err(refused(
-            "must be 1-128 characters of A-Z, a-z, 0-9, '_', ':' or '-'",
-        )),
-    }
+fn event_id() -> impl Rule<Output = String> {
+    rule(
+        || json!({"type": "string", "pattern": format!("^[A-Za-z0-9_:-]{{1,{MAX_ID_LEN}}}$")}),
+        |value| match value {
+            Value::String(s) if valid_event_id(s) => Ok(s.clone()),
+            _ => Err(refused(
+                "must be 1-128 characters of A-Z, a-z, 0-9, '_', ':' or '-'",
+            )),
+        },
+    )
 }
 
-fn event_type(value: &Value) -> Rule<&'static EventType> {
-    let name = text(value)?;
-    catalog::find(name).ok_or_else(|| {
-        refused(format!("unknown event type `{name}`")).with_valid(catalog::type_names())
-    })
+fn event_type() -> impl Rule<Output = &'static EventType> {
+    rule(
+        || json!({"type": "string", "enum": catalog::type_names()}),
+        |value| {
+            let name = text(value)?;
+            catalog::find(name).ok_or_else(|| {
+                refused(format!("unknown event type `{name}`")).with_valid(catalog::type_names())
+            })
+        },
+    )
 }
 
-/// Normalised to UTC so every payload's timestamp reads the same way; checked, because a time
-/// late on 9999-12-31 at a negative offset is past 9999 in UTC.
-fn occurred_at(value: &Value) -> Rule<OffsetDateTime> {
-    let at = OffsetDateTime::parse(text(value)?, &Rfc3339)
-        .map_err(|_| refused("must be an RFC 3339 timestamp such as 2026-11-22T10:00:00Z"))?;
-    at.checked_to_offset(time::UtcOffset::UTC)
-        .filter(|t| OCCURRED_YEARS.contains(&t.year()))
-        .ok_or_else(|| refused("must be between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59Z"))
+/// The dates an `occurred_at` may be written with: years 1970 to 9999, and on the first and last
+/// day of them only in UTC, as [`occurred_at`] takes them (the format checks the rest).
+const OCCURRED_AT_PATTERN: &str =
+    "^(?:(?:197[1-9]|19[89][0-9]|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])-\
+     |1970-(?:0[2-9]|1[0-2]|01-(?:0[2-9]|[12][0-9]|3[01]))\
+     |9999-(?:0[0-9]|1[01]|12-(?:[0-2][0-9]|30))\
+     |(?:1970-01-01|9999-12-31)[Tt][^+-]*(?:[Zz]|[+-]00:00)$)";
+
+/// Normalised to UTC so every payload's timestamp reads the same way. On 1970-01-01 and
+/// 9999-12-31 only a UTC time is taken: an offset moves a time by less than a day, so every
+/// other date in range stays in range in UTC, and the rule stays one a pattern can say.
+fn occurred_at() -> impl Rule<Output = OffsetDateTime> {
+    rule(
+        || json!({"type": "string", "format": "date-time", "pattern": OCCURRED_AT_PATTERN}),
+        |value| {
+            let text = text(value)?;
+            // RFC 3339 lets a space stand for the `T` by agreement; JSON Schema's date-time does not.
+            let at = text
+                .get(10..11)
+                .filter(|t| t.eq_ignore_ascii_case("t"))
+                .and_then(|_| OffsetDateTime::parse(text, &Rfc3339).ok())
+                .ok_or_else(|| {
+                    refused("must be an RFC 3339 timestamp such as 2026-11-22T10:00:00Z")
+                })?;
+            let edge = matches!(
+                (at.year(), at.month() as u8, at.day()),
+                (1970, 1, 1) | (9999, 12, 31)
+            );
+            if !OCCURRED_YEARS.contains(&at.year()) || (edge && !at.offset().is_utc()) {
+                return Err(refused(
+                    "must be between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59Z, \
+                     and in UTC on those two days",
+                ));
+            }
+            Ok(at.to_offset(time::UtcOffset::UTC))
+        },
+    )
 }
 
-fn environment_type(value: &Value) -> Rule<EnvironmentType> {
-    match value {
-        Value::String(s) => EnvironmentType::parse(s).ok_or_else(|| {
-            refused(format!("unknown environment type `{s}`")).with_valid(EnvironmentType::names())
-        }),
-        _ => Err(refused("must be a string").with_valid(EnvironmentType::names())),
-    }
+fn environment_type() -> impl Rule<Output = EnvironmentType> {
+    rule(
+        || json!({"type": "string", "enum": EnvironmentType::names()}),
+        |value| match value {
+            Value::String(s) => EnvironmentType::parse(s).ok_or_else(|| {
+                refused(format!("unknown environment type `{s}`"))
+                    .with_valid(EnvironmentType::names())
+            }),
+            _ => Err(refused("must be a string").with_valid(EnvironmentType::names())),
+        },
+    )
 }
 
-fn data(value: &Value) -> Rule<Data> {
-    match value {
-        Value::Object(d) => Ok(Data::from(d.clone())),
-        _ => Err(refused("must be a JSON object")),
-    }
+fn data() -> impl Rule<Output = Data> {
+    rule(
+        || json!({"type": "object"}),
+        |value| match value {
+            Value::Object(d) => Ok(Data::from(d.clone())),
+            _ => Err(refused("must be a JSON object")),
+        },
+    )
+}
+
+/// Any JSON value; `None` above [`MAX_RESULT_BYTES`], which is never sent, so never carried:
+/// keeps queue messages small.
+fn result() -> impl Rule<Output = Option<Value>> {
+    rule(
+        || json!({"description": "Any JSON value. Sent only to webhooks with `include_result`, and only if at most 16 KiB."}),
+        |value| {
+            let size = serde_json::to_vec(value).map_or(usize::MAX, |v| v.len());
+            Ok((size <= MAX_RESULT_BYTES).then(|| value.clone()))
+        },
+    )
 }
 
 const OBJECT_FIELDS: [&str; 4] = ["kind", "name", "version", "id"];
 
-fn object_ref(f: &mut Fields<'_>) -> Option<ObjectRef> {
-    let kind = f.required("kind", refused("is required"), string(MAX_NAME_LEN));
-    let name = f.required("name", refused("is required"), string(MAX_NAME_LEN));
-    let version = f.optional("version", string(MAX_NAME_LEN));
-    let id = f.optional("id", string(MAX_NAME_LEN));
-    Some(ObjectRef {
-        kind: kind?,
-        name: name?,
-        version,
-        id,
-    })
+fn object_ref() -> impl Rule<Output = Option<ObjectRef>> {
+    fields::object(
+        &OBJECT_FIELDS,
+        "must be an object with kind and name",
+        |f| {
+            let kind = f.required("kind", refused("is required"), string(MAX_NAME_LEN));
+            let name = f.required("name", refused("is required"), string(MAX_NAME_LEN));
+            let version = f.optional("version", string(MAX_NAME_LEN));
+            let id = f.optional("id", string(MAX_NAME_LEN));
+            Some(ObjectRef {
+                kind: kind?,
+                name: name?,
+                version,
+                id,
+            })
+        },
+    )
+    .about(
+        "What the event is about: a deployment version, a pipeline, an experiment, an environment.",
+    )
 }
 
 /// A `requests.*` event names what received the request: a deployment, pipeline or experiment.
@@ -350,6 +421,22 @@ fn request_object(f: &mut Fields<'_>, object: Option<&ObjectRef>) {
         ),
         _ => {}
     }
+}
+
+/// [`request_object`] as JSON Schema.
+fn requests_need_an_object() -> Value {
+    let requests: Vec<&str> = catalog::EVENT_TYPES
+        .iter()
+        .filter(|t| t.resource == "requests")
+        .map(|t| t.name)
+        .collect();
+    json!({
+        "if": {"properties": {"type": {"enum": requests}}, "required": ["type"]},
+        "then": {
+            "required": ["object"],
+            "properties": {"object": {"type": "object", "properties": {"kind": {"enum": REQUEST_OBJECT_KINDS}}}},
+        },
+    })
 }
 
 /// The human line used when the platform sends no `text`, e.g.
@@ -573,12 +660,81 @@ mod tests {
         }
     }
 
+    #[test]
+    fn the_schema_names_every_field_and_requires_type() {
+        let schema = Event::schema();
+        let mut properties: Vec<&str> = schema["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        properties.sort_unstable();
+        let mut known = FIELDS.to_vec();
+        known.sort_unstable();
+        assert_eq!(properties, known);
+        assert_eq!(schema["required"], json!(["type"]));
+        assert_eq!(schema["additionalProperties"], json!(false));
+        assert_eq!(
+            schema["properties"]["object"]["additionalProperties"],
+            json!(false),
+            "the object is closed, as its reader is"
+        );
+    }
+
+    #[test]
+    fn a_space_for_the_t_is_refused_as_json_schema_refuses_it() {
+        let parse = |t: &str| Event::parse(&json!({"type": "jobs.failed", "occurred_at": t}), NOW);
+        assert!(parse("2026-11-22t10:00:00z").is_ok());
+        assert_eq!(
+            fields(parse("2026-11-22 10:00:00Z").unwrap_err()),
+            ["occurred_at"]
+        );
+    }
+
+    /// Dates near the ends of the range, and any other.
+    fn timestamp() -> impl Strategy<Value = String> {
+        let year = prop_oneof![Just(1969), Just(1970), Just(9999), 0..=9999i32];
+        let month = prop_oneof![Just(1u8), Just(12u8), 1..=12u8];
+        let day = prop_oneof![Just(1u8), Just(31u8), 1..=31u8];
+        let offset = prop_oneof![
+            Just("Z".to_string()),
+            Just("+00:00".to_string()),
+            Just("-00:00".to_string()),
+            (any::<bool>(), 0..24u8, 0..60u8).prop_map(|(ahead, h, m)| format!(
+                "{}{h:02}:{m:02}",
+                if ahead { '+' } else { '-' }
+            )),
+        ];
+        (year, month, day, 0..24u8, 0..60u8, offset)
+            .prop_filter("a day of its month", |(y, mo, d, ..)| {
+                time::Month::try_from(*mo)
+                    .ok()
+                    .is_some_and(|m| time::Date::from_calendar_date(*y, m, *d).is_ok())
+            })
+            .prop_map(|(y, mo, d, h, mi, offset)| {
+                format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:00{offset}")
+            })
+    }
+
     proptest! {
         #[test]
         fn ids_accepted_iff_charset_and_length(id in "[A-Za-z0-9_:.\\- ]{0,140}") {
             let ok = !id.is_empty() && id.len() <= 128 && id.chars().all(|c| c.is_ascii_alphanumeric() || "_:-".contains(c));
             let parsed = Event::parse(&json!({"type": "jobs.failed", "id": id}), NOW);
             prop_assert_eq!(parsed.is_ok(), ok);
+            let pattern = event_id().schema()["pattern"].as_str().unwrap().to_string();
+            prop_assert_eq!(crate::fields::patterns::matches(&pattern, &id), ok);
+        }
+
+        /// The format (RFC 3339) holds for every text here: the pattern says the rest.
+        #[test]
+        fn occurred_at_pattern_takes_what_the_rule_takes(text in timestamp()) {
+            prop_assert_eq!(
+                occurred_at().read(&json!(text)).is_ok(),
+                crate::fields::patterns::matches(OCCURRED_AT_PATTERN, &text),
+                "{}", text
+            );
         }
 
         #[test]

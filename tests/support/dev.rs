@@ -14,6 +14,11 @@ pub struct DevServer {
 impl DevServer {
     /// Starts `bin dev` (the `herald` binary) in memory and waits until it listens.
     pub fn start(bin: &Path) -> DevServer {
+        Self::start_with(bin, &[])
+    }
+
+    /// As [`DevServer::start`], with more environment (`HERALD_ADMIN_KEY`, say).
+    pub fn start_with(bin: &Path, env: &[(&str, &str)]) -> DevServer {
         let port = free_port();
         let child = Command::new(bin)
             .args(["dev", "--port", &port.to_string()])
@@ -22,6 +27,7 @@ impl DevServer {
             .env("RUST_LOG", "error")
             .env_remove("AWS_ENDPOINT_URL")
             .env_remove("HERALD_API_KEY")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .spawn()
             .expect("herald dev starts");

@@ -6,6 +6,7 @@
 
 use crate::error::{Error, FieldError, Result};
 use crate::event::{Event, EventEnvelope};
+use crate::fields::Fields;
 use crate::queue::{Message, Queue};
 use crate::store::{Claim, Store};
 use futures::future::join_all;
@@ -303,8 +304,11 @@ impl Ingest {
     }
 }
 
-/// The batch's events: 1 to `MAX_BATCH` of them under `events`.
+/// The batch's events: 1 to `MAX_BATCH` of them under `events`, the body's one field.
 fn batch_events(body: &Value) -> Result<&Vec<Value>> {
+    if let Some(fields) = body.as_object() {
+        Fields::new(fields, &["events"]).finish()?;
+    }
     match body.get("events") {
         Some(Value::Array(events)) if (1..=MAX_BATCH).contains(&events.len()) => Ok(events),
         Some(Value::Array(_)) => Err(Error::field(

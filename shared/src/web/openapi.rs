@@ -1,196 +1,93 @@
 //! The OpenAPI 3.1 document, generated from the handlers' annotations and the domain types.
-//! Request bodies are validated by hand (for field-level errors), so their schemas are
-//! described here by schema-only types; enumerations come from the catalog.
+//! Request bodies are validated field by field (for field-level errors): their schemas are the
+//! ones the validators' readers describe (`Event::schema`, `WebhookSpec::schema`), put among
+//! the components here; answers are described by the types that serialize them.
 
 use crate::catalog;
 use crate::delivery::{Attempt, DeliveryStatus};
 use crate::error::FieldError;
-use crate::event::{EnvironmentType, ObjectRef};
+use crate::event::{EnvironmentType, Event};
+use crate::fields::{nullable, NOT_BLANK};
 use crate::scope::Scope;
-use crate::service::api::{DeliveryView, KeyView, NewKey, NewTenant, TestResult};
-use crate::service::ingest::{Accepted, BatchItem, BatchStatus, PostStatus};
+use crate::service::api::{DeliveryView, KeyView, NewKey, NewTenant, TestResult, MAX_KEY_NAME};
+use crate::service::ingest::{Accepted, BatchItem, BatchStatus, PostStatus, MAX_BATCH};
 use crate::web::problem::Problem;
-use crate::webhook::{Filters, HeaderView, Kind, ObjectFilter, WebhookView};
-use serde::Deserialize;
+use crate::webhook::{Filters, HeaderView, Kind, ObjectFilter, WebhookSpec, WebhookView};
 use serde_json::{json, Value};
 use std::sync::OnceLock;
-use time::OffsetDateTime;
 use utoipa::{OpenApi, ToResponse, ToSchema};
 
-/// An event as a platform posts it. Only `type` is required.
-#[derive(Deserialize, ToSchema)]
-#[schema(example = json!({"type": "experiments.succeeded", "project": "Light detection",
-    "object": {"kind": "experiment", "name": "cifar10"}, "data": {"accuracy": 0.93}}))]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-pub struct EventInput {
-    /// Idempotency key and Standard Webhooks message id; generated when absent.
-    #[schema(min_length = 1, max_length = 128, pattern = "^[A-Za-z0-9_:-]+$")]
-    id: Option<String>,
-    #[serde(rename = "type")]
-    event_type: String,
-    /// RFC 3339; default now.
-    occurred_at: Option<OffsetDateTime>,
-    #[schema(min_length = 1, max_length = 256)]
-    project: Option<String>,
-    environment_type: Option<EnvironmentType>,
-    object: Option<ObjectRef>,
-    #[schema(value_type = Option<Object>)]
-    data: Option<Value>,
-    /// Sent only to webhooks with `include_result`, and only if at most 16 KiB.
-    #[schema(value_type = Option<Object>)]
-    result: Option<Value>,
-    /// A human description; generated from type, object and project when absent.
-    #[schema(min_length = 1, max_length = 4096)]
-    text: Option<String>,
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-pub struct BatchInput {
-    #[schema(min_items = 1, max_items = 100)]
-    events: Vec<EventInput>,
+/// The request bodies' schemas, by component name. Event and webhook bodies are described by
+/// the readers that validate them. The bodies the service layer reads itself (a batch's list, a
+/// test send's event type, a tenant, a key) are described here from the same limits.
+fn request_schemas() -> Vec<(&'static str, Value)> {
+    let mut event = Event::schema();
+    event["description"] = json!("An event as a platform posts it. Only `type` is required.");
+    event["example"] = json!({"type": "experiments.succeeded", "project": "Light detection",
+        "object": {"kind": "experiment", "name": "cifar10"}, "data": {"accuracy": 0.93}});
+    let mut webhook = WebhookSpec::schema();
+    webhook["description"] =
+        json!("A webhook to create or replace. Only `url` and `events` are required.");
+    webhook["example"] = json!({"url": "http://localhost:9000/hooks", "events": ["experiments.done"],
+        "kind": "slack", "filters": {"project_names": ["Light*"]},
+        "headers": [{"key": "Authorization", "value": "Token 123", "protected": true}]});
+    let mut patch = WebhookSpec::patch_schema();
+    patch["description"] = json!("The fields to change (RFC 7396 merge patch).");
+    let test_event_type = nullable(json!({"type": "string", "enum": catalog::type_names(),
+        "description": "The event type whose sample to send; default: the first the webhook subscribes to."}));
+    let mut unsaved = WebhookSpec::schema();
+    unsaved["description"] =
+        json!("An unsaved webhook configuration (a create body) plus the event type to send.");
+    unsaved["properties"]["event_type"] = test_event_type.clone();
+    vec![
+        ("EventInput", event),
+        (
+            "BatchInput",
+            json!({
+                "type": "object",
+                "required": ["events"],
+                "additionalProperties": false,
+                "properties": {"events": {
+                    "type": "array", "minItems": 1, "maxItems": MAX_BATCH,
+                    // An item that is not a valid event is answered `invalid` in its place, so
+                    // the batch takes any item.
+                    "items": {"anyOf": [{"$ref": component("EventInput")}, {}]},
+                    "description": "Events (EventInput), each validated on its own: one that is not valid is answered `invalid`, its fields named `events[i].field`.",
+                }},
+            }),
+        ),
+        ("WebhookInput", webhook),
+        ("WebhookPatch", patch),
+        ("UnsavedTestInput", unsaved),
+        (
+            "TestInput",
+            json!({"type": "object", "additionalProperties": false,
+                "properties": {"event_type": test_event_type}}),
+        ),
+        (
+            "TenantInput",
+            // `create_tenant` takes a name of 1 to 128 characters, not all white space.
+            json!({"type": "object", "additionalProperties": false, "required": ["name"],
+                "properties": {"name": {"type": "string", "maxLength": 128, "pattern": NOT_BLANK}}}),
+        ),
+        (
+            "KeyInput",
+            json!({"type": "object", "additionalProperties": false,
+            "description": "A key to create. Without `scopes` it gets those of the key asking; it can never get more.",
+            "properties": {
+                "name": nullable(json!({"type": "string", "maxLength": MAX_KEY_NAME, "pattern": NOT_BLANK,
+                    "description": "A label for people; default empty."})),
+                "scopes": nullable(json!({"type": "array", "minItems": 1,
+                    "items": {"$ref": component("Scope")}})),
+            }}),
+        ),
+    ]
 }
 
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct BatchAnswer {
     data: Vec<BatchItem>,
-}
-
-/// A header sent with every delivery. A protected value is write-only.
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-pub struct HeaderInput {
-    /// An HTTP token; not hop-by-hop, `Host`, `Content-Length`, `Content-Type` or `webhook-*`.
-    #[schema(
-        min_length = 1,
-        max_length = 256,
-        pattern = "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"
-    )]
-    key: String,
-    /// Omit it on PUT/PATCH to keep a stored protected value.
-    #[schema(max_length = 4096, pattern = "^[\\x20-\\x7E\\t]*$")]
-    value: Option<String>,
-    protected: Option<bool>,
-}
-
-/// A webhook to create or replace. Only `url` and `events` are required.
-#[derive(Deserialize, ToSchema)]
-#[schema(example = json!({"url": "http://localhost:9000/hooks", "events": ["experiments.done"], "kind": "slack",
-    "filters": {"project_names": ["Light*"]}, "headers": [{"key": "Authorization", "value": "Token 123", "protected": true}]}))]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-pub struct WebhookInput {
-    /// `http(s)`, no credentials, a target the deployment's policy allows.
-    #[schema(max_length = 2048, pattern = "^https?://")]
-    url: String,
-    #[schema(min_items = 1, max_items = 50)]
-    events: Vec<String>,
-    #[schema(min_length = 1, max_length = 128)]
-    name: Option<String>,
-    #[schema(max_length = 1024)]
-    description: Option<String>,
-    kind: Option<Kind>,
-    filters: Option<Filters>,
-    #[schema(max_items = 20)]
-    headers: Option<Vec<HeaderInput>>,
-    include_result: Option<bool>,
-    enabled: Option<bool>,
-    /// Up to 16 string labels (keys ≤ 64, values ≤ 256 characters). `herald apply` marks the
-    /// webhooks it manages with `managed-by`.
-    metadata: Option<std::collections::BTreeMap<String, String>>,
-    /// A signing secret to use instead of a generated one: `whsec_` and the base64 of 24 to 64
-    /// bytes. On update, a new secret signs beside the old one for 24 h. Never returned here.
-    #[schema(pattern = "^whsec_[A-Za-z0-9+/=]+$")]
-    secret: Option<String>,
-}
-
-/// The fields to change (RFC 7396 merge patch).
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-pub struct WebhookPatch {
-    #[schema(max_length = 2048, pattern = "^https?://")]
-    url: Option<String>,
-    #[schema(min_items = 1, max_items = 50)]
-    events: Option<Vec<String>>,
-    #[schema(min_length = 1, max_length = 128)]
-    name: Option<String>,
-    #[schema(max_length = 1024)]
-    description: Option<String>,
-    kind: Option<Kind>,
-    filters: Option<Filters>,
-    #[schema(max_items = 20)]
-    headers: Option<Vec<HeaderInput>>,
-    include_result: Option<bool>,
-    enabled: Option<bool>,
-    /// Up to 16 string labels (keys ≤ 64, values ≤ 256 characters). `herald apply` marks the
-    /// webhooks it manages with `managed-by`.
-    metadata: Option<std::collections::BTreeMap<String, String>>,
-    /// A signing secret to use instead of a generated one: `whsec_` and the base64 of 24 to 64
-    /// bytes. On update, a new secret signs beside the old one for 24 h. Never returned here.
-    #[schema(pattern = "^whsec_[A-Za-z0-9+/=]+$")]
-    secret: Option<String>,
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-pub struct TestInput {
-    event_type: Option<String>,
-}
-
-/// An unsaved webhook configuration (a create body) plus the event type to send.
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-pub struct UnsavedTestInput {
-    /// `http(s)`, no credentials, a target the deployment's policy allows.
-    #[schema(max_length = 2048, pattern = "^https?://")]
-    url: String,
-    #[schema(min_items = 1, max_items = 50)]
-    events: Vec<String>,
-    #[schema(min_length = 1, max_length = 128)]
-    name: Option<String>,
-    #[schema(max_length = 1024)]
-    description: Option<String>,
-    kind: Option<Kind>,
-    filters: Option<Filters>,
-    #[schema(max_items = 20)]
-    headers: Option<Vec<HeaderInput>>,
-    include_result: Option<bool>,
-    enabled: Option<bool>,
-    /// Up to 16 string labels (keys ≤ 64, values ≤ 256 characters). `herald apply` marks the
-    /// webhooks it manages with `managed-by`.
-    metadata: Option<std::collections::BTreeMap<String, String>>,
-    /// A signing secret to use instead of a generated one: `whsec_` and the base64 of 24 to 64
-    /// bytes. On update, a new secret signs beside the old one for 24 h. Never returned here.
-    #[schema(pattern = "^whsec_[A-Za-z0-9+/=]+$")]
-    secret: Option<String>,
-    event_type: Option<String>,
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-pub struct TenantInput {
-    #[schema(min_length = 1, max_length = 128)]
-    name: String,
-}
-
-/// A key to create. Without `scopes` it gets those of the key asking; it can never get more.
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-pub struct KeyInput {
-    /// A label for people; default empty.
-    #[schema(min_length = 1, max_length = 128)]
-    name: Option<String>,
-    #[schema(min_items = 1)]
-    scopes: Option<Vec<Scope>>,
 }
 
 #[derive(ToSchema)]
@@ -289,11 +186,10 @@ problem_responses! {
         super::routes::deliveries::redeliver, super::routes::keys::create_tenant, super::routes::keys::list_keys, super::routes::keys::create_key, super::routes::keys::delete_key,
     ),
     components(
-        schemas(EventInput, BatchInput, BatchAnswer, HeaderInput, WebhookInput, WebhookPatch, TestInput,
-            UnsavedTestInput, TenantInput, WebhookList, DeliveryList, SecretAnswer, Health, EventTypes,
+        schemas(BatchAnswer, WebhookList, DeliveryList, SecretAnswer, Health, EventTypes,
             EventTypeInfo, PatternInfo, Accepted, PostStatus, BatchItem, BatchStatus, FieldError, Problem, WebhookView,
-            HeaderView, Kind, Filters, ObjectFilter, EnvironmentType, ObjectRef, DeliveryView, Attempt,
-            DeliveryStatus, TestResult, NewKey, NewTenant, KeyInput, KeyList, KeyView, Scope),
+            HeaderView, Kind, Filters, ObjectFilter, EnvironmentType, DeliveryView, Attempt,
+            DeliveryStatus, TestResult, NewKey, NewTenant, KeyList, KeyView, Scope),
         responses(Malformed, Unauthorized, Forbidden, NotFound, Conflict, TooLarge, MediaType, Invalid, Unavailable, TooMany, HeadersTooLarge),
     ),
     tags((name = "events", description = "Platforms post lifecycle events"),
@@ -305,24 +201,99 @@ problem_responses! {
 )]
 struct ApiDoc;
 
-/// Fills in what the annotations cannot say: the catalog's enumerations, the version, and
-/// the security schemes (tenant key by default, admin key where noted).
+/// The request bodies a route reads with `OptionalJsonBody`.
+const OPTIONAL_BODIES: [&str; 2] = ["TestInput", "KeyInput"];
+
+fn component(name: &str) -> String {
+    format!("#/components/schemas/{name}")
+}
+
+/// The listings, and the prefix of the ids they page through.
+const LISTINGS: [(&str, &str); 3] = [
+    ("/v1/webhooks", "wh"),
+    ("/v1/webhooks/{id}/deliveries", "dl"),
+    ("/v1/keys", "key"),
+];
+
+/// The cursors a listing of `prefix` ids gives out, `encode_cursor` of an id (the prefix, `_`
+/// and a ULID): unpadded base64url, one character class a character. Every text it matches
+/// decodes to the prefix and as many ASCII characters, which the listing takes as a cursor.
+fn cursor_pattern(prefix: &str) -> String {
+    const ULID_DIGITS: &[u8] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    const BASE64URL: &[u8; 64] =
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let head = format!("{prefix}_");
+    let bytes: Vec<&[u8]> = head
+        .as_bytes()
+        .chunks(1)
+        .chain(std::iter::repeat_n(ULID_DIGITS, ulid::ULID_LEN))
+        .collect();
+    let mut pattern = String::from("^");
+    for start in (0..bytes.len() * 8).step_by(6) {
+        // The six bits start in one byte and may end in the next; past the last, they are 0.
+        let first = start / 8;
+        let next: &[u8] = bytes.get(first + 1).copied().unwrap_or(&[0]);
+        let shift = 10 - (start - first * 8);
+        let mut chars = std::collections::BTreeSet::new();
+        for &a in bytes[first] {
+            for &b in next {
+                let word = (u16::from(a) << 8) | u16::from(b);
+                chars.insert(BASE64URL[usize::from((word >> shift) & 63)]);
+            }
+        }
+        let class: String = chars
+            .iter()
+            .map(|&c| match c {
+                b'-' => "\\-".to_string(),
+                c => char::from(c).to_string(),
+            })
+            .collect();
+        if chars.len() == 1 {
+            pattern.push_str(&class);
+        } else {
+            pattern.push_str(&format!("[{class}]"));
+        }
+    }
+    pattern.push('$');
+    pattern
+}
+
+/// A body a route can do without (`OptionalJsonBody`) may also be JSON `null`; the others are
+/// required.
+fn mark_required(body: &mut Value) {
+    let schema = &mut body["content"]["application/json"]["schema"];
+    if OPTIONAL_BODIES
+        .iter()
+        .any(|name| schema["$ref"] == component(name))
+    {
+        *schema = json!({"anyOf": [{"type": "null"}, schema.take()]});
+    } else {
+        body["required"] = json!(true);
+    }
+}
+
+/// Fills in what the annotations cannot say: the request bodies' schemas, the cursors, the
+/// version, and the security schemes (tenant key by default, admin key where noted).
 fn finish(mut doc: Value) -> Value {
     doc["info"]["version"] = json!(env!("CARGO_PKG_VERSION"));
-    let schemas = &mut doc["components"]["schemas"];
-    schemas["EventInput"]["properties"]["type"]["enum"] = json!(catalog::type_names());
-    for name in ["WebhookInput", "UnsavedTestInput"] {
-        schemas[name]["properties"]["events"]["items"]["enum"] = json!(catalog::valid_patterns());
+    for (name, schema) in request_schemas() {
+        doc["components"]["schemas"][name] = schema;
     }
-    schemas["WebhookPatch"]["properties"]["events"]["items"] =
-        json!({"type": "string", "enum": catalog::valid_patterns()});
-    for name in ["TestInput", "UnsavedTestInput"] {
-        schemas[name]["properties"]["event_type"]["enum"] = json!(catalog::type_names());
+    for (path, prefix) in LISTINGS {
+        let parameters = doc["paths"][path]["get"]["parameters"]
+            .as_array_mut()
+            .expect("a listing's parameters");
+        for parameter in parameters.iter_mut().filter(|p| p["name"] == "cursor") {
+            parameter["schema"] = json!({"type": "string", "pattern": cursor_pattern(prefix)});
+        }
     }
-    // Every operation that takes a tenant key needs a scope (403 without it) and is rate
-    // limited per tenant.
     for path in doc["paths"].as_object_mut().expect("paths").values_mut() {
         for operation in path.as_object_mut().expect("a path item").values_mut() {
+            if let Some(body) = operation.get_mut("requestBody") {
+                mark_required(body);
+            }
+            // Every operation that takes a tenant key needs a scope (403 without it) and is
+            // rate limited per tenant.
             let keyed = operation["security"]
                 .as_array()
                 .is_some_and(|s| s.iter().any(|r| r.get("bearer").is_some()));
@@ -385,6 +356,72 @@ pub fn document() -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fields::patterns::{matches, matching};
+    use crate::service::api::{decode_cursor, encode_cursor};
+    use proptest::prelude::*;
+
+    fn schemas() -> Value {
+        let doc: Value = serde_json::from_str(document()).unwrap();
+        doc["components"]["schemas"].clone()
+    }
+
+    /// The component as the document has it, less what is there for readers only.
+    fn as_read(schemas: &Value, name: &str) -> Value {
+        let mut schema = schemas[name].clone();
+        let keywords = schema.as_object_mut().unwrap();
+        keywords.remove("description");
+        keywords.remove("example");
+        schema
+    }
+
+    #[test]
+    fn request_bodies_are_described_by_the_readers_that_validate_them() {
+        let schemas = schemas();
+        assert_eq!(as_read(&schemas, "EventInput"), Event::schema());
+        assert_eq!(as_read(&schemas, "WebhookInput"), WebhookSpec::schema());
+        assert_eq!(
+            as_read(&schemas, "WebhookPatch"),
+            WebhookSpec::patch_schema()
+        );
+        let mut unsaved = as_read(&schemas, "UnsavedTestInput");
+        unsaved["properties"]
+            .as_object_mut()
+            .unwrap()
+            .remove("event_type");
+        assert_eq!(unsaved, WebhookSpec::schema());
+    }
+
+    #[test]
+    fn bodies_a_route_does_without_are_optional_and_the_others_required() {
+        let doc: Value = serde_json::from_str(document()).unwrap();
+        let body = |path: &str, method: &str| doc["paths"][path][method]["requestBody"].clone();
+        assert_eq!(body("/v1/events", "post")["required"], json!(true));
+        let key = body("/v1/keys", "post");
+        assert!(key.get("required").is_none());
+        assert_eq!(
+            key["content"]["application/json"]["schema"]["anyOf"][0],
+            json!({"type": "null"})
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn every_cursor_a_listing_gives_out_matches_its_pattern(
+            listing in prop::sample::select(LISTINGS.to_vec())
+        ) {
+            let (_, prefix) = listing;
+            let cursor = encode_cursor(&crate::ids::prefixed(prefix));
+            prop_assert!(matches(&cursor_pattern(prefix), &cursor), "{}", cursor);
+        }
+
+        #[test]
+        fn every_cursor_the_pattern_matches_is_taken(
+            (prefix, cursor) in prop::sample::select(LISTINGS.to_vec())
+                .prop_flat_map(|(_, prefix)| (Just(prefix), matching(&cursor_pattern(prefix))))
+        ) {
+            prop_assert!(decode_cursor(&cursor, &format!("{prefix}_")).is_ok(), "{}", cursor);
+        }
+    }
 
     #[test]
     fn committed_openapi_json_is_current() {

@@ -5,7 +5,7 @@ use crate::error::Error;
 use crate::event::EnvironmentType;
 use crate::secret::Secret;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::collections::BTreeMap;
 use time::OffsetDateTime;
 
@@ -283,6 +283,7 @@ pub const SPEC_FIELDS: [&str; 11] = [
 ];
 
 mod spec;
+pub use spec::url_pattern;
 
 #[cfg(test)]
 mod tests {

@@ -46,6 +46,11 @@ impl Api {
         id: &str,
         body: &Value,
     ) -> Result<TestResult> {
+        if !(body.is_object() || body.is_null()) {
+            return Err(Error::BadRequest(
+                "the body must be {\"event_type\": ...}, or none".into(),
+            ));
+        }
         if let Some(extra) = body
             .as_object()
             .and_then(|o| o.keys().find(|k| *k != "event_type"))

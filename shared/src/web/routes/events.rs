@@ -2,7 +2,7 @@
 
 use super::super::*;
 
-#[utoipa::path(post, path = "/v1/events", tag = "events", request_body = openapi::EventInput,
+#[utoipa::path(post, path = "/v1/events", tag = "events", request_body = ref("#/components/schemas/EventInput"),
     security(("bearer" = ["ingest"])),
     responses((status = 202, description = "Accepted and queued", body = Accepted),
               (status = 200, description = "The same id was accepted within 24 h: not delivered again", body = Accepted),
@@ -22,7 +22,7 @@ pub(crate) async fn post_event(
     Ok((status, Json(accepted)).into_response())
 }
 
-#[utoipa::path(post, path = "/v1/events/batch", tag = "events", request_body = openapi::BatchInput,
+#[utoipa::path(post, path = "/v1/events/batch", tag = "events", request_body = ref("#/components/schemas/BatchInput"),
     security(("bearer" = ["ingest"])),
     responses((status = 200, description = "One result per event, in order", body = openapi::BatchAnswer),
               (status = 400, response = openapi::Malformed), (status = 401, response = openapi::Unauthorized),

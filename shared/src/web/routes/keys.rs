@@ -2,7 +2,7 @@
 
 use super::super::*;
 
-#[utoipa::path(post, path = "/v1/tenants", tag = "tenants", request_body = openapi::TenantInput,
+#[utoipa::path(post, path = "/v1/tenants", tag = "tenants", request_body = ref("#/components/schemas/TenantInput"),
     security(("admin" = [])),
     responses((status = 201, description = "The tenant and its first key, shown once", body = NewTenant),
               (status = 400, response = openapi::Malformed), (status = 401, response = openapi::Unauthorized),
@@ -44,7 +44,7 @@ pub(crate) async fn list_keys(
 
 #[utoipa::path(post, path = "/v1/keys", tag = "keys",
     security(("bearer" = ["admin"])),
-    request_body(content = Option<openapi::KeyInput>, description = "Optional; without `scopes` the new key gets the scopes of the key asking"),
+    request_body(content = ref("#/components/schemas/KeyInput"), description = "Optional; without `scopes` the new key gets the scopes of the key asking"),
     responses((status = 201, description = "A new key for the caller's tenant, shown once", body = NewKey),
               (status = 400, response = openapi::Malformed), (status = 401, response = openapi::Unauthorized),
               (status = 403, description = "The key lacks `admin`, or asked for scopes beyond its own (`errors` names `scopes`)", body = Problem, content_type = "application/problem+json"),

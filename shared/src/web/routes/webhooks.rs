@@ -2,7 +2,7 @@
 
 use super::super::*;
 
-#[utoipa::path(post, path = "/v1/webhooks", tag = "webhooks", request_body = openapi::WebhookInput,
+#[utoipa::path(post, path = "/v1/webhooks", tag = "webhooks", request_body = ref("#/components/schemas/WebhookInput"),
     security(("bearer" = ["manage"])),
     responses((status = 201, description = "Created; `secret` is shown in this answer only", body = WebhookView,
                headers(("location" = String, description = "The webhook's URL"))),
@@ -60,7 +60,7 @@ pub(crate) async fn get_webhook(
 
 #[utoipa::path(put, path = "/v1/webhooks/{id}", tag = "webhooks", params(("id" = String, Path)),
     security(("bearer" = ["manage"])),
-    request_body(content = openapi::WebhookInput, description = "Replaces every field; a protected header sent without `value` keeps its stored value"),
+    request_body(content = ref("#/components/schemas/WebhookInput"), description = "Replaces every field; a protected header sent without `value` keeps its stored value"),
     responses((status = 200, description = "The updated webhook", body = WebhookView),
               (status = 400, response = openapi::Malformed), (status = 401, response = openapi::Unauthorized),
               (status = 404, response = openapi::NotFound), (status = 413, response = openapi::TooLarge),
@@ -82,7 +82,7 @@ pub(crate) async fn replace_webhook(
 
 #[utoipa::path(patch, path = "/v1/webhooks/{id}", tag = "webhooks", params(("id" = String, Path)),
     security(("bearer" = ["manage"])),
-    request_body(content = openapi::WebhookPatch, description = "A JSON merge patch (RFC 7396); `{\"enabled\": true}` re-enables and clears `disabled_reason`"),
+    request_body(content = ref("#/components/schemas/WebhookPatch"), description = "A JSON merge patch (RFC 7396); `{\"enabled\": true}` re-enables and clears `disabled_reason`"),
     responses((status = 200, description = "The updated webhook", body = WebhookView),
               (status = 400, response = openapi::Malformed), (status = 401, response = openapi::Unauthorized),
               (status = 404, response = openapi::NotFound), (status = 413, response = openapi::TooLarge),
@@ -143,7 +143,7 @@ pub(crate) async fn rotate_secret(
 
 #[utoipa::path(post, path = "/v1/webhooks/{id}/test", tag = "webhooks", params(("id" = String, Path)),
     security(("bearer" = ["manage"])),
-    request_body(content = Option<openapi::TestInput>, description = "Optional; the event type to send (default: the webhook's first)"),
+    request_body(content = ref("#/components/schemas/TestInput"), description = "Optional; the event type to send (default: the webhook's first)"),
     responses((status = 200, description = "What the receiver did", body = TestResult),
               (status = 400, response = openapi::Malformed), (status = 401, response = openapi::Unauthorized),
               (status = 404, response = openapi::NotFound), (status = 415, response = openapi::MediaType),
@@ -163,7 +163,7 @@ pub(crate) async fn test_webhook(
     .into_response())
 }
 
-#[utoipa::path(post, path = "/v1/webhooks/test", tag = "webhooks", request_body = openapi::UnsavedTestInput,
+#[utoipa::path(post, path = "/v1/webhooks/test", tag = "webhooks", request_body = ref("#/components/schemas/UnsavedTestInput"),
     security(("bearer" = ["manage"])),
     responses((status = 200, description = "What the receiver did", body = TestResult),
               (status = 400, response = openapi::Malformed), (status = 401, response = openapi::Unauthorized),
