@@ -401,6 +401,18 @@ pub fn string(max: usize) -> impl Rule<Output = String> {
     )
 }
 
+/// `true` or `false`.
+pub fn boolean() -> impl Rule<Output = bool> {
+    rule(
+        || json!({"type": "boolean"}),
+        |value| {
+            value
+                .as_bool()
+                .ok_or_else(|| refused("must be true or false"))
+        },
+    )
+}
+
 /// A string, for a rule that reads it further.
 pub fn text(value: &Value) -> Read<&str> {
     value.as_str().ok_or_else(|| refused("must be a string"))

@@ -282,6 +282,8 @@ pub const SPEC_FIELDS: [&str; 11] = [
     "secret",
 ];
 
+mod filters;
+mod headers;
 mod spec;
 pub use spec::url_pattern;
 

@@ -1,8 +1,12 @@
 //! Validating a webhook's configuration: a rule per field, every refusal collected, and the same
 //! rules describing the configuration as JSON Schema.
 
+use super::filters::filters;
+use super::headers::headers;
 use super::*;
-use crate::fields::{self, any_case, describe, refused, rule, text, Fields, Refused, Rule};
+use crate::fields::{
+    self, any_case, boolean, describe, refused, rule, text, Fields, Refused, Rule,
+};
 use crate::url_policy::TargetPolicy;
 use serde_json::json;
 
@@ -239,17 +243,6 @@ fn kind() -> impl Rule<Output = Kind> {
     )
 }
 
-fn boolean() -> impl Rule<Output = bool> {
-    rule(
-        || json!({"type": "boolean"}),
-        |value| {
-            value
-                .as_bool()
-                .ok_or_else(|| refused("must be true or false"))
-        },
-    )
-}
-
 /// `whsec_` and the canonical base64 (padded, no stray bits) of 24 to 64 bytes: 8 to 21
 /// groups of four characters, then one byte (`xx==`) or two (`xxx=`) more, within 64.
 const SECRET_PATTERN: &str = concat!(
@@ -328,251 +321,11 @@ fn default_name(url: &str) -> String {
         .collect()
 }
 
-const FILTERS: [&str; 3] = ["project_names", "environment_types", "object"];
-
-fn filters() -> impl Rule<Output = Filters> {
-    fields::object(&FILTERS, "must be an object", |f| Filters {
-        project_names: f
-            .optional("project_names", project_names())
-            .unwrap_or_default(),
-        environment_types: f
-            .optional("environment_types", environment_types())
-            .unwrap_or_default(),
-        object: f.optional("object", object_filter()).flatten(),
-    })
-    .unknown_as("unknown filter")
-    .about("All given filters must match; within a list any entry may.")
-}
-
-fn project_names() -> impl Rule<Output = Vec<String>> {
-    rule(
-        || {
-            json!({
-                "type": "array",
-                "maxItems": MAX_PROJECT_NAMES,
-                "items": {"type": "string", "minLength": 1, "maxLength": MAX_PROJECT_PATTERN_LEN},
-                "description": "Project names, matched case-insensitively; `*` and `?` are wildcards.",
-            })
-        },
-        |value| {
-            let Some(items) = value.as_array().filter(|i| i.len() <= MAX_PROJECT_NAMES) else {
-                return Err(refused(format!(
-                    "must be a list of at most {MAX_PROJECT_NAMES} names (wildcards * and ? allowed)"
-                )));
-            };
-            let mut why = Refused::none();
-            let mut names = Vec::with_capacity(items.len());
-            for (i, item) in items.iter().enumerate() {
-                match item.as_str() {
-                    Some(s) if !s.is_empty() && s.chars().count() <= MAX_PROJECT_PATTERN_LEN => {
-                        names.push(s.to_string())
-                    }
-                    _ => why.add(
-                        &format!("[{i}]"),
-                        refused(format!(
-                            "must be a non-empty string of at most {MAX_PROJECT_PATTERN_LEN} characters"
-                        )),
-                    ),
-                }
-            }
-            why.or(names)
-        },
-    )
-}
-
-fn environment_types() -> impl Rule<Output = Vec<EnvironmentType>> {
-    rule(
-        || json!({"type": "array", "items": {"type": "string", "enum": EnvironmentType::names()}}),
-        |value| {
-            let Some(items) = value.as_array() else {
-                return Err(refused("must be a list").with_valid(EnvironmentType::names()));
-            };
-            let mut why = Refused::none();
-            let mut types = Vec::with_capacity(items.len());
-            for (i, item) in items.iter().enumerate() {
-                match item.as_str().and_then(EnvironmentType::parse) {
-                    Some(e) => types.push(e),
-                    None => why.add(
-                        &format!("[{i}]"),
-                        refused("unknown environment type").with_valid(EnvironmentType::names()),
-                    ),
-                }
-            }
-            why.or(types)
-        },
-    )
-}
-
-const OBJECT_FILTER_FIELDS: [&str; 3] = ["kind", "name", "version"];
-
-/// The object filter; `None` when it names nothing.
-fn object_filter() -> impl Rule<Output = Option<ObjectFilter>> {
-    fields::object(
-        &OBJECT_FILTER_FIELDS,
-        "must be an object with kind, name and/or version",
-        |f| {
-            let object = ObjectFilter {
-                kind: f.optional("kind", filter_value()),
-                name: f.optional("name", filter_value()),
-                version: f.optional("version", filter_value()),
-            };
-            (object != ObjectFilter::default()).then_some(object)
-        },
-    )
-}
-
-fn filter_value() -> impl Rule<Output = String> {
-    rule(
-        || json!({"type": "string", "minLength": 1, "maxLength": 256}),
-        |value| match value {
-            Value::String(s) if !s.is_empty() && s.chars().count() <= 256 => Ok(s.clone()),
-            _ => Err(refused(
-                "must be a non-empty string of at most 256 characters",
-            )),
-        },
-    )
-}
-
-/// Headers Herald sets itself or that would break HTTP framing.
-const FORBIDDEN_HEADERS: [&str; 13] = [
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "trailers",
-    "transfer-encoding",
-    "upgrade",
-    "proxy-connection",
-    "host",
-    "content-length",
-    "content-type",
-];
-/// And every name under it.
-const FORBIDDEN_HEADER_PREFIX: &str = "webhook-";
-
-fn header_name_forbidden(name: &str) -> bool {
-    let lower = name.to_ascii_lowercase();
-    FORBIDDEN_HEADERS.contains(&lower.as_str()) || lower.starts_with(FORBIDDEN_HEADER_PREFIX)
-}
-
-const HEADER_FIELDS: [&str; 3] = ["key", "value", "protected"];
-
-fn headers() -> impl Rule<Output = Vec<Header>> {
-    rule(
-        || {
-            json!({
-                "type": "array",
-                "maxItems": MAX_HEADERS,
-                "uniqueItems": true,
-                "items": describe(&HEADER_FIELDS, |f| header(f, &[])),
-                "description": "Sent with every delivery, each name once (in any letter case).",
-            })
-        },
-        |value| {
-            let Some(items) = value.as_array().filter(|i| i.len() <= MAX_HEADERS) else {
-                return Err(refused(format!(
-                    "must be a list of at most {MAX_HEADERS} headers"
-                )));
-            };
-            let mut why = Refused::none();
-            let mut headers: Vec<Header> = Vec::with_capacity(items.len());
-            for (i, item) in items.iter().enumerate() {
-                let at = format!("[{i}]");
-                let Some(h) = item.as_object() else {
-                    why.add(&at, refused("must be an object with key and value"));
-                    continue;
-                };
-                let mut f = Fields::nested(h, &HEADER_FIELDS);
-                // A header whose key and value pass is kept even when `protected` does not, so
-                // a later header of the same name is still caught as a repeat.
-                if let Some(header) = header(&mut f, &headers) {
-                    headers.push(header);
-                }
-                why.add(&at, f.refusals());
-            }
-            why.or(headers)
-        },
-    )
-}
-
-/// One header entry; `earlier` are the headers before it, which its name must not repeat.
-fn header(f: &mut Fields<'_>, earlier: &[Header]) -> Option<Header> {
-    let key = f.required("key", refused("is required"), header_key(earlier));
-    let value = f.required(
-        "value",
-        refused("is required"),
-        header_value().about(
-            "On PUT and PATCH, a protected header sent without `value` keeps its stored value.",
-        ),
-    );
-    let protected = f.optional(
-        "protected",
-        boolean().about("A protected value is write-only: reads show null."),
-    );
-    Some(Header {
-        key: key?,
-        value: Secret::new(value?),
-        protected: protected.unwrap_or(false),
-    })
-}
-
-fn header_key(earlier: &[Header]) -> impl Rule<Output = String> + '_ {
-    rule(
-        || {
-            let forbidden: Vec<String> = FORBIDDEN_HEADERS.iter().map(|h| any_case(h)).collect();
-            json!({
-                "type": "string",
-                "maxLength": 256,
-                "pattern": "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$",
-                "not": {"pattern": format!("^(?:{})$|^{}", forbidden.join("|"), any_case(FORBIDDEN_HEADER_PREFIX))},
-                "description": "An HTTP token; not hop-by-hop, `Host`, `Content-Length`, `Content-Type` or `webhook-*`.",
-            })
-        },
-        move |value| {
-            let key = value.as_str().ok_or_else(|| refused("is required"))?;
-            if http::HeaderName::from_bytes(key.as_bytes()).is_err()
-                || key.is_empty()
-                || key.len() > 256
-            {
-                return Err(refused("is not a valid HTTP header name"));
-            }
-            if header_name_forbidden(key) {
-                return Err(refused(format!(
-                    "`{key}` is set by Herald or is hop-by-hop and cannot be configured"
-                )));
-            }
-            if earlier.iter().any(|h| h.key.eq_ignore_ascii_case(key)) {
-                return Err(refused(format!("`{key}` is given twice")));
-            }
-            Ok(key.to_string())
-        },
-    )
-}
-
-fn header_value() -> impl Rule<Output = String> {
-    rule(
-        || json!({"type": "string", "maxLength": MAX_HEADER_VALUE_LEN, "pattern": "^[\\t -~]*$"}),
-        |value| {
-            let value = value.as_str().ok_or_else(|| refused("is required"))?;
-            if value.len() > MAX_HEADER_VALUE_LEN {
-                return Err(refused(format!(
-                    "must be at most {MAX_HEADER_VALUE_LEN} bytes"
-                )));
-            }
-            // `http` would take bytes past ASCII too (obsolete text): the message's rule is
-            // the one kept, so that a value's length in bytes is its length in characters.
-            if !value.is_ascii() || http::HeaderValue::from_str(value).is_err() {
-                return Err(refused("must be visible ASCII without CR or LF"));
-            }
-            Ok(value.to_string())
-        },
-    )
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::headers::{
+        header_key, header_value, FORBIDDEN_HEADERS, FORBIDDEN_HEADER_PREFIX,
+    };
     use super::*;
     use crate::fields::patterns::{matches, matching};
     use base64::engine::general_purpose::STANDARD;
