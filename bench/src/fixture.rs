@@ -69,7 +69,7 @@ fn record_of(n: usize, event: Event) -> QueueRecord {
     });
     QueueRecord {
         message_id: format!("m-{n}"),
-        body: message.encode(),
+        body: message.encode().into_string(),
     }
 }
 

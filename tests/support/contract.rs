@@ -699,12 +699,12 @@ pub fn fan_out(event_id: &str) -> Message {
 /// `wait` is how long a receive may wait (SQS long polling vs. memory).
 pub async fn queue_contract(queue: &dyn Queue, wait: Duration) {
     queue
-        .send(&fan_out("single"), Duration::ZERO)
+        .send(fan_out("single").encode(), Duration::ZERO)
         .await
         .unwrap();
     let ids: Vec<String> = (0..23).map(|i| format!("e{i}")).collect();
-    let batch: Vec<Message> = ids.iter().map(|id| fan_out(id)).collect();
-    let results = queue.send_batch(&batch).await.unwrap();
+    let batch = ids.iter().map(|id| fan_out(id).encode()).collect();
+    let results = queue.send_batch(batch).await.unwrap();
     assert_eq!(results.len(), 23);
     assert!(results.iter().all(Result::is_ok));
 

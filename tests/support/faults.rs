@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use herald_shared::delivery::{Delivery, DeliveryStatus};
 use herald_shared::error::{Error, Result};
-use herald_shared::queue::{Message, Queue, Received};
+use herald_shared::queue::{Encoded, Queue, Received};
 use herald_shared::store::{
     ApiKey, Claim, DeliveryStore, EventLog, Page, Store, Tenant, TenantStore, WebhookStore,
 };
@@ -247,7 +247,7 @@ pub struct FlakyQueue {
 
 #[async_trait]
 impl Queue for FlakyQueue {
-    async fn send(&self, message: &Message, delay: Duration) -> Result<()> {
+    async fn send(&self, message: Encoded, delay: Duration) -> Result<()> {
         if self.faults.hang_send.load(Ordering::SeqCst) {
             std::future::pending::<()>().await;
         }
@@ -261,7 +261,7 @@ impl Queue for FlakyQueue {
         }
         self.inner.send(message, delay).await
     }
-    async fn send_batch(&self, messages: &[Message]) -> Result<Vec<Result<()>>> {
+    async fn send_batch(&self, messages: Vec<Encoded>) -> Result<Vec<Result<()>>> {
         if self.faults.fail_send.load(Ordering::SeqCst) {
             return Ok(messages
                 .iter()

@@ -2,7 +2,7 @@
 //! shared and killed with the process, or one its owner stops by dropping it (the bench).
 
 use super::port::{free_port, listens_within};
-use herald_shared::queue::Message;
+use herald_shared::queue::Encoded;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{mpsc, OnceLock};
@@ -172,7 +172,7 @@ impl SerialQueue {
 impl herald_shared::queue::Queue for SerialQueue {
     async fn send(
         &self,
-        message: &Message,
+        message: Encoded,
         delay: std::time::Duration,
     ) -> herald_shared::error::Result<()> {
         let _one = self.writes.lock().await;
@@ -180,7 +180,7 @@ impl herald_shared::queue::Queue for SerialQueue {
     }
     async fn send_batch(
         &self,
-        messages: &[Message],
+        messages: Vec<Encoded>,
     ) -> herald_shared::error::Result<Vec<herald_shared::error::Result<()>>> {
         let _one = self.writes.lock().await;
         self.inner.send_batch(messages).await
@@ -209,27 +209,27 @@ pub struct CheckedQueue<Q> {
 impl<Q: herald_shared::queue::Queue> herald_shared::queue::Queue for CheckedQueue<Q> {
     async fn send(
         &self,
-        message: &Message,
+        message: Encoded,
         delay: std::time::Duration,
     ) -> herald_shared::error::Result<()> {
-        herald_shared::queue::check(&message.encode())?;
+        herald_shared::queue::check(message.as_str())?;
         self.inner.send(message, delay).await
     }
     async fn send_batch(
         &self,
-        messages: &[Message],
+        messages: Vec<Encoded>,
     ) -> herald_shared::error::Result<Vec<herald_shared::error::Result<()>>> {
         let refused: Vec<_> = messages
             .iter()
-            .map(|m| herald_shared::queue::check(&m.encode()))
+            .map(|m| herald_shared::queue::check(m.as_str()))
             .collect();
-        let passed: Vec<Message> = messages
-            .iter()
+        let passed: Vec<Encoded> = messages
+            .into_iter()
             .zip(&refused)
             .filter(|(_, r)| r.is_ok())
-            .map(|(m, _)| m.clone())
+            .map(|(m, _)| m)
             .collect();
-        let mut sent = self.inner.send_batch(&passed).await?.into_iter();
+        let mut sent = self.inner.send_batch(passed).await?.into_iter();
         Ok(refused
             .into_iter()
             .map(|r| r.and_then(|()| sent.next().unwrap_or(Ok(()))))

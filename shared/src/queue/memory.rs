@@ -2,7 +2,7 @@
 //! (a message not deleted comes back), receive counts, and a dead-letter list after
 //! `max_receives`, so nothing is lost silently.
 
-use super::{Message, Queue, Received};
+use super::{Encoded, Queue, Received};
 use crate::error::Result;
 use async_trait::async_trait;
 use std::collections::{HashMap, VecDeque};
@@ -131,14 +131,14 @@ impl MemoryQueue {
 
 #[async_trait]
 impl Queue for MemoryQueue {
-    async fn send(&self, message: &Message, delay: Duration) -> Result<()> {
-        self.send_text(message.encode(), delay)
+    async fn send(&self, message: Encoded, delay: Duration) -> Result<()> {
+        self.send_text(message.into_string(), delay)
     }
 
-    async fn send_batch(&self, messages: &[Message]) -> Result<Vec<Result<()>>> {
+    async fn send_batch(&self, messages: Vec<Encoded>) -> Result<Vec<Result<()>>> {
         Ok(messages
-            .iter()
-            .map(|m| self.send_text(m.encode(), Duration::ZERO))
+            .into_iter()
+            .map(|m| self.send_text(m.into_string(), Duration::ZERO))
             .collect())
     }
 

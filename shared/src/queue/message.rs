@@ -35,6 +35,22 @@ pub struct NextAttempt {
     pub expect_attempts: usize,
 }
 
+/// A message in its text form, as the queue takes it: only [`Message::encode`] makes one, so
+/// a message is serialized once however many places read its text (ingest's claim and its
+/// send).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Encoded(String);
+
+impl Encoded {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
 /// The text form: the envelope's fields, `target` naming an attempt's delivery, and
 /// `not_before`. A fan-out due now is exactly its envelope, which is what the event log keeps.
 #[derive(Serialize)]
@@ -107,7 +123,7 @@ impl Message {
 
     /// JSON, with the characters SQS does not carry written as escapes
     /// ([`super::json_for_sqs`]), so every message Herald makes is one SQS takes.
-    pub fn encode(&self) -> String {
+    pub fn encode(&self) -> Encoded {
         let envelope = self.envelope();
         let outgoing = Outgoing {
             tenant_id: &envelope.tenant_id,
@@ -116,7 +132,9 @@ impl Message {
             target: self.attempt(),
             not_before: self.not_before(),
         };
-        super::json_for_sqs(serde_json::to_string(&outgoing).expect("messages serialize"))
+        Encoded(super::json_for_sqs(
+            serde_json::to_string(&outgoing).expect("messages serialize"),
+        ))
     }
 
     pub fn decode(text: &str) -> Result<Message, serde_json::Error> {
@@ -175,7 +193,7 @@ mod tests {
             },
         ];
         for message in messages {
-            let text = message.encode();
+            let text = message.encode().into_string();
             assert_eq!(super::super::refusal(&text), None, "{text}");
             assert_eq!(Message::decode(&text).unwrap(), message);
         }
@@ -185,7 +203,7 @@ mod tests {
     fn a_fan_out_due_now_carries_the_envelope_alone() {
         let text = Message::fan_out(envelope()).encode();
         let fields: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_str(&text).unwrap();
+            serde_json::from_str(text.as_str()).unwrap();
         let mut keys: Vec<&str> = fields.keys().map(String::as_str).collect();
         keys.sort_unstable();
         assert_eq!(keys, ["envelope_id", "event", "tenant_id"]);

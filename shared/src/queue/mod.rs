@@ -5,7 +5,7 @@ mod message;
 pub mod sqs;
 
 pub use memory::MemoryQueue;
-pub use message::{Message, NextAttempt};
+pub use message::{Encoded, Message, NextAttempt};
 pub use sqs::SqsQueue;
 
 use crate::error::Result;
@@ -85,16 +85,16 @@ pub fn json_for_sqs(text: String) -> String {
     out
 }
 
-/// The queue between ingest and dispatch. It takes [`Message`]s and carries them in their one
-/// text form; what it hands out is text, as SQS hands it to the dispatch function, and dispatch
+/// The queue between ingest and dispatch. It takes [`Message`]s in their one text form
+/// ([`Encoded`]); what it hands out is text, as SQS hands it to the dispatch function, and dispatch
 /// reads it back with [`Message::decode`] (a body from anywhere else, say a hand-sent one, is
 /// refused there and left to the dead-letter queue).
 #[async_trait]
 pub trait Queue: Send + Sync {
-    async fn send(&self, message: &Message, delay: Duration) -> Result<()>;
+    async fn send(&self, message: Encoded, delay: Duration) -> Result<()>;
     /// Sends many messages, due now; one result per message, in order, so callers know exactly
     /// which failed.
-    async fn send_batch(&self, messages: &[Message]) -> Result<Vec<Result<()>>>;
+    async fn send_batch(&self, messages: Vec<Encoded>) -> Result<Vec<Result<()>>>;
     /// Up to `max` messages (at most 10), waiting up to `wait` for the first.
     async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<Received>>;
     async fn delete(&self, receipt: &str) -> Result<()>;

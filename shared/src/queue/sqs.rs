@@ -1,6 +1,6 @@
 //! The SQS queue. Batches are cut to SQS's limits (10 entries, 256 KiB) here, not by callers.
 
-use super::{Message, Queue, Received};
+use super::{Encoded, Queue, Received};
 use crate::error::{Error, Result};
 use async_trait::async_trait;
 use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
@@ -257,12 +257,12 @@ impl SqsQueue {
 
 #[async_trait]
 impl Queue for SqsQueue {
-    async fn send(&self, message: &Message, delay: Duration) -> Result<()> {
-        self.send_text(message.encode(), delay).await
+    async fn send(&self, message: Encoded, delay: Duration) -> Result<()> {
+        self.send_text(message.into_string(), delay).await
     }
 
-    async fn send_batch(&self, messages: &[Message]) -> Result<Vec<Result<()>>> {
-        let bodies: Vec<String> = messages.iter().map(Message::encode).collect();
+    async fn send_batch(&self, messages: Vec<Encoded>) -> Result<Vec<Result<()>>> {
+        let bodies: Vec<String> = messages.into_iter().map(Encoded::into_string).collect();
         self.send_texts(&bodies).await
     }
 

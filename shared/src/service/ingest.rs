@@ -7,7 +7,7 @@
 use crate::error::{Error, FieldError, Result};
 use crate::event::{Event, EventEnvelope};
 use crate::fields::Fields;
-use crate::queue::{Message, Queue};
+use crate::queue::{Encoded, Message, Queue};
 use crate::store::{Claim, Store};
 use futures::future::join_all;
 use serde::Serialize;
@@ -111,7 +111,7 @@ impl Ingest {
         let event = Event::parse(body, now)?;
         let id = event.id.to_string();
         let outgoing = envelope(tenant_id, event)?;
-        let claim = self.claim(tenant_id, &id, &outgoing.text, now).await?;
+        let claim = self.claim(tenant_id, &id, outgoing.as_str(), now).await?;
         let Some((outgoing, until)) = self.to_send(tenant_id, &id, outgoing, claim, now).await?
         else {
             return Ok(Accepted {
@@ -119,7 +119,7 @@ impl Ingest {
                 status: PostStatus::Duplicate,
             });
         };
-        if let Err(e) = self.queue.send(&outgoing.message, Duration::ZERO).await {
+        if let Err(e) = self.queue.send(outgoing, Duration::ZERO).await {
             self.release(tenant_id, &id).await;
             return Err(e);
         }
@@ -148,10 +148,10 @@ impl Ingest {
         &self,
         tenant_id: &str,
         id: &str,
-        outgoing: Outgoing,
+        outgoing: Encoded,
         claim: Claim,
         now: OffsetDateTime,
-    ) -> Result<Option<(Outgoing, OffsetDateTime)>> {
+    ) -> Result<Option<(Encoded, OffsetDateTime)>> {
         match claim {
             Claim::Won => Ok(Some((outgoing, now + DEDUPE_WINDOW))),
             Claim::Confirmed => Ok(None),
@@ -161,7 +161,7 @@ impl Ingest {
                 until,
             } => {
                 self.take_over(tenant_id, id, claimed_at, now).await?;
-                Ok(Some((Outgoing::stored(envelope)?, until)))
+                Ok(Some((stored(&envelope)?, until)))
             }
         }
     }
@@ -171,14 +171,14 @@ impl Ingest {
     async fn claim_batch(
         &self,
         tenant_id: &str,
-        valid: Vec<(usize, String, Outgoing)>,
+        valid: Vec<(usize, String, Encoded)>,
         items: &mut [BatchItem],
         now: OffsetDateTime,
-    ) -> Vec<(usize, String, Outgoing, OffsetDateTime)> {
+    ) -> Vec<(usize, String, Encoded, OffsetDateTime)> {
         let claims = join_all(
             valid
                 .iter()
-                .map(|(_, id, outgoing)| self.claim(tenant_id, id, &outgoing.text, now)),
+                .map(|(_, id, outgoing)| self.claim(tenant_id, id, outgoing.as_str(), now)),
         )
         .await;
         let mut to_send = Vec::new();
@@ -204,14 +204,14 @@ impl Ingest {
     async fn send_claimed(
         &self,
         tenant_id: &str,
-        to_send: Vec<(usize, String, Outgoing, OffsetDateTime)>,
+        to_send: Vec<(usize, String, Encoded, OffsetDateTime)>,
         items: &mut [BatchItem],
     ) {
-        let (claimed, messages): (Vec<_>, Vec<Message>) = to_send
+        let (claimed, messages): (Vec<_>, Vec<Encoded>) = to_send
             .into_iter()
-            .map(|(index, id, outgoing, until)| ((index, id, until), outgoing.message))
+            .map(|(index, id, outgoing, until)| ((index, id, until), outgoing))
             .unzip();
-        let results = match self.queue.send_batch(&messages).await {
+        let results = match self.queue.send_batch(messages).await {
             Ok(r) => r,
             Err(e) => claimed
                 .iter()
@@ -329,9 +329,9 @@ fn parse_batch(
     tenant_id: &str,
     events: &[Value],
     now: OffsetDateTime,
-) -> (Vec<BatchItem>, Vec<(usize, String, Outgoing)>) {
+) -> (Vec<BatchItem>, Vec<(usize, String, Encoded)>) {
     let mut items: Vec<BatchItem> = Vec::with_capacity(events.len());
-    let mut valid: Vec<(usize, String, Outgoing)> = Vec::with_capacity(events.len());
+    let mut valid: Vec<(usize, String, Encoded)> = Vec::with_capacity(events.len());
     for (index, raw) in events.iter().enumerate() {
         let parsed = Event::parse(raw, now).and_then(|event| {
             let id = event.id.to_string();
@@ -381,39 +381,34 @@ fn item(index: usize, id: Option<String>, status: BatchStatus) -> BatchItem {
     }
 }
 
-/// A fan-out to queue, and its text: the event log keeps and compares the text, the queue
-/// takes the message.
-struct Outgoing {
-    message: Message,
-    text: String,
-}
-
-impl Outgoing {
-    /// The fan-out a dead post left in its claim, to queue in its place.
-    fn stored(text: String) -> Result<Outgoing> {
-        let message = Message::decode(&text)
-            .map_err(|e| Error::Store(format!("unreadable stored event: {e}")))?;
-        Ok(Outgoing { message, text })
-    }
-}
-
 /// The fan-out of an accepted event, refused when it is larger than the queue and the event
 /// log can hold: numbers written out in full and escapes can make it larger than the body it
 /// came in.
-fn envelope(tenant_id: &str, event: Event) -> Result<Outgoing> {
-    let message = Message::fan_out(EventEnvelope {
+/// Encoded once: the same text is the event log's copy, the pending-claim comparison and what is
+/// queued.
+fn envelope(tenant_id: &str, event: Event) -> Result<Encoded> {
+    let encoded = Message::fan_out(EventEnvelope {
         tenant_id: tenant_id.into(),
         envelope_id: crate::ids::ulid(),
         event,
-    });
-    let text = message.encode();
-    if text.len() > MAX_ENVELOPE_BYTES {
+    })
+    .encode();
+    let size = encoded.as_str().len();
+    if size > MAX_ENVELOPE_BYTES {
         return Err(Error::EventTooLarge {
-            size: text.len(),
+            size,
             limit: MAX_ENVELOPE_BYTES,
         });
     }
-    Ok(Outgoing { message, text })
+    Ok(encoded)
+}
+
+/// The fan-out a dead post left in its claim, to queue in its place. Read back through the
+/// codec, so a stored text that is no message is refused here, not queued.
+fn stored(text: &str) -> Result<Encoded> {
+    Message::decode(text)
+        .map(|message| message.encode())
+        .map_err(|e| Error::Store(format!("unreadable stored event: {e}")))
 }
 
 #[cfg(test)]

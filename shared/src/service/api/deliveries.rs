@@ -110,7 +110,7 @@ impl Api {
                     .into(),
             ));
         }
-        if let Err(error) = self.queue.send(&message, Duration::ZERO).await {
+        if let Err(error) = self.queue.send(message.encode(), Duration::ZERO).await {
             // No message carries the redelivery: put back what was read, unless an attempt
             // has moved the delivery on since.
             if let Err(revert) = self.store.replace_delivery(&read, &delivery, now).await {

@@ -82,7 +82,7 @@ impl Dispatcher {
     pub(super) async fn defer(&self, job: &Job<'_>, wait: Duration) -> JobResult {
         let env = job.envelope();
         let deferred = job.message.clone().due_at(OffsetDateTime::now_utc() + wait);
-        match self.queue.send(&deferred, wait).await {
+        match self.queue.send(deferred.encode(), wait).await {
             Ok(()) => {
                 tracing::info!(
                     event_id = %env.event.id,
@@ -206,7 +206,11 @@ impl Dispatcher {
             },
             not_before: Some(due),
         };
-        if let Err(e) = self.queue.send(&retry, delay.min(MAX_QUEUE_DELAY)).await {
+        if let Err(e) = self
+            .queue
+            .send(retry.encode(), delay.min(MAX_QUEUE_DELAY))
+            .await
+        {
             tracing::error!(delivery_id = %delivery.id, error = %e, "could not queue a retry");
             // Give the lease back so the redo need not wait for it to lapse. This run holds
             // it: nobody wrote since.

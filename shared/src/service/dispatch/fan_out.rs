@@ -92,7 +92,11 @@ impl Dispatcher {
             };
             let wait: Duration = (due - now).try_into().unwrap_or_default();
             let deferred = message.due_at(due);
-            if let Err(e) = self.queue.send(&deferred, wait.min(MAX_QUEUE_DELAY)).await {
+            if let Err(e) = self
+                .queue
+                .send(deferred.encode(), wait.min(MAX_QUEUE_DELAY))
+                .await
+            {
                 tracing::error!(error = %e, "could not defer a message");
                 failed[i] = true;
             }
