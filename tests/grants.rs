@@ -1,6 +1,6 @@
 //! Each function's IAM grant in `template.yaml` is exactly what it calls. The three functions
 //! run as Lambda would build them (`herald_ingest::app`, `herald_api::app`,
-//! `herald_dispatch::dispatcher`) over moto, each through an SDK HTTP client that records the
+//! `herald_dispatch::dispatch`) over moto, each through an SDK HTTP client that records the
 //! action of every request it sends, while one scenario walks every route and delivery path.
 //! An action called but not granted would be AccessDenied on AWS; one granted but never
 //! called is a permission nobody needs.
@@ -164,11 +164,11 @@ async fn each_function_is_granted_exactly_the_actions_it_calls() {
     let (dispatch_sdk, dispatch_seen) = recorded(&plain).await;
     let ingest = herald_ingest::app(&ingest_sdk, &config).await.unwrap();
     let api = herald_api::app(&api_sdk, &config).await.unwrap();
-    let dispatcher = herald_dispatch::dispatcher(&dispatch_sdk, &config)
+    let functions = herald_dispatch::dispatch(&dispatch_sdk, &config)
         .await
         .unwrap();
     let dispatch = |queue: herald_shared::queue::SqsQueue| {
-        let dispatcher = &dispatcher;
+        let dispatcher = &functions.dispatcher;
         async move {
             for _ in 0..10 {
                 let messages = queue.receive(10, Duration::from_millis(500)).await.unwrap();
@@ -347,6 +347,11 @@ async fn each_function_is_granted_exactly_the_actions_it_calls() {
     .await;
     dispatch(queue.clone()).await;
     assert_eq!(bad.requests().len(), 6, "the redelivery's two attempts");
+    // The schedule's sweep, as it reads and settles what is due.
+    let sweep = herald_dispatch::invoke(&functions, json!({"sweep": true}), None)
+        .await
+        .unwrap();
+    assert_eq!(sweep["queued"], 0, "{sweep}");
     let producer_id = producer["id"].as_str().unwrap();
     for path in [
         format!("/v1/keys/{producer_id}"),

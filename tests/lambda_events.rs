@@ -182,8 +182,8 @@ async fn dispatch_function_delivers_and_reports_only_the_bad_record() {
         .unwrap();
 
     let event = serde_json::from_str(&event_file("dispatch-sqs-batch.json")).unwrap();
-    let dispatcher = herald_dispatch::dispatcher(&sdk, &config).await.unwrap();
-    let response = herald_dispatch::handle(&dispatcher, event, None).await;
+    let dispatch = herald_dispatch::dispatch(&sdk, &config).await.unwrap();
+    let response = herald_dispatch::handle(&dispatch.dispatcher, event, None).await;
     let failed: Vec<_> = response
         .batch_item_failures
         .iter()
@@ -207,7 +207,7 @@ async fn dispatch_function_delivers_and_reports_only_the_bad_record() {
 
 /// The ids the sample events refer to, seeded before each file runs.
 const WEBHOOK_ID: &str = "wh_01JDA8Q3Z5X8N2V7K4M6P9R1T4";
-const DELIVERY_ID: &str = "dl_01JDA8Q3Z5X8N2V7K4M6P9R1T5";
+const DELIVERY_ID: &str = "dl_01JDA8Q3Z5FHM26AEHFR8EPC1B";
 const KEY_ID: &str = "key_01JDA8Q3Z5X8N2V7K4M6P9R1T6";
 const ADMIN_KEY: &str = "admin-key-0123456789abcdef";
 
@@ -221,6 +221,8 @@ enum Expect {
         failures: usize,
         delivered: usize,
     },
+    /// The schedule's input to the dispatch function: a sweep, which answers what it queued.
+    Sweep,
 }
 
 /// Every file in `events/` and what it must produce. A file missing here fails the test, so a
@@ -290,6 +292,7 @@ fn expected(file: &str) -> Option<Expect> {
             failures: 1,
             delivered: 1,
         },
+        "dispatch-sweep.json" => Sweep,
         _ => return None,
     })
 }
@@ -335,9 +338,18 @@ async fn seeded(receiver: &str) -> (aws_config::SdkConfig, Config) {
     };
     delivery.record(failed, Some(now));
     store.put_delivery(&delivery).await.unwrap();
-    // The event behind the delivery, kept as ingest keeps it, so it can be redelivered.
-    let one: Value = serde_json::from_str(&event_file("dispatch-sqs-one.json")).unwrap();
-    let envelope = one["Records"][0]["body"].as_str().unwrap();
+    // The event behind the delivery (the acceptance the retry sample names), kept as ingest
+    // keeps it, so it can be redelivered: the delivery's id is the one it makes.
+    let retry: Value = serde_json::from_str(&event_file("dispatch-sqs-retry.json")).unwrap();
+    let retry = retry["Records"][0]["body"].as_str().unwrap();
+    let accepted = herald_shared::queue::Message::decode(retry).unwrap();
+    let made = herald_shared::delivery::delivery_id(accepted.envelope().envelope_id, WEBHOOK_ID);
+    assert_eq!(
+        &*made, DELIVERY_ID,
+        "the samples name the delivery the event makes"
+    );
+    let kept = herald_shared::queue::Message::fan_out(accepted.envelope().clone()).encode();
+    let envelope = kept.as_str();
     let day = time::Duration::days(1);
     let claimed = store
         .claim_event(TENANT, "evt-ten-0", envelope, now + day, now)
@@ -405,9 +417,14 @@ async fn every_sample_event_gets_its_documented_answer() {
                 failures,
                 delivered,
             } => {
+                // Through the function's entry point, as Lambda hands it the event.
                 let event = serde_json::from_str(&event_file(file)).unwrap();
-                let dispatcher = herald_dispatch::dispatcher(&sdk, &config).await.unwrap();
-                let response = herald_dispatch::handle(&dispatcher, event, None).await;
+                let dispatch = herald_dispatch::dispatch(&sdk, &config).await.unwrap();
+                let answer = herald_dispatch::invoke(&dispatch, event, None)
+                    .await
+                    .unwrap();
+                let response: aws_lambda_events::event::sqs::SqsBatchResponse =
+                    serde_json::from_value(answer).unwrap();
                 assert_eq!(
                     response.batch_item_failures.len(),
                     failures,
@@ -421,8 +438,30 @@ async fn every_sample_event_gets_its_documented_answer() {
                 };
                 assert_eq!(got.len(), delivered, "events/{file}");
             }
+            Expect::Sweep => {
+                let event = serde_json::from_str(&event_file(file)).unwrap();
+                let dispatch = herald_dispatch::dispatch(&sdk, &config).await.unwrap();
+                let answer = herald_dispatch::invoke(&dispatch, event, None)
+                    .await
+                    .unwrap();
+                assert_eq!(
+                    answer,
+                    json!({"queued": 0, "overdue": 0, "given_up": 0}),
+                    "events/{file}: the seeded delivery is not yet due"
+                );
+            }
         }
     }
+}
+
+/// An event that is neither an SQS batch nor the schedule's sweep is an error, not a batch of
+/// nothing acknowledged.
+#[tokio::test]
+async fn the_dispatch_function_refuses_what_it_was_not_built_for() {
+    let (sdk, config, _) = aws_config().await;
+    let dispatch = herald_dispatch::dispatch(&sdk, &config).await.unwrap();
+    let refused = herald_dispatch::invoke(&dispatch, json!({"Records": "not a list"}), None).await;
+    assert!(refused.is_err(), "{refused:?}");
 }
 
 #[tokio::test]

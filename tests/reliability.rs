@@ -1456,3 +1456,48 @@ async fn deliveries_queued_on_a_slow_receiver_leave_the_slots_to_others() {
     );
     batch.abort();
 }
+
+/// A redelivery sends the content the delivery was made from, or nothing: after the dedupe
+/// window a later post of the same event id replaces the kept event, and the redelivery of
+/// the earlier delivery is refused rather than sent with the later content.
+#[tokio::test]
+async fn a_redelivery_never_sends_a_later_posts_content() {
+    let stack = memory(config("0s", |_| {})).await;
+    let rx = Receiver::start(200).await;
+    let wh = stack
+        .create_webhook(json!({"url": rx.url, "events": ["*"]}))
+        .await;
+    stack
+        .post_event(json!({"id": "evt-again", "type": "builds.failed", "data": {"n": 1}}))
+        .await;
+    let delivered = settle(&stack, id(&wh), 1).await.remove(0);
+    let later = OffsetDateTime::now_utc() + time::Duration::hours(25);
+    let other = json!({"id": "evt-again", "type": "builds.failed", "data": {"n": 2}});
+    let envelope = herald_shared::event::EventEnvelope {
+        tenant_id: TENANT.into(),
+        envelope_id: ulid::Ulid::new(),
+        event: herald_shared::event::Event::parse(&other, later).unwrap(),
+    };
+    stack
+        .store
+        .claim_event(
+            TENANT,
+            "evt-again",
+            Message::fan_out(envelope).encode().as_str(),
+            later + time::Duration::hours(24),
+            later,
+        )
+        .await
+        .unwrap();
+    let path = format!("/v1/deliveries/{}/redeliver", delivered.id);
+    let (status, _, problem) = stack.call("POST", &path, None, None).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{problem}");
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(detail.contains("no longer kept"), "{detail}");
+    stack.drain().await;
+    assert_eq!(
+        rx.requests().len(),
+        1,
+        "nothing sent with the later content"
+    );
+}

@@ -271,3 +271,139 @@ fn one_delivery_job_fits_the_dispatch_function_timeout() {
     assert!(delivery <= herald_shared::config::MAX_DELIVERY_TIMEOUT);
     assert!(delivery + around <= dispatch);
 }
+
+/// The template's schedule runs the sweep as often as its lead needs, with the input that asks
+/// the dispatch function for a sweep rather than a batch.
+#[test]
+fn the_sweep_is_scheduled_as_the_code_expects() {
+    use herald_shared::service::sweep::SWEEP_EVERY;
+    let t = template::load();
+    let sweep = &t.resource("DispatchFunction")["Properties"]["Events"]["Sweep"];
+    assert_eq!(sweep["Type"].as_str(), Some("Schedule"));
+    let rate = sweep["Properties"]["Schedule"]
+        .as_str()
+        .expect("a schedule");
+    let minutes: u64 = rate
+        .strip_prefix("rate(")
+        .and_then(|r| r.strip_suffix(" minutes)"))
+        .and_then(|m| m.parse().ok())
+        .unwrap_or_else(|| panic!("not a rate in minutes: {rate}"));
+    assert_eq!(Duration::from_secs(minutes * 60), SWEEP_EVERY);
+    let input: serde_json::Value =
+        serde_json::from_str(sweep["Properties"]["Input"].as_str().expect("an input")).unwrap();
+    assert_eq!(input, serde_json::json!({"sweep": true}));
+}
+
+/// Both queues alarm on the age of their oldest message: the events queue once a message is
+/// older than any wait and redelivery the code makes, the dead-letter queue before its
+/// retention deletes what a redrive could still save.
+#[test]
+fn both_queues_alarm_on_their_oldest_message_before_it_is_lost() {
+    use herald_shared::queue::{MAX_DELAY, MAX_RECEIVES, VISIBILITY_TIMEOUT};
+    let t = template::load();
+    for (queue, alarm) in [
+        ("EventsQueue", "EventsQueueAgeAlarm"),
+        ("DeadLetterQueue", "DeadLetterQueueAgeAlarm"),
+    ] {
+        let alarm = &t.resource(alarm)["Properties"];
+        assert_eq!(
+            alarm["MetricName"].as_str(),
+            Some("ApproximateAgeOfOldestMessage")
+        );
+        let watched = match &alarm["Dimensions"][0]["Value"] {
+            Value::Tagged(tagged) if tagged.tag == "GetAtt" => tagged.value.as_str(),
+            _ => None,
+        };
+        assert_eq!(watched, Some(format!("{queue}.QueueName").as_str()));
+        let threshold = Duration::from_secs(t.number(&alarm["Threshold"]));
+        let retention = Duration::from_secs(
+            t.number(&t.resource(queue)["Properties"]["MessageRetentionPeriod"]),
+        );
+        assert!(threshold < retention, "{queue}: alarms after it deletes");
+        if queue == "EventsQueue" {
+            let longest = MAX_DELAY + VISIBILITY_TIMEOUT * MAX_RECEIVES;
+            assert!(
+                threshold > longest,
+                "alarms on a message still in its course"
+            );
+        }
+    }
+}
+
+/// The table `template.yaml` declares is the one `ensure_table` makes for the local stack and
+/// the tests: the same attributes and the same indexes, keyed and projected alike.
+#[tokio::test]
+async fn the_table_the_template_declares_is_the_one_the_code_creates() {
+    let moto = herald_tests::moto::moto();
+    let store = moto.store().await;
+    let described = aws_sdk_dynamodb::Client::new(&moto.sdk_config().await)
+        .describe_table()
+        .table_name(store.table())
+        .send()
+        .await
+        .unwrap()
+        .table
+        .unwrap();
+    let created_attributes: BTreeSet<(String, String)> = described
+        .attribute_definitions()
+        .iter()
+        .map(|a| {
+            let kind = a.attribute_type().as_str();
+            (a.attribute_name().to_string(), kind.to_string())
+        })
+        .collect();
+    let created_indexes: BTreeSet<String> = described
+        .global_secondary_indexes()
+        .iter()
+        .map(|i| {
+            let keys: Vec<String> = i
+                .key_schema()
+                .iter()
+                .map(|k| format!("{}:{}", k.attribute_name(), k.key_type().as_str()))
+                .collect();
+            let projection = i
+                .projection()
+                .and_then(|p| p.projection_type())
+                .map(|p| p.as_str().to_string())
+                .unwrap_or_default();
+            format!(
+                "{} {} {projection}",
+                i.index_name().unwrap_or_default(),
+                keys.join(",")
+            )
+        })
+        .collect();
+
+    let t = template::load();
+    let table = &t.resource("Table")["Properties"];
+    let declared_attributes: BTreeSet<(String, String)> = table["AttributeDefinitions"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            let name = a["AttributeName"].as_str().unwrap().to_string();
+            (name, a["AttributeType"].as_str().unwrap().to_string())
+        })
+        .collect();
+    let declared_indexes: BTreeSet<String> = table["GlobalSecondaryIndexes"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            let keys: Vec<String> = i["KeySchema"]
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .map(|k| {
+                    let name = k["AttributeName"].as_str().unwrap();
+                    format!("{name}:{}", k["KeyType"].as_str().unwrap())
+                })
+                .collect();
+            let projection = i["Projection"]["ProjectionType"].as_str().unwrap();
+            let name = i["IndexName"].as_str().unwrap();
+            format!("{name} {} {projection}", keys.join(","))
+        })
+        .collect();
+    assert_eq!(declared_attributes, created_attributes);
+    assert_eq!(declared_indexes, created_indexes);
+}

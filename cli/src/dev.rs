@@ -5,12 +5,15 @@ use crate::host_check::{self, AllowedHosts};
 use herald_shared::config::{Config, Mode};
 use herald_shared::queue::{MemoryQueue, Queue};
 use herald_shared::runtime;
-use herald_shared::service::tenants;
+use herald_shared::service::{tenants, Sweeper};
 use herald_shared::store::{MemoryStore, Store};
 use std::sync::Arc;
 
 /// The tenant behind `HERALD_API_KEY` in the local stack.
 pub const DEV_TENANT: &str = "tn_dev";
+/// How often the local stack sweeps: more often than the template's 5 minutes, so a lost
+/// message's attempt is found while someone is watching; well inside `SWEEP_LEAD`.
+const LOCAL_SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -53,6 +56,7 @@ pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     tenants::ensure_tenant_with_key(store.as_ref(), DEV_TENANT, "dev", config.api_key.expose())
         .await?;
 
+    let sweeper = Sweeper::new(store.clone(), queue.clone());
     let (app, dispatcher) = runtime::local_stack(&config, store, queue.clone());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut pollers = Vec::new();
@@ -66,6 +70,15 @@ pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             },
         )));
     }
+
+    let mut stop = stop_rx.clone();
+    pollers.push(tokio::spawn(runtime::sweep_every(
+        sweeper,
+        LOCAL_SWEEP_EVERY,
+        async move {
+            let _ = stop.wait_for(|s| *s).await;
+        },
+    )));
 
     let allowed = Arc::new(AllowedHosts::new(&args.host));
     let app = app.layer(axum::middleware::from_fn_with_state(

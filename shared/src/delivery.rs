@@ -71,6 +71,23 @@ pub struct Delivery {
         with = "time::serde::rfc3339::option"
     )]
     pub leased_until: Option<OffsetDateTime>,
+    /// When the sweep looks at this delivery next: the due time of a wait longer than the
+    /// queue can hold, or a time past a queued attempt's due time by which it is long overdue
+    /// (its message was lost). `None` once nothing is left to attempt.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    pub sweep_at: Option<OffsetDateTime>,
+    /// Sweeps that queued this delivery since its last attempt; bounded, so a delivery whose
+    /// messages never lead to an attempt is given up rather than queued for ever.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub sweeps: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 // Clone by hand for `clone_from`, which the derive leaves allocating: the in-memory store puts
@@ -109,6 +126,8 @@ impl Clone for Delivery {
             created_at: self.created_at,
             series_start: self.series_start,
             leased_until: self.leased_until,
+            sweep_at: self.sweep_at,
+            sweeps: self.sweeps,
         }
     }
 
@@ -124,6 +143,8 @@ impl Clone for Delivery {
         self.created_at = source.created_at;
         self.series_start = source.series_start;
         self.leased_until = source.leased_until;
+        self.sweep_at = source.sweep_at;
+        self.sweeps = source.sweeps;
     }
 }
 
@@ -148,6 +169,8 @@ impl Delivery {
             created_at: now,
             series_start: 0,
             leased_until: None,
+            sweep_at: None,
+            sweeps: 0,
         }
     }
 
@@ -177,7 +200,30 @@ impl Delivery {
         } else {
             None
         };
+        self.sweeps = 0;
+        self.sweep_at = self.next_attempt_at.map(|due| sweep_time(due, attempt.at));
         self.attempts.push(attempt);
+    }
+}
+
+/// How long past its due time a queued attempt may stay unmade before the sweep presumes its
+/// message lost (a purged queue, a dead letter expired) and queues the attempt again.
+pub const OVERDUE_AFTER: time::Duration = time::Duration::hours(1);
+
+/// Whether a wait is carried by a queue message (SQS delays a message 900 s at most); a longer
+/// one is the sweep's to queue shortly before it is due.
+pub fn queued_wait(wait: Duration) -> bool {
+    wait <= crate::queue::MAX_DELAY
+}
+
+/// When the sweep looks next at a delivery due at `due`, as of `now`: at `due` itself when no
+/// message carries the wait, and once the attempt is long overdue when one does.
+pub fn sweep_time(due: OffsetDateTime, now: OffsetDateTime) -> OffsetDateTime {
+    let wait: Duration = (due - now).try_into().unwrap_or_default();
+    if queued_wait(wait) {
+        due + OVERDUE_AFTER
+    } else {
+        due
     }
 }
 

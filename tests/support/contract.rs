@@ -339,6 +339,39 @@ pub async fn store_contract(store: &dyn Store) {
         "a failed delivery is final: only a redelivery (which makes it pending) reopens it"
     );
 
+    // The sweep's reading: deliveries of every tenant by sweep time, soonest first, none
+    // without one; a delivery that settles leaves it.
+    let swept_by = |id: &str, tenant: &str, at: OffsetDateTime| Delivery {
+        sweep_at: Some(at),
+        ..Delivery::new(id.into(), tenant, "evt_s", "jobs.failed", "wh_10", now)
+    };
+    let mut soon = swept_by("dl_s1", "tn_a", now + secs(10));
+    for d in [
+        &soon,
+        &swept_by("dl_s2", "tn_b", now + secs(5)),
+        &swept_by("dl_s3", "tn_a", now + secs(3600)),
+    ] {
+        store.put_delivery(d).await.unwrap();
+    }
+    let due = |before: OffsetDateTime, limit: usize| async move {
+        let found = store.due_for_sweep(before, limit).await.unwrap();
+        found
+            .iter()
+            .map(|d| d.id.to_string())
+            .filter(|id| id.starts_with("dl_s"))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(due(now + secs(10), 10).await, ["dl_s2", "dl_s1"]);
+    assert_eq!(due(now + secs(10), 1).await, ["dl_s2"]);
+    assert!(due(now, 10).await.is_empty());
+    soon.record(answered(200), None);
+    assert_eq!(
+        soon.sweep_at, None,
+        "a settled delivery has nothing to sweep"
+    );
+    store.put_delivery(&soon).await.unwrap();
+    assert_eq!(due(now + secs(3600), 10).await, ["dl_s2", "dl_s3"]);
+
     // Replacement over what was read: only while the stored delivery is still that one.
     let mut reopened = failed.clone();
     reopened.status = DeliveryStatus::Pending;

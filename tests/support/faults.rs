@@ -46,6 +46,8 @@ pub struct Faults {
     pub deliveries_recorded: AtomicUsize,
     /// Deliveries as last recorded in a final state (succeeded or failed), by id.
     pub finals: std::sync::Mutex<std::collections::HashMap<String, Delivery>>,
+    /// Messages the queue took, one by one or in batches.
+    pub messages_sent: AtomicUsize,
     /// The hash of every key whose last use was written, once per write.
     pub touched: std::sync::Mutex<Vec<String>>,
 }
@@ -194,6 +196,9 @@ impl DeliveryStore for FlakyStore {
         }
         self.inner.get_delivery(t, id).await
     }
+    async fn due_for_sweep(&self, before: OffsetDateTime, limit: usize) -> Result<Vec<Delivery>> {
+        self.inner.due_for_sweep(before, limit).await
+    }
     async fn list_deliveries(
         &self,
         t: &str,
@@ -259,7 +264,9 @@ impl Queue for FlakyQueue {
         if self.faults.fail_send.load(Ordering::SeqCst) {
             return Err(Error::Queue("injected fault: send".into()));
         }
-        self.inner.send(message, delay).await
+        self.inner.send(message, delay).await?;
+        self.faults.messages_sent.fetch_add(1, Ordering::SeqCst);
+        Ok(())
     }
     async fn send_batch(&self, messages: Vec<Encoded>) -> Result<Vec<Result<()>>> {
         if self.faults.fail_send.load(Ordering::SeqCst) {
@@ -268,7 +275,10 @@ impl Queue for FlakyQueue {
                 .map(|_| Err(Error::Queue("injected fault: send".into())))
                 .collect());
         }
-        self.inner.send_batch(messages).await
+        let sent = self.inner.send_batch(messages).await?;
+        let taken = sent.iter().filter(|r| r.is_ok()).count();
+        self.faults.messages_sent.fetch_add(taken, Ordering::SeqCst);
+        Ok(sent)
     }
     async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<Received>> {
         self.inner.receive(max, wait).await

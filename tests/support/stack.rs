@@ -99,6 +99,11 @@ impl Stack {
         .await
     }
 
+    /// The sweep over this stack's store and queue, as the template's schedule runs it.
+    pub fn sweeper(&self) -> herald_shared::service::Sweeper {
+        herald_shared::service::Sweeper::new(self.store.clone(), self.queue.clone())
+    }
+
     /// Sends a request through the router with the tenant key (or `key`).
     pub async fn call(
         &self,

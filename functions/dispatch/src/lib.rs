@@ -1,10 +1,12 @@
 //! The dispatch Lambda: SQS batches of accepted events → signed deliveries, answering with
-//! `batchItemFailures` so only the records that failed internally come back.
+//! `batchItemFailures` so only the records that failed internally come back; and, invoked by
+//! the template's schedule with `{"sweep": true}`, the sweep (`service::sweep`).
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use herald_shared::config::{Config, Mode};
 use herald_shared::runtime;
-use herald_shared::service::{Dispatcher, QueueRecord};
+use herald_shared::service::{Dispatcher, QueueRecord, Sweeper};
+use serde_json::{json, Value};
 
 /// Runs one SQS event through the dispatcher, starting no delivery that could not finish
 /// before `deadline` (the invocation's, from Lambda's context).
@@ -43,14 +45,46 @@ pub fn deadline_of(context: &lambda_runtime::Context) -> tokio::time::Instant {
     tokio::time::Instant::now() + left
 }
 
-/// The dispatcher over DynamoDB and SQS (for retries) with the shared delivery client, built
-/// once per container.
-pub async fn dispatcher(
+/// What the function does, built once per container over DynamoDB and SQS.
+pub struct Dispatch {
+    pub dispatcher: Dispatcher,
+    pub sweeper: Sweeper,
+}
+
+pub async fn dispatch(
     sdk: &aws_config::SdkConfig,
     config: &Config,
-) -> Result<Dispatcher, herald_shared::Error> {
+) -> Result<Dispatch, herald_shared::Error> {
     let (store, queue) = runtime::aws_ports(sdk, config).await?;
-    Ok(runtime::dispatcher(config, store, queue))
+    Ok(Dispatch {
+        dispatcher: runtime::dispatcher(config, store.clone(), queue.clone()),
+        sweeper: Sweeper::new(store, queue),
+    })
+}
+
+/// One invocation: a batch from the queue's event source, or the schedule's `{"sweep": true}`.
+/// A sweep that fails is an error, so the invocation counts in the errors alarm; the next
+/// scheduled one retries it.
+pub async fn invoke(
+    dispatch: &Dispatch,
+    event: Value,
+    deadline: Option<tokio::time::Instant>,
+) -> Result<Value, herald_shared::Error> {
+    if event.get("sweep").is_some() {
+        let swept = dispatch
+            .sweeper
+            .sweep(time::OffsetDateTime::now_utc())
+            .await?;
+        return Ok(json!({
+            "queued": swept.queued,
+            "overdue": swept.overdue,
+            "given_up": swept.given_up,
+        }));
+    }
+    let batch: SqsEvent = serde_json::from_value(event)
+        .map_err(|e| herald_shared::Error::Store(format!("not an SQS event: {e}")))?;
+    let response = handle(&dispatch.dispatcher, batch, deadline).await;
+    Ok(serde_json::to_value(response).expect("a batch response serializes"))
 }
 
 pub fn config() -> Result<Config, herald_shared::config::ConfigError> {

@@ -31,6 +31,10 @@ pub const VISIBILITY_TIMEOUT: std::time::Duration = std::time::Duration::from_se
 /// `MaxReceiveCount`, and the local stack's.
 pub const MAX_RECEIVES: u32 = 5;
 
+/// SQS's longest message delay: a longer wait is not carried by a message but left to the
+/// sweep (`service::sweep`), which queues it shortly before it is due.
+pub const MAX_DELAY: std::time::Duration = std::time::Duration::from_secs(900);
+
 /// The largest message body SQS takes: the queues' `MaximumMessageSize`, pinned by the template.
 pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
 

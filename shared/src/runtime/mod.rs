@@ -3,7 +3,7 @@
 
 mod poller;
 
-pub use poller::poll;
+pub use poller::{poll, sweep_every};
 
 use crate::config::Config;
 use crate::error::Result;

@@ -1,6 +1,8 @@
-//! The local stack's queue poller, which feeds the dispatcher as the SQS event source does in Lambda.
+//! The local stack's drivers: the queue poller, which feeds the dispatcher as the SQS event
+//! source does in Lambda, and the sweep's schedule, which the template's does.
 
 use crate::service::dispatch::{Dispatcher, QueueRecord};
+use crate::service::Sweeper;
 use std::sync::Arc;
 
 /// Feeds queue messages to the dispatcher the way the SQS event source mapping does in Lambda:
@@ -37,6 +39,25 @@ pub async fn poll(
                 // It will be received again; deliveries already made are skipped then.
                 tracing::warn!(message_id = %m.message_id, error = %e, "could not delete handled message");
             }
+        }
+    }
+}
+
+/// Runs the sweep every `period` until `shutdown` resolves, as the template's schedule runs it.
+pub async fn sweep_every(
+    sweeper: Sweeper,
+    period: std::time::Duration,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    tokio::pin!(shutdown);
+    let mut ticks = tokio::time::interval(period);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => return,
+            _ = ticks.tick() => {}
+        }
+        if let Err(e) = sweeper.sweep(time::OffsetDateTime::now_utc()).await {
+            tracing::warn!(error = %e, "sweep failed; the next one retries");
         }
     }
 }

@@ -277,6 +277,17 @@ impl DeliveryStore for MemoryStore {
             .cloned())
     }
 
+    async fn due_for_sweep(&self, before: OffsetDateTime, limit: usize) -> Result<Vec<Delivery>> {
+        let state = self.read();
+        let mut due: Vec<&Delivery> = state
+            .deliveries
+            .values()
+            .filter(|d| d.sweep_at.is_some_and(|at| at <= before))
+            .collect();
+        due.sort_unstable_by_key(|d| d.sweep_at);
+        Ok(due.into_iter().take(limit).cloned().collect())
+    }
+
     async fn list_deliveries(
         &self,
         tenant_id: &str,

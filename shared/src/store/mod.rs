@@ -124,6 +124,10 @@ pub trait DeliveryStore: Send + Sync {
         now: OffsetDateTime,
     ) -> Result<bool>;
     async fn get_delivery(&self, tenant_id: &str, id: &str) -> Result<Option<Delivery>>;
+    /// Deliveries of every tenant whose `sweep_at` is at or before `before`, soonest first,
+    /// `limit` at most: what the sweep queues. Read from an index that may lag the last write
+    /// by a moment, so a caller checks each one's `sweep_at` again.
+    async fn due_for_sweep(&self, before: OffsetDateTime, limit: usize) -> Result<Vec<Delivery>>;
     /// A webhook's deliveries, newest first, `limit` at most, older than the id `before`.
     async fn list_deliveries(
         &self,

@@ -1,6 +1,8 @@
 //! The delivery log, and redelivery.
 
 use super::*;
+use crate::delivery::sweep_time;
+use crate::service::source::source_envelope;
 
 /// A delivery as the API shows it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -75,15 +77,14 @@ impl Api {
                 "the webhook is disabled; enable it first".into(),
             ));
         }
-        let stored = self
-            .store
-            .get_event(tenant_id, &delivery.event_id)
+        let envelope = source_envelope(self.store.as_ref(), &delivery)
             .await?
-            .ok_or_else(|| Error::Conflict("the event is no longer kept".into()))?;
-        let envelope = Message::decode(&stored)
-            .map_err(|e| Error::Store(format!("unreadable stored event: {e}")))?
-            .envelope()
-            .clone();
+            .ok_or_else(|| {
+                Error::Conflict(
+                    "the event this delivery was made from is no longer kept (expired, or replaced by a later post of its id)"
+                        .into(),
+                )
+            })?;
         let message = Message::Attempt {
             envelope,
             attempt: NextAttempt {
@@ -98,6 +99,9 @@ impl Api {
         delivery.status = DeliveryStatus::Pending;
         delivery.series_start = delivery.attempts.len();
         delivery.next_attempt_at = Some(now);
+        // Found by the sweep should the message be lost.
+        delivery.sweep_at = Some(sweep_time(now, now));
+        delivery.sweeps = 0;
         // Pending before the message exists: dispatch leases only a delivery that is not
         // final, so the other order could drop the message. Written only over what was read.
         // Refused, it may still be this write: the SDK retries a put whose answer was lost, and

@@ -195,6 +195,11 @@ impl Dispatcher {
         now: OffsetDateTime,
     ) -> Option<OffsetDateTime> {
         let due = now + delay;
+        // A wait longer than a message can carry is queued by the sweep, from the record
+        // (`Delivery::sweep_at`): one message per attempt, however long the wait.
+        if !queued_wait(delay) {
+            return Some(due);
+        }
         // The retry is queued before the state says "retrying", so a crash in between
         // leaves a delivery that is retried, never one that waits for nothing.
         let retry = Message::Attempt {
@@ -206,11 +211,7 @@ impl Dispatcher {
             },
             not_before: Some(due),
         };
-        if let Err(e) = self
-            .queue
-            .send(retry.encode(), delay.min(MAX_QUEUE_DELAY))
-            .await
-        {
+        if let Err(e) = self.queue.send(retry.encode(), delay).await {
             tracing::error!(delivery_id = %delivery.id, error = %e, "could not queue a retry");
             // Give the lease back so the redo need not wait for it to lapse. This run holds
             // it: nobody wrote since.

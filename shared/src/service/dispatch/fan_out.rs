@@ -94,7 +94,7 @@ impl Dispatcher {
             let deferred = message.due_at(due);
             if let Err(e) = self
                 .queue
-                .send(deferred.encode(), wait.min(MAX_QUEUE_DELAY))
+                .send(deferred.encode(), wait.min(MAX_DELAY))
                 .await
             {
                 tracing::error!(error = %e, "could not defer a message");

@@ -15,13 +15,15 @@ mod health;
 
 pub use attempt::attempt;
 
-use crate::delivery::{delivery_id, verdict, Attempt, Delivery, DeliveryStatus, Verdict};
+use crate::delivery::{
+    delivery_id, queued_wait, verdict, Attempt, Delivery, DeliveryStatus, Verdict,
+};
 use crate::event::{Event, EventEnvelope};
 use crate::format;
 use crate::http::PostOutcome;
 use crate::matching::webhook_matches;
 use crate::metrics::BatchMetrics;
-use crate::queue::{Message, NextAttempt, Queue};
+use crate::queue::{Message, NextAttempt, Queue, MAX_DELAY};
 use crate::service::sender::Sender;
 use crate::store::Store;
 use crate::webhook::{Kind, Webhook};
@@ -34,8 +36,6 @@ use time::OffsetDateTime;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
-/// SQS's longest message delay; longer waits are chained.
-pub const MAX_QUEUE_DELAY: Duration = Duration::from_secs(900);
 /// How long past its delivery timeout a run holds an attempt: longer than the dispatch
 /// function's timeout (so no live run loses its lease), shorter than the queue's visibility
 /// timeout (so a message whose run died finds the lease lapsed when it comes back).

@@ -20,11 +20,25 @@ impl DynamoStore {
             .item("attempt_count", n(delivery.attempts.len() as i64))
             .item("expires_at", n(expires))
             .item("doc", to_doc(delivery));
+        let put = match delivery.sweep_at {
+            Some(at) => put
+                .item("sweep_pk", s(sweep_shard(&delivery.id)))
+                .item("sweep_at", n(unix_ms(at))),
+            None => put,
+        };
         match delivery.leased_until {
             Some(until) => put.item("leased_until", n(unix_ms(until))),
             None => put,
         }
     }
+}
+
+/// The sweep index partition of a delivery: a stable hash of its id.
+fn sweep_shard(id: &str) -> String {
+    let hash = id
+        .bytes()
+        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
+    format!("S#{}", hash % SWEEP_SHARDS)
 }
 
 #[async_trait]
@@ -84,6 +98,42 @@ impl DeliveryStore for DynamoStore {
         };
         let delivery: Delivery = doc(&item)?;
         Ok((*delivery.tenant_id == *tenant_id).then_some(delivery))
+    }
+
+    async fn due_for_sweep(&self, before: OffsetDateTime, limit: usize) -> Result<Vec<Delivery>> {
+        let shards = (0..SWEEP_SHARDS).map(|shard| {
+            self.client
+                .query()
+                .table_name(&self.table)
+                .index_name(SWEEP_INDEX)
+                .key_condition_expression("sweep_pk = :pk AND sweep_at <= :before")
+                .expression_attribute_values(":pk", s(format!("S#{shard}")))
+                .expression_attribute_values(":before", n(unix_ms(before)))
+                .limit(limit as i32)
+                .send()
+        });
+        let mut keys = Vec::new();
+        for page in futures::future::join_all(shards).await {
+            for item in page.map_err(store_err)?.items.unwrap_or_default() {
+                let at = item
+                    .get("sweep_at")
+                    .and_then(|v| v.as_n().ok()?.parse::<i64>().ok());
+                if let (Some(Ok(pk)), Some(at)) = (item.get("PK").map(|v| v.as_s()), at) {
+                    keys.push((at, pk.clone()));
+                }
+            }
+        }
+        keys.sort_unstable();
+        keys.truncate(limit);
+        // The index holds keys only: each delivery is read whole, and as it is now.
+        let reads = keys.into_iter().map(|(_, pk)| self.get(pk, "D"));
+        let mut due = Vec::new();
+        for item in futures::future::join_all(reads).await {
+            if let Some(item) = item? {
+                due.push(doc::<Delivery>(&item)?);
+            }
+        }
+        Ok(due)
     }
 
     async fn list_deliveries(

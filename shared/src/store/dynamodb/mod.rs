@@ -7,6 +7,11 @@
 //! | API key         | `K#<sha256 of key>`     | `KEY`       |                 |             |
 //! | key by id       | `T#<tenant>`            | `KEY#<id>`  |                 |             |
 //! | delivery        | `D#<id>`                | `D`         | `W#<webhook>`   | `D#<id>`    |
+//!
+//! A delivery with something left to attempt also carries `sweep_pk` (`S#<shard>`, the
+//! delivery id's hash over `SWEEP_SHARDS`) and `sweep_at` (epoch ms): the keys of the sparse,
+//! keys-only index `SWEEP` that the sweep reads. A delivery that succeeds or fails for good
+//! drops them, and leaves the index.
 //! | accepted event  | `E#<tenant>#<event id>` | `E`         |                 |             |
 //!
 //! An accepted event's claim is pending (its enqueue not confirmed) until an item
@@ -51,6 +56,11 @@ const DELIVERY_RETENTION_SECS: i64 = 30 * 86_400;
 /// Accepted events are kept as long as their deliveries, so any delivery can be redelivered.
 const EVENT_RETENTION_SECS: i64 = DELIVERY_RETENTION_SECS;
 pub const GSI1: &str = "GSI1";
+/// The sweep's index: deliveries by the time the sweep should look at them.
+pub const SWEEP_INDEX: &str = "SWEEP";
+/// Partitions of the sweep's index: the retries of one busy failing endpoint spread over
+/// them, each well under a partition's 1,000 writes a second.
+const SWEEP_SHARDS: u32 = 4;
 
 type Item = HashMap<String, AttributeValue>;
 

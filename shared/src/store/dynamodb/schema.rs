@@ -4,7 +4,7 @@
 use super::*;
 
 impl DynamoStore {
-    /// Creates the table (with GSI1 and TTL) when it does not exist: for the local stack and
+    /// Creates the table (with GSI1, the sweep's index and TTL) when it does not exist: for the local stack and
     /// tests. In AWS the SAM template owns the table.
     pub async fn ensure_table(&self) -> Result<()> {
         match self
@@ -18,13 +18,14 @@ impl DynamoStore {
             Err(e) if e.code() == Some("ResourceNotFoundException") => {}
             Err(e) => return Err(store_err(e)),
         }
-        let attr = |name: &str| {
+        let attr_of = |name: &str, kind: ScalarAttributeType| {
             AttributeDefinition::builder()
                 .attribute_name(name)
-                .attribute_type(ScalarAttributeType::S)
+                .attribute_type(kind)
                 .build()
                 .expect("complete attribute definition")
         };
+        let attr = |name: &str| attr_of(name, ScalarAttributeType::S);
         let key = |name: &str, key_type: KeyType| {
             KeySchemaElement::builder()
                 .attribute_name(name)
@@ -41,6 +42,8 @@ impl DynamoStore {
             .attribute_definitions(attr("SK"))
             .attribute_definitions(attr("GSI1PK"))
             .attribute_definitions(attr("GSI1SK"))
+            .attribute_definitions(attr("sweep_pk"))
+            .attribute_definitions(attr_of("sweep_at", ScalarAttributeType::N))
             .key_schema(key("PK", KeyType::Hash))
             .key_schema(key("SK", KeyType::Range))
             .global_secondary_indexes(
@@ -55,6 +58,19 @@ impl DynamoStore {
                     )
                     .build()
                     .expect("complete index"),
+            )
+            .global_secondary_indexes(
+                GlobalSecondaryIndex::builder()
+                    .index_name(SWEEP_INDEX)
+                    .key_schema(key("sweep_pk", KeyType::Hash))
+                    .key_schema(key("sweep_at", KeyType::Range))
+                    .projection(
+                        Projection::builder()
+                            .projection_type(ProjectionType::KeysOnly)
+                            .build(),
+                    )
+                    .build()
+                    .expect("complete sweep index"),
             )
             .send()
             .await;
