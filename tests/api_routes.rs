@@ -1860,3 +1860,93 @@ async fn last_use_is_written_once_a_day_on_moto() {
     )
     .await;
 }
+
+/// Deliveries with `MAX_ATTEMPTS` attempts of the largest snippets the client records, under
+/// one webhook: the largest a delivery log gets.
+async fn largest_deliveries(stack: &Stack, count: u64) -> String {
+    use herald_shared::delivery::{Attempt, Delivery, MAX_ATTEMPTS};
+    let wh = stack
+        .create_webhook(json!({"url": "http://127.0.0.1:9/hook", "events": ["*"]}))
+        .await;
+    let wh_id = wh["id"].as_str().unwrap().to_string();
+    let now = time::OffsetDateTime::now_utc();
+    for i in 0..count {
+        let id = format!("dl_{}", ulid::Ulid::from_parts(1_796_000_000_000 + i, 1));
+        let mut d = Delivery::new(id.into(), TENANT, "evt", "jobs.failed", &*wh_id, now);
+        for n in 0..MAX_ATTEMPTS {
+            let attempt = Attempt {
+                at: now,
+                status_code: Some(500),
+                duration_ms: 10,
+                error: Some("e".repeat(200)),
+                response_body: Some(
+                    "\u{1}".repeat(herald_shared::http::client::RESPONSE_SNIPPET_BYTES),
+                ),
+            };
+            d.record(attempt, (n + 1 < MAX_ATTEMPTS).then_some(now));
+        }
+        stack.store.put_delivery(&d).await.unwrap();
+    }
+    wh_id
+}
+
+/// A page of the delivery log stays inside Lambda's 6 MB response however large its
+/// deliveries are: it stops short of its limit, and its cursor walks the rest.
+#[tokio::test]
+async fn a_page_of_large_deliveries_stays_under_the_lambda_response_limit() {
+    let stack = Stack::memory().await;
+    let wh_id = largest_deliveries(&stack, 100).await;
+    let mut seen = std::collections::BTreeSet::new();
+    let mut path = format!("/v1/webhooks/{wh_id}/deliveries?limit=100");
+    let mut pages = 0;
+    loop {
+        let (status, _, page) = stack.call("GET", &path, None, None).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        let bytes = serde_json::to_vec(&page).unwrap().len();
+        assert!(bytes < 6_000_000, "a page of {bytes} bytes");
+        pages += 1;
+        for d in page["data"].as_array().unwrap() {
+            assert!(
+                seen.insert(d["id"].as_str().unwrap().to_string()),
+                "seen twice"
+            );
+        }
+        match page["next_cursor"].as_str() {
+            Some(cursor) => {
+                path = format!("/v1/webhooks/{wh_id}/deliveries?limit=100&cursor={cursor}")
+            }
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 100, "every delivery, once");
+    assert!(pages > 1, "one page would have passed the limit");
+}
+
+/// A redelivery never takes a delivery past the attempts it may keep: refused with 409 and
+/// the reason, nothing queued.
+#[tokio::test]
+async fn a_redelivery_past_the_attempts_a_delivery_keeps_is_refused() {
+    let stack = Stack::memory().await;
+    let wh_id = largest_deliveries(&stack, 1).await;
+    let (_, _, page) = stack
+        .call(
+            "GET",
+            &format!("/v1/webhooks/{wh_id}/deliveries"),
+            None,
+            None,
+        )
+        .await;
+    let id = page["data"][0]["id"].as_str().unwrap();
+    let answer = stack
+        .call(
+            "POST",
+            &format!("/v1/deliveries/{id}/redeliver"),
+            None,
+            None,
+        )
+        .await;
+    assert_problem(&answer, 409);
+    let detail = answer.2["detail"].as_str().unwrap();
+    assert!(detail.contains("keeps at most 100"), "{detail}");
+    assert!(stack.drain().await.is_empty());
+}

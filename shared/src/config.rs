@@ -188,6 +188,9 @@ fn flag(name: &'static str, value: Option<&str>) -> Result<bool, ConfigError> {
     }
 }
 
+/// The most attempts a retry schedule may have.
+pub const MAX_SCHEDULE: usize = 20;
+
 /// Parses `0s,5s,5m,30m,2h` into delays; at least one attempt, each at most a day.
 pub fn parse_schedule(text: &str) -> Result<Vec<Duration>, String> {
     let delays = text
@@ -205,8 +208,8 @@ pub fn parse_schedule(text: &str) -> Result<Vec<Duration>, String> {
                 })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    if delays.len() > 20 {
-        return Err("at most 20 attempts".into());
+    if delays.len() > MAX_SCHEDULE {
+        return Err(format!("at most {MAX_SCHEDULE} attempts"));
     }
     Ok(delays)
 }

@@ -203,8 +203,25 @@ impl Delivery {
         self.sweeps = 0;
         self.sweep_at = self.next_attempt_at.map(|due| sweep_time(due, attempt.at));
         self.attempts.push(attempt);
+        let older = self.attempts.len().saturating_sub(KEPT_BODIES);
+        for old in &mut self.attempts[..older] {
+            old.response_body = None;
+        }
+    }
+
+    /// Whether a new series of up to `schedule` attempts (a redelivery) still fits
+    /// `MAX_ATTEMPTS`.
+    pub fn may_start_series(&self, schedule: usize) -> bool {
+        self.attempts.len() + schedule <= MAX_ATTEMPTS
     }
 }
+
+/// The most attempts one delivery keeps: a redelivery that could take it past this is refused
+/// (`Delivery::may_start_series`). With the response snippets of the last `KEPT_BODIES`
+/// attempts only, a delivery stays under about 100 KB, far inside DynamoDB's 400 KB item.
+pub const MAX_ATTEMPTS: usize = 100;
+/// Attempts that keep their response snippet; older ones keep status, duration and error.
+pub const KEPT_BODIES: usize = 10;
 
 /// How long past its due time a queued attempt may stay unmade before the sweep presumes its
 /// message lost (a purged queue, a dead letter expired) and queues the attempt again.
@@ -323,6 +340,43 @@ fn id_digest(envelope_id: Ulid, webhook_id: &str) -> aws_lc_rs::digest::Digest {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The largest attempt the client can record: a whole snippet of control bytes (escaped to
+    /// six characters each in JSON) and a long error.
+    fn largest_attempt(at: OffsetDateTime) -> Attempt {
+        Attempt {
+            at,
+            status_code: Some(500),
+            duration_ms: u64::MAX,
+            error: Some("e".repeat(200)),
+            response_body: Some("\u{1}".repeat(crate::http::client::RESPONSE_SNIPPET_BYTES)),
+        }
+    }
+
+    #[test]
+    fn a_delivery_at_its_attempt_limit_stays_far_inside_an_item() {
+        let now = OffsetDateTime::now_utc();
+        let mut d = Delivery::new("dl_x".into(), "tn_a", "evt", "jobs.failed", "wh_a", now);
+        for _ in 0..MAX_ATTEMPTS {
+            d.record(largest_attempt(now), Some(now));
+        }
+        let kept = d
+            .attempts
+            .iter()
+            .filter(|a| a.response_body.is_some())
+            .count();
+        assert_eq!(kept, KEPT_BODIES);
+        assert!(
+            d.attempts[MAX_ATTEMPTS - 1].response_body.is_some(),
+            "the newest keep theirs"
+        );
+        let bytes = serde_json::to_vec(&d).unwrap().len();
+        assert!(bytes < 120 * 1024, "{bytes} bytes");
+        assert!(!d.may_start_series(1));
+        d.attempts.truncate(MAX_ATTEMPTS - 8);
+        assert!(d.may_start_series(8));
+        assert!(!d.may_start_series(9));
+    }
 
     #[test]
     fn delivery_ids_hash_the_same_input_whatever_its_length() {

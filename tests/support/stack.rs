@@ -138,7 +138,7 @@ impl Stack {
         let resp = self.router.clone().oneshot(req).await.unwrap();
         let status = resp.status();
         let headers = resp.headers().clone();
-        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        let bytes = axum::body::to_bytes(resp.into_body(), 8 << 20)
             .await
             .unwrap();
         let value = if bytes.is_empty() {

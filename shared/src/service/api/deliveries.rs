@@ -1,7 +1,7 @@
 //! The delivery log, and redelivery.
 
 use super::*;
-use crate::delivery::sweep_time;
+use crate::delivery::{sweep_time, MAX_ATTEMPTS};
 use crate::service::source::source_envelope;
 
 /// A delivery as the API shows it.
@@ -34,6 +34,23 @@ impl From<&Delivery> for DeliveryView {
     }
 }
 
+/// The most a page of the delivery log carries, in JSON bytes: well under the 6 MB a Lambda
+/// response may be. A page of large deliveries stops short of its limit and says there is more.
+pub const MAX_PAGE_BYTES: usize = 4 * 1024 * 1024;
+
+/// How many of `deliveries`, from the first, fit `budget` bytes as the API writes them; at
+/// least one, so a page always moves on.
+fn within_bytes(deliveries: &[Delivery], budget: usize) -> usize {
+    let mut used = 0;
+    for (i, d) in deliveries.iter().enumerate() {
+        used += serde_json::to_vec(&DeliveryView::from(d)).map_or(0, |json| json.len()) + 1;
+        if used > budget {
+            return i.max(1);
+        }
+    }
+    deliveries.len()
+}
+
 impl Api {
     pub async fn list_deliveries(
         &self,
@@ -45,10 +62,15 @@ impl Api {
         let limit = page_limit(limit)?;
         let before = cursor.map(|c| decode_cursor(c, "dl_")).transpose()?;
         self.webhook(tenant_id, webhook_id).await?;
-        let page = self
+        let mut page = self
             .store
             .list_deliveries(tenant_id, webhook_id, limit, before.as_deref())
             .await?;
+        let fits = within_bytes(&page.items, MAX_PAGE_BYTES);
+        if fits < page.items.len() {
+            page.items.truncate(fits);
+            page.more = true;
+        }
         Ok(Listing::from_page(
             &page,
             |d| &d.id,
@@ -76,6 +98,13 @@ impl Api {
             return Err(Error::Conflict(
                 "the webhook is disabled; enable it first".into(),
             ));
+        }
+        // A series of the longest schedule must fit what a delivery keeps.
+        if !delivery.may_start_series(crate::config::MAX_SCHEDULE) {
+            return Err(Error::Conflict(format!(
+                "the delivery has {} attempts, and one keeps at most {MAX_ATTEMPTS}; post the event again under a new id to send it anew",
+                delivery.attempts.len()
+            )));
         }
         let envelope = source_envelope(self.store.as_ref(), &delivery)
             .await?
