@@ -1,6 +1,7 @@
 //! `make bench`: how close Herald's dispatch comes to a bare HTTP client on this machine, and
-//! what it costs in CPU, instructions, memory and start-up time. Every figure is min / median /
-//! max over `--runs` runs (5 by default); the last line printed is the throughput ratio.
+//! what it costs in CPU, instructions, memory and start-up time, and on AWS per delivery. Every
+//! figure is min / median / max over `--runs` runs (5 by default), but the cost meter's, which
+//! counts billed units and runs once; the last line printed is the throughput ratio.
 
 mod coldstart;
 mod cost;
