@@ -61,6 +61,9 @@ enum Cmd {
         herald: PathBuf,
         #[arg(long, default_value = ".venv")]
         venv: PathBuf,
+        /// The SAM template the functions' memory and the dispatch batch size are read from.
+        #[arg(long, default_value = "template.yaml")]
+        template: PathBuf,
     },
     /// Allocation sizes on the delivery path (a dispatch job's future); fails when one
     /// outgrows the allocator's per-thread cache.
@@ -136,6 +139,7 @@ fn main() {
             batch,
             herald,
             venv,
+            template,
         }) => {
             let scenarios = if events.is_none() && fanout.is_none() && batch.is_none() {
                 cost::scenarios()
@@ -147,7 +151,7 @@ fn main() {
                 )]
             };
             let mut failed = false;
-            for report in runtime.block_on(cost::run_all(&herald, &venv, &scenarios)) {
+            for report in runtime.block_on(cost::run_all(&herald, &venv, &template, &scenarios)) {
                 match report {
                     Ok(report) => println!("{report}"),
                     Err(e) => {
@@ -633,8 +637,10 @@ async fn all(runs: usize, deliveries: usize, bin_dir: &Path, venv: &Path) {
         }
     }
 
-    // What a delivery costs on AWS, metered through the same `herald dev` on moto.
-    for report in cost::run_all(&herald, venv, &cost::scenarios()).await {
+    // What a delivery costs on AWS, metered through the same `herald dev` on moto. `make bench`
+    // runs from the workspace root, where the template is.
+    let template = Path::new("template.yaml");
+    for report in cost::run_all(&herald, venv, template, &cost::scenarios()).await {
         match report {
             Ok(report) => {
                 let mut lines = report.lines();

@@ -96,6 +96,11 @@ pub fn tables(op: &str, req: &Value) -> Vec<String> {
 }
 
 impl Meter {
+    /// The tables' schemas as learned, by table name.
+    pub fn schemas(&self) -> impl Iterator<Item = (&String, &Schema)> {
+        self.schemas.iter()
+    }
+
     pub fn knows(&self, table: &str) -> bool {
         self.schemas.contains_key(table)
     }

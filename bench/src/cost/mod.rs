@@ -61,22 +61,27 @@ pub fn scenarios() -> Vec<Scenario> {
 pub async fn run_all(
     herald: &Path,
     venv: &Path,
+    template: &Path,
     scenarios: &[Scenario],
 ) -> Vec<Result<String, String>> {
     let mut reports = Vec::new();
     for s in scenarios {
-        reports.push(
-            run(herald, venv, s)
-                .await
-                .map_err(|e| format!("cost {}: {e}", s.name)),
-        );
+        let report = match lambda::Deployed::read(template) {
+            Ok(deployed) => run(herald, venv, &deployed, s).await,
+            Err(e) => Err(e),
+        };
+        reports.push(report.map_err(|e| format!("cost {}: {e}", s.name)));
     }
     reports
 }
 
 /// One metered run.
-pub async fn run(herald: &Path, venv: &Path, scenario: &Scenario) -> Result<String, String> {
-    let deployed = lambda::Deployed::from_template();
+async fn run(
+    herald: &Path,
+    venv: &Path,
+    deployed: &lambda::Deployed,
+    scenario: &Scenario,
+) -> Result<String, String> {
     let moto = Moto::start(&venv.join("bin/moto_server"))?;
     let meter = Arc::new(Mutex::new(Meter::default()));
     let endpoint = proxy::start(meter.clone(), &moto.endpoint).await?;
@@ -106,7 +111,7 @@ pub async fn run(herald: &Path, venv: &Path, scenario: &Scenario) -> Result<Stri
     }
     let measured = Measured {
         scenario,
-        deployed: &deployed,
+        deployed,
         post_bytes: &run.post_bytes,
         ingest_ms,
         meter: &m,

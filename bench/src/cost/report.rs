@@ -1,6 +1,7 @@
 //! A metered run priced: the counts per delivery, each part's dollars per million deliveries
 //! from the price table, and the totals behind API Gateway and behind a function URL.
 
+use super::dynamodb::Projection;
 use super::lambda::{gb_seconds, Deployed};
 use super::meter::Meter;
 use super::prices::*;
@@ -59,6 +60,25 @@ pub fn lines(run: &Measured) -> Vec<String> {
         wru += o.wru;
         index_wru += index;
         rru += o.rru;
+    }
+    for (table, schema) in m.schemas() {
+        let indexes = schema
+            .indexes
+            .iter()
+            .map(|i| {
+                let projection = match &i.projection {
+                    Projection::All => "ALL".to_string(),
+                    Projection::KeysOnly => "KEYS_ONLY".to_string(),
+                    Projection::Include(a) => format!("INCLUDE {}", a.join(" ")),
+                };
+                format!("{} ({}; {projection})", i.name, i.keys.join(", "))
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        parts.push(format!(
+            "dynamodb table {table} ({}), as its CreateTable set it up: indexes {indexes}",
+            schema.keys.join(", ")
+        ));
     }
     let writes = dollars(per(wru + index_wru), WRU);
     parts.push(format!(
