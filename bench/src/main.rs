@@ -144,7 +144,7 @@ fn main() {
             let scenarios = if events.is_none() && fanout.is_none() && batch.is_none() {
                 cost::scenarios()
             } else {
-                vec![cost::Scenario::custom(
+                vec![cost::Scenario::new(
                     events.unwrap_or(500),
                     fanout.unwrap_or(1),
                     batch.unwrap_or(100),

@@ -29,7 +29,7 @@ pub struct Scenario {
 }
 
 impl Scenario {
-    pub fn custom(events: usize, fanout: usize, batch: usize) -> Scenario {
+    pub fn new(events: usize, fanout: usize, batch: usize) -> Scenario {
         Scenario {
             name: format!("fanout{fanout}-{}", batch_name(batch)),
             events,
@@ -53,7 +53,7 @@ fn batch_name(batch: usize) -> String {
 pub fn scenarios() -> Vec<Scenario> {
     [(300, 1, 100), (300, 1, 1), (200, 10, 100), (40, 10, 1)]
         .into_iter()
-        .map(|(events, fanout, batch)| Scenario::custom(events, fanout, batch))
+        .map(|(events, fanout, batch)| Scenario::new(events, fanout, batch))
         .collect()
 }
 
