@@ -77,7 +77,8 @@ soak: venv
 	HERALD_SOAK_EVENTS=$(SOAK_EVENTS) $(CARGO) test -p herald-tests --test soak -- --nocapture
 
 ## Benchmarks (not part of `make test`): release builds of the bench, the local stack and the
-## three functions, then every figure over BENCH_RUNS runs. valgrind counts instructions.
+## three functions, then every figure over BENCH_RUNS runs, and the cost meter's scenarios
+## once each (`herald-bench cost` on moto). valgrind counts instructions.
 BENCH_RUNS ?= 5
 bench: venv
 	@command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind; }

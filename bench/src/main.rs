@@ -1,6 +1,7 @@
 //! `make bench`: how close Herald's dispatch comes to a bare HTTP client on this machine, and
-//! what it costs in CPU, instructions, memory and start-up time. Every figure is min / median /
-//! max over `--runs` runs (5 by default); the last line printed is the throughput ratio.
+//! what it costs in CPU, instructions, memory and start-up time, and on AWS per delivery. Every
+//! figure is min / median / max over `--runs` runs (5 by default), but the cost meter's, which
+//! counts billed units and runs once; the last line printed is the throughput ratio.
 
 mod coldstart;
 mod cost;
@@ -43,20 +44,26 @@ enum Cmd {
         venv: PathBuf,
     },
     /// The cost meter: `herald dev` on moto behind a metering proxy; DynamoDB units, SQS
-    /// requests and storage per delivery, priced per million.
+    /// requests, Lambda and API Gateway per delivery, priced per million. Every scenario, or
+    /// one of your own when any of --events, --fanout, --batch is given.
     Cost {
-        #[arg(long, default_value_t = 500)]
-        events: usize,
-        #[arg(long, default_value_t = 1)]
-        fanout: usize,
-        /// Events per POST (1: `/v1/events`; more: `/v1/events/batch`).
-        #[arg(long, default_value_t = 100)]
-        batch: usize,
+        /// Events to post (default 500).
+        #[arg(long)]
+        events: Option<usize>,
+        /// Webhooks each event goes to (default 1).
+        #[arg(long)]
+        fanout: Option<usize>,
+        /// Events per POST (1: `/v1/events`; more: `/v1/events/batch`; default 100).
+        #[arg(long)]
+        batch: Option<usize>,
         /// The `herald` binary to meter.
         #[arg(long, default_value = "target/release/herald")]
         herald: PathBuf,
         #[arg(long, default_value = ".venv")]
         venv: PathBuf,
+        /// The SAM template the functions' memory and the dispatch batch size are read from.
+        #[arg(long, default_value = "template.yaml")]
+        template: PathBuf,
     },
     /// Allocation sizes on the delivery path (a dispatch job's future); fails when one
     /// outgrows the allocator's per-thread cache.
@@ -132,13 +139,31 @@ fn main() {
             batch,
             herald,
             venv,
-        }) => match runtime.block_on(cost::run(&herald, &venv, events, fanout, batch)) {
-            Ok(report) => println!("{report}"),
-            Err(e) => {
-                eprintln!("cost: {e}");
+            template,
+        }) => {
+            let scenarios = if events.is_none() && fanout.is_none() && batch.is_none() {
+                cost::scenarios()
+            } else {
+                vec![cost::Scenario::new(
+                    events.unwrap_or(500),
+                    fanout.unwrap_or(1),
+                    batch.unwrap_or(100),
+                )]
+            };
+            let mut failed = false;
+            for report in runtime.block_on(cost::run_all(&herald, &venv, &template, &scenarios)) {
+                match report {
+                    Ok(report) => println!("{report}"),
+                    Err(e) => {
+                        eprintln!("{e}");
+                        failed = true;
+                    }
+                }
+            }
+            if failed {
                 std::process::exit(1);
             }
-        },
+        }
         Some(Cmd::Hotpath {
             kind: k,
             iterations,
@@ -584,6 +609,8 @@ async fn all(runs: usize, deliveries: usize, bin_dir: &Path, venv: &Path) {
                 fanout,
                 connections: 32,
                 batch: 1,
+                log: None,
+                settled: None,
             };
             match stack::run(&herald, load).await {
                 Ok(r) => {
@@ -607,6 +634,24 @@ async fn all(runs: usize, deliveries: usize, bin_dir: &Path, venv: &Path) {
                 Spread::of(&p99).show(2),
                 Spread::of(&cpu).show(3)
             )),
+        }
+    }
+
+    // What a delivery costs on AWS, metered through the same `herald dev` on moto. `make bench`
+    // runs from the workspace root, where the template is.
+    let template = Path::new("template.yaml");
+    for report in cost::run_all(&herald, venv, template, &cost::scenarios()).await {
+        match report {
+            Ok(report) => {
+                let mut lines = report.lines();
+                if let Some(headline) = lines.next() {
+                    line(headline.to_string());
+                }
+                for part in lines {
+                    println!("{part}");
+                }
+            }
+            Err(e) => line(e),
         }
     }
 

@@ -18,6 +18,8 @@ pub struct StackRun {
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub cpu_s_per_1000: f64,
+    /// The size of each POST of events, in bytes.
+    pub post_bytes: Vec<usize>,
 }
 
 struct Killed(Child);
@@ -38,6 +40,11 @@ pub struct Load<'a> {
     pub connections: usize,
     /// Events per POST: 1 posts to `/v1/events`, more to `/v1/events/batch`.
     pub batch: usize,
+    /// Where `herald dev`'s log goes (uncoloured); `None`: nowhere.
+    pub log: Option<&'a Path>,
+    /// Once every delivery arrived, the stack is kept until this says the work that follows
+    /// the deliveries (their records, the deletes) is done, for at most 30 s.
+    pub settled: Option<&'a dyn Fn() -> bool>,
 }
 
 pub async fn run(herald: &Path, load: Load<'_>) -> Result<StackRun, String> {
@@ -56,6 +63,8 @@ pub async fn run_with(
         fanout,
         connections,
         batch,
+        log,
+        settled,
     } = load;
     let receiver = Receiver::spawn(0, true);
     let port = free_port();
@@ -68,7 +77,13 @@ pub async fn run_with(
         .env("HERALD_RETRY_SCHEDULE", "0s")
         .env("HERALD_ENDPOINT_CONCURRENCY", "64")
         .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
+        .env("NO_COLOR", "1")
+        .stdout(match log {
+            Some(path) => std::fs::File::create(path)
+                .map_err(|e| format!("{}: {e}", path.display()))?
+                .into(),
+            None => Stdio::null(),
+        })
         .stderr(Stdio::null());
     if let Some(endpoint) = aws {
         let name = format!(
@@ -141,20 +156,26 @@ pub async fn run_with(
                     .collect();
                 ("events/batch", serde_json::json!({ "events": list }))
             };
+            let body = body.to_string();
+            let bytes = body.len();
             let sent = client
                 .post(format!("{base}/v1/{path}"))
                 .bearer_auth(KEY)
                 .header("content-type", "application/json")
-                .body(body.to_string())
+                .body(body)
                 .send();
-            async move { accepted_in(sent.await, last - first).await }
+            async move { (accepted_in(sent.await, last - first).await, bytes) }
         })
         .buffer_unordered(connections)
-        .fold((0, None), |(sum, first_refusal), (n, refusal)| {
-            std::future::ready((sum + n, first_refusal.or(refusal)))
-        })
+        .fold(
+            (0, None, Vec::new()),
+            |(sum, first_refusal, mut sizes), ((n, refusal), bytes)| {
+                sizes.push(bytes);
+                std::future::ready((sum + n, first_refusal.or(refusal), sizes))
+            },
+        )
         .await;
-    let (accepted, refusal) = accepted;
+    let (accepted, refusal, post_bytes) = accepted;
     if accepted != events {
         return Err(format!(
             "{accepted} of {events} events accepted; the first refusal: {}",
@@ -177,11 +198,18 @@ pub async fn run_with(
     if count as usize != expected {
         return Err(format!("{count} deliveries for {expected} expected"));
     }
+    if let Some(settled) = settled {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !settled() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
     Ok(StackRun {
         per_second: expected as f64 / wall,
         p50_ms: quantile(&mut latencies, 0.5) / 1000.0,
         p99_ms: quantile(&mut latencies, 0.99) / 1000.0,
         cpu_s_per_1000: cpu * 1000.0 / expected as f64,
+        post_bytes,
     })
 }
 

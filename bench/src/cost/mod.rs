@@ -1,0 +1,120 @@
+//! The cost meter: `herald dev` on DynamoDB and SQS served by moto, with a metering proxy in
+//! between that bills every request as AWS would (COST.md). DynamoDB from the items before and
+//! after each write and the indexes the table was created with; SQS as Lambda's event source
+//! mapping would call it; Lambda from the template's memory and the durations of the run.
+
+mod dynamodb;
+mod lambda;
+mod meter;
+mod prices;
+mod proxy;
+mod report;
+mod sqs;
+
+use crate::stack::{self, Load};
+use herald_tests::moto::Moto;
+use meter::Meter;
+use report::Measured;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// One metered run's shape.
+pub struct Scenario {
+    pub name: String,
+    pub events: usize,
+    pub fanout: usize,
+    /// Events per POST (1: `/v1/events`; more: `/v1/events/batch`).
+    pub batch: usize,
+}
+
+impl Scenario {
+    pub fn new(events: usize, fanout: usize, batch: usize) -> Scenario {
+        Scenario {
+            name: format!("fanout{fanout}-{}", batch_name(batch)),
+            events,
+            fanout,
+            batch,
+        }
+    }
+}
+
+fn batch_name(batch: usize) -> String {
+    if batch <= 1 {
+        "post".into()
+    } else {
+        format!("batch{batch}")
+    }
+}
+
+/// The project's scenarios: fan-out 1 and 10, batches of 100 events and one event per POST.
+/// A few hundred deliveries each: every rule is per request or per item, so more only
+/// takes longer on moto.
+pub fn scenarios() -> Vec<Scenario> {
+    [(300, 1, 100), (300, 1, 1), (200, 10, 100), (40, 10, 1)]
+        .into_iter()
+        .map(|(events, fanout, batch)| Scenario::new(events, fanout, batch))
+        .collect()
+}
+
+/// Meters every scenario in turn; the report of each, or why it could not run.
+pub async fn run_all(
+    herald: &Path,
+    venv: &Path,
+    template: &Path,
+    scenarios: &[Scenario],
+) -> Vec<Result<String, String>> {
+    let mut reports = Vec::new();
+    for s in scenarios {
+        let report = match lambda::Deployed::read(template) {
+            Ok(deployed) => run(herald, venv, &deployed, s).await,
+            Err(e) => Err(e),
+        };
+        reports.push(report.map_err(|e| format!("cost {}: {e}", s.name)));
+    }
+    reports
+}
+
+/// One metered run.
+async fn run(
+    herald: &Path,
+    venv: &Path,
+    deployed: &lambda::Deployed,
+    scenario: &Scenario,
+) -> Result<String, String> {
+    let moto = Moto::start(&venv.join("bin/moto_server"))?;
+    let meter = Arc::new(Mutex::new(Meter::default()));
+    let endpoint = proxy::start(meter.clone(), &moto.endpoint).await?;
+    let log = std::env::temp_dir().join(format!("herald-cost-{}.log", ulid::Ulid::new()));
+    let settled = || meter.lock().unwrap().idle(Duration::from_secs(2));
+    let load = Load {
+        aws: Some(&endpoint),
+        events: scenario.events,
+        fanout: scenario.fanout,
+        connections: 8,
+        batch: scenario.batch,
+        log: Some(&log),
+        settled: Some(&settled),
+    };
+    let run = stack::run_with(herald, load, || meter.lock().unwrap().on = true).await;
+    let logged = std::fs::read_to_string(&log).unwrap_or_default();
+    let _ = std::fs::remove_file(&log);
+    let run = run?;
+    let m = meter.lock().unwrap();
+    let ingest_ms = lambda::ingest_ms(&logged);
+    if ingest_ms.len() != run.post_bytes.len() {
+        return Err(format!(
+            "{} ingest requests in herald dev's log for {} POSTs",
+            ingest_ms.len(),
+            run.post_bytes.len()
+        ));
+    }
+    let measured = Measured {
+        scenario,
+        deployed,
+        post_bytes: &run.post_bytes,
+        ingest_ms,
+        meter: &m,
+    };
+    Ok(report::lines(&measured).join("\n"))
+}
