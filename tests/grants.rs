@@ -14,7 +14,7 @@ use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use axum::body::Body;
 use herald_shared::queue::Queue;
-use herald_shared::store::TenantStore;
+use herald_shared::store::{DeliveryStore, TenantStore};
 use herald_tests::moto::moto;
 use herald_tests::receiver::Receiver;
 use herald_tests::stack::local_config;
@@ -347,11 +347,23 @@ async fn each_function_is_granted_exactly_the_actions_it_calls() {
     .await;
     dispatch(queue.clone()).await;
     assert_eq!(bad.requests().len(), 6, "the redelivery's two attempts");
-    // The schedule's sweep, as it reads and settles what is due.
+    // The schedule's sweep, finding a delivery due with no message to carry it (written here
+    // by another hand), and queueing its attempt.
+    let plain_store = herald_shared::runtime::dynamo_store(&plain, &config);
+    let mut due = plain_store
+        .get_delivery(tenant_id, delivery_id)
+        .await
+        .unwrap()
+        .unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    due.status = herald_shared::delivery::DeliveryStatus::Retrying;
+    due.next_attempt_at = Some(now);
+    due.sweep_at = Some(now);
+    plain_store.put_delivery(&due).await.unwrap();
     let sweep = herald_dispatch::invoke(&functions, json!({"sweep": true}), None)
         .await
         .unwrap();
-    assert_eq!(sweep["queued"], 0, "{sweep}");
+    assert_eq!(sweep["queued"], 1, "{sweep}");
     let producer_id = producer["id"].as_str().unwrap();
     for path in [
         format!("/v1/keys/{producer_id}"),

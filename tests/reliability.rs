@@ -1501,3 +1501,146 @@ async fn a_redelivery_never_sends_a_later_posts_content() {
         "nothing sent with the later content"
     );
 }
+
+/// Leases the delivery `webhook` gets from `envelope`, as another run making its attempt would.
+async fn held_by_another_run(
+    stack: &Stack,
+    envelope: &herald_shared::event::EventEnvelope,
+    webhook: &Value,
+    for_secs: i64,
+) -> Delivery {
+    let now = OffsetDateTime::now_utc();
+    let mut held = Delivery::new(
+        delivery_id(envelope.envelope_id, id(webhook)),
+        TENANT,
+        envelope.event.id.clone(),
+        "jobs.failed",
+        id(webhook),
+        now,
+    );
+    held.leased_until = Some(now + time::Duration::seconds(for_secs));
+    assert!(stack.store.lease_delivery(&held, now).await.unwrap());
+    held
+}
+
+/// A fan-out whose deliveries another run holds puts back one attempt message per held
+/// delivery, never the fan-out itself: the webhooks it delivered are not repeated, and copies
+/// do not multiply while the other run is slow.
+#[tokio::test]
+async fn a_deferred_fan_out_puts_back_one_attempt_per_held_delivery() {
+    let stack = memory(config("0s", |_| {})).await;
+    let receivers = [
+        Receiver::start(200).await,
+        Receiver::start(200).await,
+        Receiver::start(200).await,
+    ];
+    let mut webhooks = Vec::new();
+    for rx in &receivers {
+        let wh = stack
+            .create_webhook(json!({"url": rx.url, "events": ["*"]}))
+            .await;
+        webhooks.push(wh);
+    }
+    stack
+        .post_event(json!({"id": "evt-held", "type": "jobs.failed"}))
+        .await;
+    let got = receive_one(&stack).await;
+    let fan_out = Message::decode(&got[0].body).unwrap();
+    let mut held = Vec::new();
+    for wh in &webhooks[..2] {
+        held.push(
+            held_by_another_run(&stack, fan_out.envelope(), wh, 2)
+                .await
+                .id,
+        );
+    }
+    let records: Vec<QueueRecord> = got.iter().map(QueueRecord::from).collect();
+    assert!(stack
+        .dispatcher
+        .handle(&records, None)
+        .await
+        .failed
+        .is_empty());
+    stack.queue.delete(&got[0].receipt).await.unwrap();
+    assert_eq!(
+        receivers[2].requests().len(),
+        1,
+        "the free delivery is made"
+    );
+    assert!(receivers[0].requests().is_empty() && receivers[1].requests().is_empty());
+
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    let back = stack
+        .queue
+        .receive(10, Duration::from_secs(2))
+        .await
+        .unwrap();
+    let mut named: Vec<_> = back
+        .iter()
+        .map(|m| match Message::decode(&m.body).unwrap() {
+            Message::Attempt { attempt, .. } => (attempt.delivery_id, attempt.deferrals),
+            Message::FanOut { .. } => panic!("the whole fan-out was put back"),
+        })
+        .collect();
+    named.sort();
+    let mut want: Vec<_> = held.iter().map(|id| (id.to_string(), 1)).collect();
+    want.sort();
+    assert_eq!(named, want, "one attempt per held delivery");
+
+    // Once the leases lapse, the put-back attempts make the held deliveries, once each.
+    for wh in &webhooks {
+        settle(&stack, id(wh), 1).await;
+    }
+    for rx in &receivers {
+        assert_eq!(rx.requests().len(), 1);
+    }
+}
+
+/// An attempt put back for another run's lease more than `MAX_DEFERRALS` times fails its
+/// record, which then climbs toward the dead-letter queue, instead of circling for ever.
+#[tokio::test]
+async fn an_attempt_put_back_too_often_fails_its_record_instead_of_circling() {
+    use herald_shared::queue::NextAttempt;
+    use herald_shared::service::dispatch::MAX_DEFERRALS;
+    let stack = memory(config("0s", |_| {})).await;
+    let rx = Receiver::start(200).await;
+    let wh = stack
+        .create_webhook(json!({"url": rx.url, "events": ["*"]}))
+        .await;
+    stack
+        .post_event(json!({"id": "evt-circling", "type": "jobs.failed"}))
+        .await;
+    let got = receive_one(&stack).await;
+    stack.queue.delete(&got[0].receipt).await.unwrap();
+    let envelope = Message::decode(&got[0].body).unwrap().envelope().clone();
+    let held = held_by_another_run(&stack, &envelope, &wh, 30).await;
+    let put_back = |deferrals| QueueRecord {
+        message_id: format!("m-{deferrals}"),
+        body: Message::Attempt {
+            envelope: envelope.clone(),
+            attempt: NextAttempt {
+                webhook_id: id(&wh).to_string(),
+                delivery_id: held.id.to_string(),
+                expect_attempts: 0,
+                deferrals,
+            },
+            not_before: None,
+        }
+        .encode()
+        .into_string(),
+    };
+    let last = stack
+        .dispatcher
+        .handle(&[put_back(MAX_DEFERRALS - 1)], None)
+        .await;
+    assert!(last.failed.is_empty(), "the last deferral allowed");
+    let spent = stack
+        .dispatcher
+        .handle(&[put_back(MAX_DEFERRALS)], None)
+        .await;
+    assert_eq!(
+        spent.failed,
+        ["m-".to_string() + &MAX_DEFERRALS.to_string()]
+    );
+    assert!(rx.requests().is_empty());
+}

@@ -9,8 +9,12 @@ use herald_shared::store::{
     ApiKey, Claim, DeliveryStore, EventLog, Page, Store, Tenant, TenantStore, WebhookStore,
 };
 use herald_shared::webhook::Webhook;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::Duration;
 use time::OffsetDateTime;
 
@@ -48,6 +52,13 @@ pub struct Faults {
     pub finals: std::sync::Mutex<std::collections::HashMap<String, Delivery>>,
     /// Messages the queue took, one by one or in batches.
     pub messages_sent: AtomicUsize,
+    /// AWS's failures at random (`Faults::chaos`); off unless set.
+    pub chaos: Mutex<Option<Chaos>>,
+    /// What chaos struck: calls by operation and kind.
+    pub struck: Mutex<BTreeMap<String, usize>>,
+    /// Deliveries whose attempt chaos made Herald redo after its POST, with the window each
+    /// time: the sends a receiver may see again.
+    pub repeat_windows: Mutex<HashMap<String, Vec<&'static str>>>,
     /// The hash of every key whose last use was written, once per write.
     pub touched: std::sync::Mutex<Vec<String>>,
 }
@@ -56,7 +67,73 @@ impl Faults {
     pub fn set(flag: &AtomicBool, on: bool) {
         flag.store(on, Ordering::SeqCst);
     }
+
+    /// Strikes `percent` % of the store's and queue's calls, from `seed`.
+    pub fn chaos(&self, seed: u64, percent: u32) {
+        *self.chaos.lock().unwrap() = Some(Chaos {
+            rng: StdRng::seed_from_u64(seed),
+            percent,
+        });
+    }
+
+    /// Whether chaos strikes this call of `op`, and how: throttled always may be; the answer
+    /// lost only where `lose` (the call is made, then fails as a timed-out SDK call would).
+    fn strike(&self, op: &str, lose: bool) -> Option<Strike> {
+        let mut chaos = self.chaos.lock().unwrap();
+        let chaos = chaos.as_mut()?;
+        let roll = chaos.rng.random_range(0..100);
+        let strike = if roll < chaos.percent {
+            Strike::Throttled
+        } else if lose && roll < 2 * chaos.percent {
+            Strike::AnswerLost
+        } else {
+            return None;
+        };
+        *self
+            .struck
+            .lock()
+            .unwrap()
+            .entry(format!("{op} {strike:?}"))
+            .or_default() += 1;
+        Some(strike)
+    }
+
+    fn may_repeat(&self, delivery_id: &str, window: &'static str) {
+        self.repeat_windows
+            .lock()
+            .unwrap()
+            .entry(delivery_id.to_string())
+            .or_default()
+            .push(window);
+    }
 }
+
+/// Random failures of the kinds AWS documents, at a rate, from a seed.
+pub struct Chaos {
+    rng: StdRng,
+    percent: u32,
+}
+
+/// What chaos does to one call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strike {
+    /// Refused before anything is written: DynamoDB's `ProvisionedThroughputExceededException`
+    /// or `ThrottlingException`, SQS's `ThrottlingException` (Herald's `Error::Store`/`Queue`).
+    Throttled,
+    /// Made, then answered with an error: an SDK call that timed out after its write landed.
+    AnswerLost,
+}
+
+/// The error a throttled call answers, as the adapters report AWS's.
+fn throttled(op: &str) -> Error {
+    Error::Store(format!(
+        "ProvisionedThroughputExceededException: injected throttle of {op}"
+    ))
+}
+
+/// Windows in which Herald redoes an attempt after its POST, so a receiver sees it again.
+pub const RECORD_NOT_WRITTEN: &str = "the attempt's record was refused after its POST";
+pub const RETRY_NOT_QUEUED: &str = "the retry could not be queued after the POST";
 
 pub const EDITED_MEANWHILE: &str = "edited meanwhile";
 
@@ -123,6 +200,9 @@ impl WebhookStore for FlakyStore {
         self.inner.list_webhooks(t, l, a).await
     }
     async fn enabled_webhooks(&self, t: &str) -> Result<Vec<Webhook>> {
+        if self.faults.strike("enabled_webhooks", false).is_some() {
+            return Err(throttled("enabled_webhooks"));
+        }
         self.inner.enabled_webhooks(t).await
     }
     async fn delete_webhook(&self, t: &str, id: &str) -> Result<bool> {
@@ -136,6 +216,13 @@ impl DeliveryStore for FlakyStore {
         if self.faults.fail_put_delivery.load(Ordering::SeqCst) {
             return Err(injected("put_delivery"));
         }
+        let strike = self.faults.strike("put_delivery", true);
+        if strike == Some(Strike::Throttled) {
+            // Every put of a delivery follows its POST: the record, or giving a lease back
+            // after the retry could not be queued.
+            self.faults.may_repeat(&d.id, RECORD_NOT_WRITTEN);
+            return Err(throttled("put_delivery"));
+        }
         self.inner.put_delivery(d).await?;
         self.faults
             .deliveries_recorded
@@ -146,6 +233,9 @@ impl DeliveryStore for FlakyStore {
                 .lock()
                 .unwrap()
                 .insert(d.id.to_string(), d.clone());
+        }
+        if strike == Some(Strike::AnswerLost) {
+            return Err(throttled("put_delivery (answer lost)"));
         }
         Ok(())
     }
@@ -158,7 +248,14 @@ impl DeliveryStore for FlakyStore {
         if limit > 0 && self.faults.deliveries_recorded.load(Ordering::SeqCst) >= limit {
             std::future::pending::<()>().await;
         }
-        self.inner.lease_delivery(d, now).await
+        match self.faults.strike("lease_delivery", true) {
+            Some(Strike::Throttled) => Err(throttled("lease_delivery")),
+            Some(Strike::AnswerLost) => {
+                self.inner.lease_delivery(d, now).await?;
+                Err(throttled("lease_delivery (answer lost)"))
+            }
+            None => self.inner.lease_delivery(d, now).await,
+        }
     }
     async fn replace_delivery(
         &self,
@@ -194,6 +291,9 @@ impl DeliveryStore for FlakyStore {
         if self.faults.fail_get_delivery.load(Ordering::SeqCst) {
             return Err(injected("get_delivery"));
         }
+        if self.faults.strike("get_delivery", false).is_some() {
+            return Err(throttled("get_delivery"));
+        }
         self.inner.get_delivery(t, id).await
     }
     async fn due_for_sweep(&self, before: OffsetDateTime, limit: usize) -> Result<Vec<Delivery>> {
@@ -223,9 +323,15 @@ impl EventLog for FlakyStore {
         if self.faults.claim_answer_lost.load(Ordering::SeqCst) {
             self.inner.claim_event(t, e, m, u, n).await?;
         }
+        if self.faults.strike("claim_event", false).is_some() {
+            return Err(throttled("claim_event"));
+        }
         self.inner.claim_event(t, e, m, u, n).await
     }
     async fn confirm_event(&self, t: &str, e: &str, u: OffsetDateTime) -> Result<()> {
+        if self.faults.strike("confirm_event", false).is_some() {
+            return Err(throttled("confirm_event"));
+        }
         self.inner.confirm_event(t, e, u).await
     }
     async fn take_over_event(
@@ -264,11 +370,35 @@ impl Queue for FlakyQueue {
         if self.faults.fail_send.load(Ordering::SeqCst) {
             return Err(Error::Queue("injected fault: send".into()));
         }
+        let strike = self.faults.strike("send", true);
+        if strike.is_some() {
+            // A retry (or a swept attempt) that fails to queue, or seems to, has its attempt
+            // redone by the message that made it.
+            if let Ok(Some(attempt)) = herald_shared::queue::Message::decode(message.as_str())
+                .map(|m| m.attempt().cloned())
+            {
+                self.faults
+                    .may_repeat(&attempt.delivery_id, RETRY_NOT_QUEUED);
+            }
+        }
+        if strike == Some(Strike::Throttled) {
+            return Err(Error::Queue(
+                "ThrottlingException: injected throttle of send".into(),
+            ));
+        }
         self.inner.send(message, delay).await?;
+        if strike == Some(Strike::AnswerLost) {
+            return Err(Error::Queue("injected: send answer lost".into()));
+        }
         self.faults.messages_sent.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
     async fn send_batch(&self, messages: Vec<Encoded>) -> Result<Vec<Result<()>>> {
+        if self.faults.strike("send_batch", false).is_some() {
+            return Err(Error::Queue(
+                "ThrottlingException: injected throttle of send_batch".into(),
+            ));
+        }
         if self.faults.fail_send.load(Ordering::SeqCst) {
             return Ok(messages
                 .iter()

@@ -33,6 +33,15 @@ pub struct NextAttempt {
     /// makes an extra attempt.
     #[serde(default)]
     pub expect_attempts: usize,
+    /// How many times this attempt was put back because another run held the delivery:
+    /// bounded (`dispatch::MAX_DEFERRALS`), so a lease that never lets it through cannot keep it
+    /// circling.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub deferrals: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// A message in its text form, as the queue takes it: only [`Message::encode`] makes one, so

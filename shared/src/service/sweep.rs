@@ -113,6 +113,7 @@ impl Sweeper {
                 webhook_id: read.webhook_id.to_string(),
                 delivery_id: read.id.to_string(),
                 expect_attempts: read.attempts.len(),
+                deferrals: 0,
             },
             not_before: None,
         };

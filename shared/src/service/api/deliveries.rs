@@ -120,6 +120,7 @@ impl Api {
                 webhook_id: webhook.id.clone(),
                 delivery_id: delivery.id.to_string(),
                 expect_attempts: delivery.attempts.len(),
+                deferrals: 0,
             },
             not_before: None,
         };

@@ -3,6 +3,14 @@
 use super::health::health_change;
 use super::*;
 
+/// The delivery a job makes: the one its attempt message names, or the one its fan-out makes.
+fn job_delivery_id(job: &Job<'_>) -> std::sync::Arc<str> {
+    match job.message.attempt() {
+        Some(t) => t.delivery_id.as_str().into(),
+        None => delivery_id(job.envelope().envelope_id, &job.webhook.id),
+    }
+}
+
 pub fn attempt(at: OffsetDateTime, outcome: &PostOutcome) -> Attempt {
     Attempt {
         at,
@@ -42,6 +50,7 @@ impl Dispatcher {
                         (until - now).try_into().unwrap_or_default()
                     })
                     .clamp(DEFER_MIN, DEFER_MAX),
+                d.attempts.len(),
             ),
             (None, Some(d)) if d.status == DeliveryStatus::Pending => Plan::Attempt(d),
             (None, Some(_)) => Plan::Skip,
@@ -55,40 +64,57 @@ impl Dispatcher {
 
     pub(super) async fn read_plan(&self, job: &Job<'_>) -> Result<Plan, crate::Error> {
         let env = job.envelope();
-        let made;
-        let id = match job.message.attempt() {
-            Some(t) => t.delivery_id.as_str(),
-            None => {
-                made = delivery_id(env.envelope_id, &job.webhook.id);
-                &*made
-            }
-        };
-        let stored = self.store.get_delivery(&env.tenant_id, id).await?;
+        let stored = self
+            .store
+            .get_delivery(&env.tenant_id, &job_delivery_id(job))
+            .await?;
         Ok(self.plan(job, stored, OffsetDateTime::now_utc()))
     }
 
     /// After a lease was refused: the delivery was taken or moved on since it was read, so
     /// decide again from what is stored now.
-    pub(super) async fn decide_again(&self, job: &Job<'_>) -> JobResult {
+    pub(super) async fn decide_again(&self, job: &Job<'_>, attempts: usize) -> JobResult {
         match self.read_plan(job).await {
             Ok(Plan::Skip) => JobResult::Skipped,
-            Ok(Plan::Defer(wait)) => self.defer(job, wait).await,
-            Ok(Plan::Attempt(_)) => self.defer(job, DEFER_MIN).await,
+            Ok(Plan::Defer(wait, attempts)) => self.defer(job, wait, attempts).await,
+            Ok(Plan::Attempt(_)) => self.defer(job, DEFER_MIN, attempts).await,
             Err(e) => internal(job.webhook, "read a delivery", e),
         }
     }
 
-    /// Puts the job's message back on the queue for later.
-    pub(super) async fn defer(&self, job: &Job<'_>, wait: Duration) -> JobResult {
+    /// Puts this job's attempt back on the queue for later: one attempt message for its
+    /// delivery (which has `attempts` attempts), never the whole fan-out, so the other
+    /// webhooks' jobs are not repeated. Bounded by `MAX_DEFERRALS`.
+    pub(super) async fn defer(&self, job: &Job<'_>, wait: Duration, attempts: usize) -> JobResult {
         let env = job.envelope();
-        let deferred = job.message.clone().due_at(OffsetDateTime::now_utc() + wait);
+        let deferrals = job.message.attempt().map_or(0, |t| t.deferrals) + 1;
+        if deferrals > MAX_DEFERRALS {
+            tracing::error!(
+                event_id = %env.event.id,
+                webhook_id = %job.webhook.id,
+                deferrals,
+                "an attempt put back for another run's lease too often; its record fails"
+            );
+            return JobResult::Internal;
+        }
+        let deferred = Message::Attempt {
+            envelope: env.clone(),
+            attempt: NextAttempt {
+                webhook_id: job.webhook.id.clone(),
+                delivery_id: job_delivery_id(job).to_string(),
+                expect_attempts: attempts,
+                deferrals,
+            },
+            not_before: None,
+        };
         match self.queue.send(deferred.encode(), wait).await {
             Ok(()) => {
                 tracing::info!(
                     event_id = %env.event.id,
                     webhook_id = %job.webhook.id,
                     wait_ms = wait.as_millis() as u64,
-                    "delivery held by another run; message deferred"
+                    deferrals,
+                    "delivery held by another run; attempt deferred"
                 );
                 JobResult::Skipped
             }
@@ -126,7 +152,9 @@ impl Dispatcher {
         let mut delivery = match planned {
             Ok(Plan::Attempt(d)) => d,
             Ok(Plan::Skip) => return JobResult::Skipped,
-            Ok(Plan::Defer(wait)) => return Box::pin(self.defer(job, wait)).await,
+            Ok(Plan::Defer(wait, attempts)) => {
+                return Box::pin(self.defer(job, wait, attempts)).await
+            }
             Err(e) => return internal(webhook, "read a delivery", e),
         };
         let endpoint = self.sender.endpoint(&webhook.spec.url);
@@ -145,7 +173,7 @@ impl Dispatcher {
         delivery.leased_until = Some(now + self.settings.lease);
         match self.store.lease_delivery(&delivery, now).await {
             Ok(true) => {}
-            Ok(false) => return Box::pin(self.decide_again(job)).await,
+            Ok(false) => return Box::pin(self.decide_again(job, delivery.attempts.len())).await,
             Err(e) => return internal(webhook, "lease a delivery", e),
         }
         let outcome = self
@@ -208,6 +236,7 @@ impl Dispatcher {
                 webhook_id: job.webhook.id.clone(),
                 delivery_id: delivery.id.to_string(),
                 expect_attempts: delivery.attempts.len() + 1,
+                deferrals: 0,
             },
             not_before: Some(due),
         };

@@ -43,6 +43,14 @@ pub const LEASE_MARGIN: Duration = Duration::from_secs(60);
 /// How long a message waits for a delivery another run holds, between looks.
 const DEFER_MIN: Duration = Duration::from_secs(1);
 const DEFER_MAX: Duration = Duration::from_secs(5);
+/// Times one attempt may be put back for a delivery another run holds: enough looks to outlast
+/// the longest lease (the largest delivery timeout and the margin) at `DEFER_MAX` each, and a
+/// few more. Past it the record fails, so a lease that never lets it through ends in the
+/// dead-letter queue rather than circling.
+pub const MAX_DEFERRALS: u32 = ((crate::config::MAX_DELIVERY_TIMEOUT.as_secs()
+    + LEASE_MARGIN.as_secs())
+    / DEFER_MAX.as_secs()) as u32
+    + 4;
 /// Jobs a batch polls per concurrency slot: those waiting for a busy URL's share hold no slot.
 const POLLED_PER_SLOT: usize = 8;
 
@@ -118,8 +126,9 @@ enum Plan {
     Attempt(Delivery),
     /// Nothing to send: already delivered, stale, or redone by another message.
     Skip,
-    /// Another run holds the delivery: look again after this long.
-    Defer(Duration),
+    /// Another run holds the delivery, which has this many attempts: look again after this
+    /// long.
+    Defer(Duration, usize),
 }
 
 /// Decides whether a loaded webhook receives an event.

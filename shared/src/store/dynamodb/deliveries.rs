@@ -1,4 +1,5 @@
-//! Deliveries: one item each, with the attributes their conditional writes read, and the `GSI1` log per webhook.
+//! Deliveries: one item each, with the attributes their conditional writes read, the keys of
+//! the `LOG` index (a webhook's log, sharded) and, while an attempt is left, of `SWEEP`.
 
 use super::*;
 use crate::store::DeliveryStore;
@@ -13,8 +14,11 @@ impl DynamoStore {
             .table_name(&self.table)
             .item("PK", s(format!("D#{}", delivery.id)))
             .item("SK", s("D"))
-            .item("GSI1PK", s(format!("W#{}", delivery.webhook_id)))
-            .item("GSI1SK", s(format!("D#{}", delivery.id)))
+            .item(
+                "log_pk",
+                s(log_partition(&delivery.webhook_id, &delivery.id)),
+            )
+            .item("log_sk", s(&*delivery.id))
             .item("tenant_id", s(&*delivery.tenant_id))
             .item("status", s(delivery.status.as_str()))
             .item("attempt_count", n(delivery.attempts.len() as i64))
@@ -33,12 +37,30 @@ impl DynamoStore {
     }
 }
 
-/// The sweep index partition of a delivery: a stable hash of its id.
+/// A stable hash of a delivery id, which picks its partition in each sharded index.
+fn id_hash(id: &str) -> u32 {
+    id.bytes()
+        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)))
+}
+
 fn sweep_shard(id: &str) -> String {
-    let hash = id
-        .bytes()
-        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
-    format!("S#{}", hash % SWEEP_SHARDS)
+    format!("S#{}", id_hash(id) % SWEEP_SHARDS)
+}
+
+fn log_shard(webhook_id: &str, shard: u32) -> String {
+    format!("W#{webhook_id}#{shard}")
+}
+
+fn log_partition(webhook_id: &str, id: &str) -> String {
+    log_shard(webhook_id, id_hash(id) % LOG_SHARDS)
+}
+
+/// The table key of a delivery item.
+fn delivery_key(id: &str) -> Item {
+    HashMap::from([
+        ("PK".to_string(), s(format!("D#{id}"))),
+        ("SK".to_string(), s("D")),
+    ])
 }
 
 #[async_trait]
@@ -126,13 +148,17 @@ impl DeliveryStore for DynamoStore {
         keys.sort_unstable();
         keys.truncate(limit);
         // The index holds keys only: each delivery is read whole, and as it is now.
-        let reads = keys.into_iter().map(|(_, pk)| self.get(pk, "D"));
-        let mut due = Vec::new();
-        for item in futures::future::join_all(reads).await {
-            if let Some(item) = item? {
-                due.push(doc::<Delivery>(&item)?);
-            }
-        }
+        let items = self
+            .batch_get(
+                keys.into_iter()
+                    .map(|(_, pk)| {
+                        HashMap::from([("PK".to_string(), s(pk)), ("SK".to_string(), s("D"))])
+                    })
+                    .collect(),
+            )
+            .await?;
+        let mut due = items.iter().map(doc).collect::<Result<Vec<Delivery>>>()?;
+        due.sort_unstable_by_key(|d| d.sweep_at);
         Ok(due)
     }
 
@@ -143,29 +169,37 @@ impl DeliveryStore for DynamoStore {
         limit: usize,
         before: Option<&str>,
     ) -> Result<Page<Delivery>> {
-        let gsi_pk = format!("W#{webhook_id}");
-        let start = before.map(|b| {
-            HashMap::from([
-                ("PK".to_string(), s(format!("D#{b}"))),
-                ("SK".to_string(), s("D")),
-                ("GSI1PK".to_string(), s(&gsi_pk)),
-                ("GSI1SK".to_string(), s(format!("D#{b}"))),
-            ])
+        // Each shard's newest `limit + 1` ids, merged: the page's ids and whether more exist.
+        let shards = (0..LOG_SHARDS).map(|shard| {
+            let query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(LOG_INDEX)
+                .expression_attribute_values(":pk", s(log_shard(webhook_id, shard)))
+                .scan_index_forward(false)
+                .limit(limit as i32 + 1);
+            match before {
+                Some(b) => query
+                    .key_condition_expression("log_pk = :pk AND log_sk < :before")
+                    .expression_attribute_values(":before", s(b)),
+                None => query.key_condition_expression("log_pk = :pk"),
+            }
+            .send()
         });
-        let (items, more_in_table) = self
-            .query(
-                || {
-                    self.client
-                        .query()
-                        .table_name(&self.table)
-                        .index_name(GSI1)
-                        .key_condition_expression("GSI1PK = :pk")
-                        .expression_attribute_values(":pk", s(&gsi_pk))
-                        .scan_index_forward(false)
-                },
-                limit + 1,
-                start,
-            )
+        let mut ids = Vec::new();
+        for page in futures::future::join_all(shards).await {
+            for item in page.map_err(store_err)?.items.unwrap_or_default() {
+                if let Some(Ok(id)) = item.get("log_sk").map(|v| v.as_s()) {
+                    ids.push(id.clone());
+                }
+            }
+        }
+        ids.sort_unstable_by(|a, b| b.cmp(a));
+        let more = ids.len() > limit;
+        ids.truncate(limit);
+        let items = self
+            .batch_get(ids.iter().map(|id| delivery_key(id)).collect())
             .await?;
         let mut deliveries = items
             .iter()
@@ -174,11 +208,27 @@ impl DeliveryStore for DynamoStore {
             .into_iter()
             .filter(|d| *d.tenant_id == *tenant_id)
             .collect::<Vec<_>>();
-        let more = deliveries.len() > limit || (deliveries.len() == limit && more_in_table);
-        deliveries.truncate(limit);
+        deliveries.sort_unstable_by(|a, b| b.id.cmp(&a.id));
         Ok(Page {
             items: deliveries,
             more,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_webhooks_log_and_the_sweep_spread_over_every_shard() {
+        let ids: Vec<String> = (0..64u64)
+            .map(|i| format!("dl_{}", ulid::Ulid::from_parts(1_796_000_000_000 + i, 7)))
+            .collect();
+        let logs: std::collections::BTreeSet<_> =
+            ids.iter().map(|id| log_partition("wh_a", id)).collect();
+        assert_eq!(logs.len(), LOG_SHARDS as usize, "{logs:?}");
+        let sweeps: std::collections::BTreeSet<_> = ids.iter().map(|id| sweep_shard(id)).collect();
+        assert_eq!(sweeps.len(), SWEEP_SHARDS as usize, "{sweeps:?}");
     }
 }

@@ -97,7 +97,7 @@ impl DynamoStore {
     /// The `K#` records of `hashes` (at most a BatchGetItem's worth), read consistently.
     async fn keys_by_hash(&self, hashes: &[&str]) -> Result<Vec<ApiKey>> {
         let mut found = Vec::with_capacity(hashes.len());
-        let mut keys: Vec<Item> = hashes
+        let keys: Vec<Item> = hashes
             .iter()
             .map(|hash| {
                 HashMap::from([
@@ -106,49 +106,15 @@ impl DynamoStore {
                 ])
             })
             .collect();
-        // Unprocessed keys are asked for again; an answer that makes no progress a few
-        // times over is a store failure the caller may retry.
-        let mut stalled = 0;
-        while !keys.is_empty() {
-            let asked = keys.len();
-            let request = KeysAndAttributes::builder()
-                .set_keys(Some(std::mem::take(&mut keys)))
-                .consistent_read(true)
-                .build()
-                .expect("keys are set");
-            let out = self
-                .client
-                .batch_get_item()
-                .request_items(&self.table, request)
-                .send()
-                .await
-                .map_err(store_err)?;
-            for item in out
-                .responses
-                .and_then(|mut r| r.remove(&self.table))
-                .unwrap_or_default()
-            {
-                let Some(hash) = item
-                    .get("PK")
-                    .and_then(|v| v.as_s().ok())
-                    .and_then(|pk| pk.strip_prefix("K#"))
-                else {
-                    continue;
-                };
-                found.push(api_key_from(hash, &item)?);
-            }
-            keys = out
-                .unprocessed_keys
-                .and_then(|mut u| u.remove(&self.table))
-                .map(|k| k.keys)
-                .unwrap_or_default();
-            if keys.len() >= asked {
-                stalled += 1;
-                if stalled == 3 {
-                    return Err(Error::Store("key reads made no progress".into()));
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(50 << stalled)).await;
-            }
+        for item in self.batch_get(keys).await? {
+            let Some(hash) = item
+                .get("PK")
+                .and_then(|v| v.as_s().ok())
+                .and_then(|pk| pk.strip_prefix("K#"))
+            else {
+                continue;
+            };
+            found.push(api_key_from(hash, &item)?);
         }
         Ok(found)
     }

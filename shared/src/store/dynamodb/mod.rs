@@ -1,18 +1,22 @@
 //! The DynamoDB store: one table, generic keys (docs/operations.md, "DynamoDB key design").
 //!
-//! | item            | PK                      | SK          | GSI1PK          | GSI1SK      |
-//! |-----------------|-------------------------|-------------|-----------------|-------------|
-//! | tenant          | `T#<tenant>`            | `TENANT`    |                 |             |
-//! | webhook         | `T#<tenant>`            | `WH#<id>`   |                 |             |
-//! | API key         | `K#<sha256 of key>`     | `KEY`       |                 |             |
-//! | key by id       | `T#<tenant>`            | `KEY#<id>`  |                 |             |
-//! | delivery        | `D#<id>`                | `D`         | `W#<webhook>`   | `D#<id>`    |
+//! | item            | PK                      | SK          | log_pk                 | log_sk  |
+//! |-----------------|-------------------------|-------------|------------------------|---------|
+//! | tenant          | `T#<tenant>`            | `TENANT`    |                        |         |
+//! | webhook         | `T#<tenant>`            | `WH#<id>`   |                        |         |
+//! | API key         | `K#<sha256 of key>`     | `KEY`       |                        |         |
+//! | key by id       | `T#<tenant>`            | `KEY#<id>`  |                        |         |
+//! | delivery        | `D#<id>`                | `D`         | `W#<webhook>#<shard>`  | `<id>`  |
+//! | accepted event  | `E#<tenant>#<event id>` | `E`         |                        |         |
+//!
+//! `log_pk`/`log_sk` are the keys of the keys-only index `LOG`, a webhook's log spread over
+//! `LOG_SHARDS` partitions by the delivery id's hash. Keys only, and written once with the
+//! delivery's first write: the writes that record its attempts leave the index alone.
 //!
 //! A delivery with something left to attempt also carries `sweep_pk` (`S#<shard>`, the
 //! delivery id's hash over `SWEEP_SHARDS`) and `sweep_at` (epoch ms): the keys of the sparse,
 //! keys-only index `SWEEP` that the sweep reads. A delivery that succeeds or fails for good
 //! drops them, and leaves the index.
-//! | accepted event  | `E#<tenant>#<event id>` | `E`         |                 |             |
 //!
 //! An accepted event's claim is pending (its enqueue not confirmed) until an item
 //! `E#<tenant>#<event id>` / `C` with the claim's `dedupe_until` exists; `claimed_ms` is when
@@ -55,7 +59,14 @@ use time::{Date, OffsetDateTime};
 const DELIVERY_RETENTION_SECS: i64 = 30 * 86_400;
 /// Accepted events are kept as long as their deliveries, so any delivery can be redelivered.
 const EVENT_RETENTION_SECS: i64 = DELIVERY_RETENTION_SECS;
-pub const GSI1: &str = "GSI1";
+/// The delivery log's index: each webhook's deliveries, newest first, over `LOG_SHARDS`
+/// partitions.
+pub const LOG_INDEX: &str = "LOG";
+/// Partitions of one webhook's log: a busy webhook's deliveries spread over them, each well
+/// under a partition's 1,000 writes a second; a page of the log reads them all and merges.
+const LOG_SHARDS: u32 = 4;
+/// The most keys one BatchGetItem takes.
+const BATCH_GET_KEYS: usize = 100;
 /// The sweep's index: deliveries by the time the sweep should look at them.
 pub const SWEEP_INDEX: &str = "SWEEP";
 /// Partitions of the sweep's index: the retries of one busy failing endpoint spread over
@@ -154,6 +165,49 @@ impl DynamoStore {
             .await
             .map_err(store_err)?;
         Ok(out.item)
+    }
+
+    /// The items at `keys`, read consistently, in no particular order (missing ones left out),
+    /// a BatchGetItem per 100 keys. Unprocessed keys are asked for again; an answer that makes
+    /// no progress a few times over is a store failure the caller may retry.
+    async fn batch_get(&self, mut keys: Vec<Item>) -> Result<Vec<Item>> {
+        let mut found = Vec::with_capacity(keys.len());
+        let mut stalled = 0;
+        while !keys.is_empty() {
+            let rest = keys.split_off(keys.len().min(BATCH_GET_KEYS));
+            let asked = keys.len();
+            let request = KeysAndAttributes::builder()
+                .set_keys(Some(std::mem::replace(&mut keys, rest)))
+                .consistent_read(true)
+                .build()
+                .expect("keys are set");
+            let out = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, request)
+                .send()
+                .await
+                .map_err(store_err)?;
+            found.extend(
+                out.responses
+                    .and_then(|mut r| r.remove(&self.table))
+                    .unwrap_or_default(),
+            );
+            let unprocessed = out
+                .unprocessed_keys
+                .and_then(|mut u| u.remove(&self.table))
+                .map(|k| k.keys)
+                .unwrap_or_default();
+            if unprocessed.len() >= asked {
+                stalled += 1;
+                if stalled == 3 {
+                    return Err(Error::Store("batch reads made no progress".into()));
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50 << stalled)).await;
+            }
+            keys.extend(unprocessed);
+        }
+        Ok(found)
     }
 
     /// Runs a query page by page until `want` items or the end, so 1 MB pages never shorten a

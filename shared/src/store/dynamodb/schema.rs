@@ -4,7 +4,7 @@
 use super::*;
 
 impl DynamoStore {
-    /// Creates the table (with GSI1, the sweep's index and TTL) when it does not exist: for the local stack and
+    /// Creates the table (with the log's and the sweep's indexes, and TTL) when it does not exist: for the local stack and
     /// tests. In AWS the SAM template owns the table.
     pub async fn ensure_table(&self) -> Result<()> {
         match self
@@ -40,20 +40,20 @@ impl DynamoStore {
             .billing_mode(BillingMode::PayPerRequest)
             .attribute_definitions(attr("PK"))
             .attribute_definitions(attr("SK"))
-            .attribute_definitions(attr("GSI1PK"))
-            .attribute_definitions(attr("GSI1SK"))
+            .attribute_definitions(attr("log_pk"))
+            .attribute_definitions(attr("log_sk"))
             .attribute_definitions(attr("sweep_pk"))
             .attribute_definitions(attr_of("sweep_at", ScalarAttributeType::N))
             .key_schema(key("PK", KeyType::Hash))
             .key_schema(key("SK", KeyType::Range))
             .global_secondary_indexes(
                 GlobalSecondaryIndex::builder()
-                    .index_name(GSI1)
-                    .key_schema(key("GSI1PK", KeyType::Hash))
-                    .key_schema(key("GSI1SK", KeyType::Range))
+                    .index_name(LOG_INDEX)
+                    .key_schema(key("log_pk", KeyType::Hash))
+                    .key_schema(key("log_sk", KeyType::Range))
                     .projection(
                         Projection::builder()
-                            .projection_type(ProjectionType::All)
+                            .projection_type(ProjectionType::KeysOnly)
                             .build(),
                     )
                     .build()
