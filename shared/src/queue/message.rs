@@ -197,8 +197,19 @@ mod tests {
                     webhook_id: "wh_1".into(),
                     delivery_id: "dl_1".into(),
                     expect_attempts: 2,
+                    deferrals: 0,
                 },
                 not_before: Some(due),
+            },
+            Message::Attempt {
+                envelope: envelope(),
+                attempt: NextAttempt {
+                    webhook_id: "wh_1".into(),
+                    delivery_id: "dl_1".into(),
+                    expect_attempts: 0,
+                    deferrals: 3,
+                },
+                not_before: None,
             },
         ];
         for message in messages {
