@@ -1644,3 +1644,133 @@ async fn an_attempt_put_back_too_often_fails_its_record_instead_of_circling() {
     );
     assert!(rx.requests().is_empty());
 }
+
+/// An event posted without an id gets one Herald made, which no other post can carry yet: it
+/// is kept in one write with no dedupe claim to take and confirm, and a post that later names
+/// that id (learned from the answer) within the window is a duplicate. In a batch only the
+/// events that name their ids are claimed.
+#[tokio::test]
+async fn only_events_that_name_their_id_are_claimed() {
+    let (stack, faults) = flaky_memory("0s").await;
+    let rx = Receiver::start(200).await;
+    let wh = stack
+        .create_webhook(json!({"url": rx.url, "events": ["*"]}))
+        .await;
+    let made = stack.post_event(json!({"type": "jobs.failed"})).await;
+    assert_eq!(made["status"], "accepted");
+    assert_eq!(
+        faults.claims.load(Ordering::SeqCst),
+        0,
+        "no claim for a made id"
+    );
+    let id_made = made["id"].as_str().unwrap();
+    let (status, _, again) = stack
+        .call(
+            "POST",
+            "/v1/events",
+            Some(json!({"id": id_made, "type": "jobs.failed"})),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, &again["status"]),
+        (StatusCode::OK, &json!("duplicate"))
+    );
+    let (status, _, batch) = stack
+        .call(
+            "POST",
+            "/v1/events/batch",
+            Some(json!({"events": [
+                {"type": "jobs.failed"},
+                {"id": "evt-named", "type": "jobs.failed"},
+                {"type": "jobs.failed"}
+            ]})),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let statuses: Vec<_> = batch["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["status"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(statuses, ["accepted", "accepted", "accepted"]);
+    assert_eq!(
+        faults.claims.load(Ordering::SeqCst),
+        2,
+        "the named repost and the batch's one named event"
+    );
+    let delivered = settle(&stack, id(&wh), 4).await;
+    assert!(delivered
+        .iter()
+        .all(|d| d.status == DeliveryStatus::Succeeded));
+    // Each is kept for redelivery.
+    for d in &delivered {
+        assert!(stack
+            .store
+            .get_event(TENANT, &d.event_id)
+            .await
+            .unwrap()
+            .is_some());
+    }
+    assert_eq!(rx.requests().len(), 4);
+}
+
+/// An event without an id that could not be kept, or not queued, is a retryable 503 and nothing
+/// is delivered; the platform's retry is a new event.
+#[tokio::test]
+async fn an_event_without_an_id_not_kept_or_not_queued_is_a_503() {
+    let faults = Arc::new(Faults::default());
+    let store = Arc::new(FlakyStore {
+        inner: Arc::new(MemoryStore::new()),
+        faults: faults.clone(),
+    });
+    let queue: Arc<dyn Queue> = Arc::new(FlakyQueue {
+        inner: Arc::new(MemoryQueue::new(Duration::from_secs(1), 5)),
+        faults: faults.clone(),
+    });
+    let stack = Stack::with_config(config("0s", |_| {}), store, queue, Duration::ZERO).await;
+    let rx = Receiver::start(200).await;
+    stack
+        .create_webhook(json!({"url": rx.url, "events": ["*"]}))
+        .await;
+    let post = || {
+        stack.call(
+            "POST",
+            "/v1/events",
+            Some(json!({"type": "jobs.failed"})),
+            None,
+        )
+    };
+
+    Faults::set(&faults.fail_send, true);
+    let (status, _, problem) = post().await;
+    assert_eq!(
+        status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "not queued: {problem}"
+    );
+    Faults::set(&faults.fail_send, false);
+
+    // Every store call the post makes refused as throttled: keeping the event is one.
+    faults.chaos(7, 100);
+    let (status, _, problem) = post().await;
+    assert_eq!(
+        status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "not kept: {problem}"
+    );
+    assert_eq!(
+        faults.struck.lock().unwrap().get("keep_event Throttled"),
+        Some(&1)
+    );
+    *faults.chaos.lock().unwrap() = None;
+
+    assert!(stack.drain().await.is_empty());
+    assert!(rx.requests().is_empty(), "nothing delivered");
+    let (status, _, _) = post().await;
+    assert_eq!(status, StatusCode::ACCEPTED, "the retry is a new event");
+    stack.drain().await;
+    assert_eq!(rx.requests().len(), 1);
+}

@@ -541,6 +541,33 @@ pub async fn store_contract(store: &dyn Store) {
         "the earlier window's confirmation does not confirm the new claim"
     );
 
+    // An event whose id Herald made is kept confirmed in one write: readable for redelivery, a
+    // post naming its id within the window is a duplicate, and after it the id is free.
+    store
+        .keep_event("tn_a", "e-made", "made", until, now)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_event("tn_a", "e-made").await.unwrap().as_deref(),
+        Some("made")
+    );
+    assert_eq!(
+        store
+            .claim_event("tn_a", "e-made", "named", until, now + secs(1))
+            .await
+            .unwrap(),
+        Claim::Confirmed,
+        "kept is confirmed: no pending state to take over"
+    );
+    assert_eq!(
+        store
+            .claim_event("tn_a", "e-made", "named", later + secs(86_400), later)
+            .await
+            .unwrap(),
+        Claim::Won,
+        "free once its window is over"
+    );
+
     // Updates replace existing webhooks only; counts are per tenant.
     let mut changed = store.get_webhook("tn_a", "wh_01").await.unwrap().unwrap();
     changed.spec.enabled = false;

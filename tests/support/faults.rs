@@ -50,6 +50,8 @@ pub struct Faults {
     pub deliveries_recorded: AtomicUsize,
     /// Deliveries as last recorded in a final state (succeeded or failed), by id.
     pub finals: std::sync::Mutex<std::collections::HashMap<String, Delivery>>,
+    /// Dedupe claims asked of the store.
+    pub claims: AtomicUsize,
     /// Messages the queue took, one by one or in batches.
     pub messages_sent: AtomicUsize,
     /// AWS's failures at random (`Faults::chaos`); off unless set.
@@ -320,6 +322,7 @@ impl EventLog for FlakyStore {
         u: OffsetDateTime,
         n: OffsetDateTime,
     ) -> Result<Claim> {
+        self.faults.claims.fetch_add(1, Ordering::SeqCst);
         if self.faults.claim_answer_lost.load(Ordering::SeqCst) {
             self.inner.claim_event(t, e, m, u, n).await?;
         }
@@ -342,6 +345,19 @@ impl EventLog for FlakyStore {
         now: OffsetDateTime,
     ) -> Result<bool> {
         self.inner.take_over_event(t, e, seen, now).await
+    }
+    async fn keep_event(
+        &self,
+        t: &str,
+        e: &str,
+        m: &str,
+        u: OffsetDateTime,
+        n: OffsetDateTime,
+    ) -> Result<()> {
+        if self.faults.strike("keep_event", false).is_some() {
+            return Err(throttled("keep_event"));
+        }
+        self.inner.keep_event(t, e, m, u, n).await
     }
     async fn get_event(&self, t: &str, e: &str) -> Result<Option<String>> {
         self.inner.get_event(t, e).await

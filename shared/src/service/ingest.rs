@@ -111,6 +111,19 @@ impl Ingest {
         let event = Event::parse(body, now)?;
         let id = event.id.to_string();
         let outgoing = envelope(tenant_id, event)?;
+        if !caller_named(body) {
+            // An id Herald made is new: no claim to take and confirm, one write keeps the
+            // event (for redelivery) before it is queued, so anything queued can be sent again.
+            self.store
+                .keep_event(tenant_id, &id, outgoing.as_str(), now + DEDUPE_WINDOW, now)
+                .await?;
+            self.queue.send(outgoing, Duration::ZERO).await?;
+            tracing::info!(tenant_id, event_id = %id, "event accepted");
+            return Ok(Accepted {
+                id,
+                status: PostStatus::Accepted,
+            });
+        }
         let claim = self.claim(tenant_id, &id, outgoing.as_str(), now).await?;
         let Some((outgoing, until)) = self.to_send(tenant_id, &id, outgoing, claim, now).await?
         else {
@@ -135,7 +148,17 @@ impl Ingest {
         let events = batch_events(body)?;
         let now = OffsetDateTime::now_utc();
         let (mut items, valid) = parse_batch(tenant_id, events, now);
-        let to_send = self.claim_batch(tenant_id, valid, &mut items, now).await;
+        let (named, unnamed): (Vec<_>, Vec<_>) = valid
+            .into_iter()
+            .partition(|(index, ..)| caller_named(&events[*index]));
+        let strip = |v: Vec<Parsed>| v.into_iter().map(|(i, id, m, _)| (i, id, m)).collect();
+        let mut to_send = self
+            .claim_batch(tenant_id, strip(named), &mut items, now)
+            .await;
+        to_send.extend(
+            self.keep_batch(tenant_id, strip(unnamed), &mut items, now)
+                .await,
+        );
         if !to_send.is_empty() {
             self.send_claimed(tenant_id, to_send, &mut items).await;
         }
@@ -166,6 +189,34 @@ impl Ingest {
         }
     }
 
+    /// Keeps every event of a batch whose id Herald made (no claim: nothing to dedupe); what is
+    /// left to send, with no dedupe window. One that could not be kept is marked failed.
+    async fn keep_batch(
+        &self,
+        tenant_id: &str,
+        unnamed: Vec<(usize, String, Encoded)>,
+        items: &mut [BatchItem],
+        now: OffsetDateTime,
+    ) -> Vec<(usize, String, Encoded, Option<OffsetDateTime>)> {
+        let kept = join_all(unnamed.iter().map(|(_, id, m)| {
+            let until = now + DEDUPE_WINDOW;
+            self.store.keep_event(tenant_id, id, m.as_str(), until, now)
+        }))
+        .await;
+        let mut to_send = Vec::with_capacity(unnamed.len());
+        for ((index, id, outgoing), kept) in unnamed.into_iter().zip(kept) {
+            match kept {
+                Ok(()) => to_send.push((index, id, outgoing, None)),
+                Err(e) => {
+                    let (status, detail) = not_queued(&e);
+                    items[index].status = status;
+                    items[index].detail = Some(detail);
+                }
+            }
+        }
+        to_send
+    }
+
     /// Claims every valid event of a batch at once; what is left to send, with its index,
     /// id, envelope and dedupe window. A duplicate or a refused claim is marked in `items`.
     async fn claim_batch(
@@ -174,7 +225,7 @@ impl Ingest {
         valid: Vec<(usize, String, Encoded)>,
         items: &mut [BatchItem],
         now: OffsetDateTime,
-    ) -> Vec<(usize, String, Encoded, OffsetDateTime)> {
+    ) -> Vec<(usize, String, Encoded, Option<OffsetDateTime>)> {
         let claims = join_all(
             valid
                 .iter()
@@ -188,7 +239,7 @@ impl Ingest {
                 Err(e) => Err(e),
             };
             match taken {
-                Ok(Some((outgoing, until))) => to_send.push((index, id, outgoing, until)),
+                Ok(Some((outgoing, until))) => to_send.push((index, id, outgoing, Some(until))),
                 Ok(None) => items[index].status = BatchStatus::Duplicate,
                 Err(e) => {
                     let (status, detail) = not_queued(&e);
@@ -200,11 +251,12 @@ impl Ingest {
         to_send
     }
 
-    /// Sends the claimed envelopes in one batch; each is confirmed, or released and marked.
+    /// Sends the envelopes in one batch; each claimed one is confirmed, or released, and every
+    /// one not queued is marked.
     async fn send_claimed(
         &self,
         tenant_id: &str,
-        to_send: Vec<(usize, String, Encoded, OffsetDateTime)>,
+        to_send: Vec<(usize, String, Encoded, Option<OffsetDateTime>)>,
         items: &mut [BatchItem],
     ) {
         let (claimed, messages): (Vec<_>, Vec<Encoded>) = to_send
@@ -223,10 +275,14 @@ impl Ingest {
             match result {
                 Ok(()) => {
                     tracing::info!(tenant_id, event_id = %id, "event accepted");
-                    confirms.push(self.confirm(tenant_id, id, *until));
+                    if let Some(until) = until {
+                        confirms.push(self.confirm(tenant_id, id, *until));
+                    }
                 }
                 Err(e) => {
-                    self.release(tenant_id, id).await;
+                    if until.is_some() {
+                        self.release(tenant_id, id).await;
+                    }
                     let (status, detail) = not_queued(&e);
                     items[*index].status = status;
                     items[*index].detail = Some(detail);
@@ -322,6 +378,15 @@ fn batch_events(body: &Value) -> Result<&Vec<Value>> {
     }
 }
 
+/// A valid event of a batch: its index, id, envelope and whether it named its own id.
+type Parsed = (usize, String, Encoded, bool);
+
+/// Whether a posted event names its own id: only then can a post repeat it, so only then is a
+/// dedupe claim written.
+fn caller_named(body: &Value) -> bool {
+    body.get("id").is_some_and(|id| !id.is_null())
+}
+
 /// Each event validated: an item per event (`accepted` so far, or `invalid` with its fields
 /// named `events[i].field`), and the valid ones' index, id and envelope. A later copy of an id
 /// in the same batch is a duplicate of the first: one claim each.
@@ -329,9 +394,9 @@ fn parse_batch(
     tenant_id: &str,
     events: &[Value],
     now: OffsetDateTime,
-) -> (Vec<BatchItem>, Vec<(usize, String, Encoded)>) {
+) -> (Vec<BatchItem>, Vec<Parsed>) {
     let mut items: Vec<BatchItem> = Vec::with_capacity(events.len());
-    let mut valid: Vec<(usize, String, Encoded)> = Vec::with_capacity(events.len());
+    let mut valid: Vec<Parsed> = Vec::with_capacity(events.len());
     for (index, raw) in events.iter().enumerate() {
         let parsed = Event::parse(raw, now).and_then(|event| {
             let id = event.id.to_string();
@@ -340,7 +405,7 @@ fn parse_batch(
         match parsed {
             Ok((id, message)) => {
                 items.push(item(index, Some(id.clone()), BatchStatus::Accepted));
-                valid.push((index, id, message));
+                valid.push((index, id, message, caller_named(raw)));
             }
             Err(e) => {
                 let mut it = item(index, None, BatchStatus::Invalid);
@@ -361,7 +426,7 @@ fn parse_batch(
         }
     }
     let mut ids = std::collections::HashSet::with_capacity(valid.len());
-    valid.retain(|(index, id, _)| {
+    valid.retain(|(index, id, ..)| {
         let first = ids.insert(id.clone());
         if !first {
             items[*index].status = BatchStatus::Duplicate;

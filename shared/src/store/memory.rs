@@ -383,6 +383,25 @@ impl EventLog for MemoryStore {
         }
     }
 
+    async fn keep_event(
+        &self,
+        tenant_id: &str,
+        event_id: &str,
+        envelope: &str,
+        until: OffsetDateTime,
+        _now: OffsetDateTime,
+    ) -> Result<()> {
+        self.write().claims.insert(
+            (tenant_id.to_string(), event_id.to_string()),
+            EventClaim {
+                dedupe_until: until,
+                envelope: envelope.to_string(),
+                claimed_at: None,
+            },
+        );
+        Ok(())
+    }
+
     async fn get_event(&self, tenant_id: &str, event_id: &str) -> Result<Option<String>> {
         Ok(self
             .read()

@@ -169,6 +169,18 @@ pub trait EventLog: Send + Sync {
         seen: OffsetDateTime,
         now: OffsetDateTime,
     ) -> Result<bool>;
+    /// Keeps an accepted envelope whose event id Herald made, as a claim already confirmed
+    /// until `until`, in one plain write: no other post can have carried the id yet, so it
+    /// needs no pending state and no confirmation. A later post that names the id (learned
+    /// from the answer) within the window is a duplicate.
+    async fn keep_event(
+        &self,
+        tenant_id: &str,
+        event_id: &str,
+        envelope: &str,
+        until: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<()>;
     /// The envelope last accepted under this event id.
     async fn get_event(&self, tenant_id: &str, event_id: &str) -> Result<Option<String>>;
     /// Gives a pending claim up after its enqueue failed: the next post of the id takes it

@@ -131,6 +131,29 @@ impl EventLog for DynamoStore {
         written(update)
     }
 
+    async fn keep_event(
+        &self,
+        tenant_id: &str,
+        event_id: &str,
+        envelope: &str,
+        until: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<()> {
+        // The claim's item without `claimed_ms`: confirmed as written, so no `C` item follows.
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("PK", s(event_pk(tenant_id, event_id)))
+            .item("SK", s("E"))
+            .item("envelope", s(envelope))
+            .item("dedupe_until", n(until.unix_timestamp()))
+            .item("expires_at", n(now.unix_timestamp() + EVENT_RETENTION_SECS))
+            .send()
+            .await
+            .map_err(store_err)?;
+        Ok(())
+    }
+
     async fn get_event(&self, tenant_id: &str, event_id: &str) -> Result<Option<String>> {
         Ok(self
             .get(event_pk(tenant_id, event_id), "E")
