@@ -83,10 +83,10 @@ pub struct Delivery {
     /// Sweeps that queued this delivery since its last attempt; bounded, so a delivery whose
     /// messages never lead to an attempt is given up rather than queued for ever.
     #[serde(default, skip_serializing_if = "is_zero")]
-    pub sweeps: u32,
+    pub sweeps: u8,
 }
 
-fn is_zero(n: &u32) -> bool {
+fn is_zero(n: &u8) -> bool {
     *n == 0
 }
 

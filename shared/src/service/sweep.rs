@@ -25,7 +25,7 @@ pub const SWEEP_EVERY: Duration = Duration::from_secs(300);
 /// Sweeps that may queue a delivery without an attempt following before it is given up: a
 /// message that keeps failing before its attempt (and keeps reaching the dead-letter queue) is
 /// not queued for ever.
-pub const MAX_SWEEPS: u32 = 3;
+pub const MAX_SWEEPS: u8 = 3;
 /// Deliveries read per page; a sweep reads pages until none is due or `MAX_PAGES` is reached.
 const PAGE: usize = 100;
 const MAX_PAGES: usize = 20;
@@ -127,7 +127,7 @@ impl Sweeper {
         }
         let mut next = read.clone();
         next.sweep_at = Some(sweep_time(due.max(now), now));
-        next.sweeps = read.sweeps + 1;
+        next.sweeps = read.sweeps.saturating_add(1);
         // Refused: an attempt ran or was recorded since the read, and the message is stale.
         self.store.replace_delivery(&next, &read, now).await
     }

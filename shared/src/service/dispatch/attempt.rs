@@ -31,14 +31,14 @@ impl Dispatcher {
     ) -> Plan {
         let env = job.envelope();
         match (job.message.attempt(), stored) {
-            (None, None) => Plan::Attempt(Delivery::new(
+            (None, None) => Plan::Attempt(Box::new(Delivery::new(
                 delivery_id(env.envelope_id, &job.webhook.id),
                 env.tenant_id.clone(),
                 env.event.id.clone(),
                 env.event.event_type.clone(),
                 job.webhook.id.as_str(),
                 now,
-            )),
+            ))),
             (Some(_), None) => Plan::Skip,
             (_, Some(d)) if d.status == DeliveryStatus::Succeeded => Plan::Skip,
             // Another run is making an attempt. It may die before recording it, so the message
@@ -52,9 +52,11 @@ impl Dispatcher {
                     .clamp(DEFER_MIN, DEFER_MAX),
                 d.attempts.len(),
             ),
-            (None, Some(d)) if d.status == DeliveryStatus::Pending => Plan::Attempt(d),
+            (None, Some(d)) if d.status == DeliveryStatus::Pending => Plan::Attempt(Box::new(d)),
             (None, Some(_)) => Plan::Skip,
-            (Some(t), Some(d)) if d.attempts.len() == t.expect_attempts => Plan::Attempt(d),
+            (Some(t), Some(d)) if d.attempts.len() == t.expect_attempts => {
+                Plan::Attempt(Box::new(d))
+            }
             // Fewer attempts than expected and no lease: the run that queued this message died
             // before recording its attempt; the message it was handling comes back and redoes
             // it. More attempts: this message is stale.
@@ -147,7 +149,7 @@ impl Dispatcher {
         // exists in any state but a fresh one, and only then is it read. One store call, not two.
         let planned = match job.message {
             Message::FanOut { .. } => Ok(self.plan(job, None, OffsetDateTime::now_utc())),
-            Message::Attempt { .. } => self.read_plan(job).await,
+            Message::Attempt { .. } => Box::pin(self.read_plan(job)).await,
         };
         let mut delivery = match planned {
             Ok(Plan::Attempt(d)) => d,

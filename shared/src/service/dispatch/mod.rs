@@ -122,8 +122,10 @@ enum JobResult {
 
 /// What a job comes to once its delivery has been read.
 enum Plan {
-    /// Make the next attempt of this delivery (new, or as stored).
-    Attempt(Delivery),
+    /// Make the next attempt of this delivery (new, or as stored). Boxed: a job's future holds
+    /// the delivery across every await, and inline it would take the future past the size the
+    /// allocator serves from its per-thread cache (`job_future_bytes`).
+    Attempt(Box<Delivery>),
     /// Nothing to send: already delivered, stale, or redone by another message.
     Skip,
     /// Another run holds the delivery, which has this many attempts: look again after this
