@@ -44,9 +44,13 @@ enum Cmd {
         venv: PathBuf,
     },
     /// The cost meter: `herald dev` on moto behind a metering proxy; DynamoDB units, SQS
-    /// requests, Lambda and API Gateway per delivery, priced per million. Every scenario, or
-    /// one of your own when any of --events, --fanout, --batch is given.
+    /// requests, Lambda and API Gateway per delivery, priced per million. Every scenario (the
+    /// four fan-out ones, then failing-schedule), one of them with --scenario, or one of your
+    /// own when any of --events, --fanout, --batch is given.
     Cost {
+        /// Only this one of the project's scenarios (e.g. `failing-schedule`, `fanout1-post`).
+        #[arg(long, conflicts_with_all = ["events", "fanout", "batch"])]
+        scenario: Option<String>,
         /// Events to post (default 500).
         #[arg(long)]
         events: Option<usize>,
@@ -134,6 +138,7 @@ fn main() {
             latency,
         )),
         Some(Cmd::Cost {
+            scenario,
             events,
             fanout,
             batch,
@@ -141,17 +146,39 @@ fn main() {
             venv,
             template,
         }) => {
-            let scenarios = if events.is_none() && fanout.is_none() && batch.is_none() {
-                cost::scenarios()
-            } else {
-                vec![cost::Scenario::new(
+            let custom = events.is_some() || fanout.is_some() || batch.is_some();
+            let (scenarios, failing) = if custom {
+                let own = cost::Scenario::new(
                     events.unwrap_or(500),
                     fanout.unwrap_or(1),
                     batch.unwrap_or(100),
-                )]
+                );
+                (vec![own], false)
+            } else if let Some(name) = scenario {
+                let mut chosen = cost::scenarios();
+                chosen.retain(|s| s.name == name);
+                let failing = name == cost::FAILING_SCHEDULE;
+                if chosen.is_empty() && !failing {
+                    let known: Vec<String> =
+                        cost::scenarios().into_iter().map(|s| s.name).collect();
+                    eprintln!(
+                        "no scenario {name}: {}, {}",
+                        known.join(", "),
+                        cost::FAILING_SCHEDULE
+                    );
+                    std::process::exit(2);
+                }
+                (chosen, failing)
+            } else {
+                (cost::scenarios(), true)
             };
+            let mut reports =
+                runtime.block_on(cost::run_all(&herald, &venv, &template, &scenarios));
+            if failing {
+                reports.push(runtime.block_on(cost::run_failing(&venv, &template)));
+            }
             let mut failed = false;
-            for report in runtime.block_on(cost::run_all(&herald, &venv, &template, &scenarios)) {
+            for report in reports {
                 match report {
                     Ok(report) => println!("{report}"),
                     Err(e) => {
@@ -640,7 +667,9 @@ async fn all(runs: usize, deliveries: usize, bin_dir: &Path, venv: &Path) {
     // What a delivery costs on AWS, metered through the same `herald dev` on moto. `make bench`
     // runs from the workspace root, where the template is.
     let template = Path::new("template.yaml");
-    for report in cost::run_all(&herald, venv, template, &cost::scenarios()).await {
+    let mut reports = cost::run_all(&herald, venv, template, &cost::scenarios()).await;
+    reports.push(cost::run_failing(venv, template).await);
+    for report in reports {
         match report {
             Ok(report) => {
                 let mut lines = report.lines();

@@ -37,6 +37,9 @@ pub struct Meter {
     pub dynamodb: BTreeMap<String, Operation>,
     /// SQS sends, in billed requests, by action.
     pub sent: BTreeMap<String, u64>,
+    /// SQS sends, in messages put on the queue, by action: what a delivery's retries take,
+    /// whether they went one by one or in batches.
+    pub messages: BTreeMap<String, u64>,
     /// The body size of every message received, in order.
     pub received: Vec<u64>,
     /// `herald dev`'s own poller's calls by action: counted to show what was replaced.
@@ -289,6 +292,8 @@ impl Meter {
             "SendMessage" | "SendMessageBatch" => {
                 *self.sent.entry(action.to_string()).or_default() +=
                     sqs::chunks(sqs::sent_payload(action, req));
+                *self.messages.entry(action.to_string()).or_default() +=
+                    sqs::sent_messages(action, req);
                 self.touch();
                 return;
             }
@@ -343,6 +348,11 @@ impl Meter {
                 self.receipts.insert(r.to_string(), batch);
             }
         }
+    }
+
+    /// Messages sent, whatever the action.
+    pub fn messages_sent(&self) -> u64 {
+        self.messages.values().sum()
     }
 
     /// How long each local batch took to dispatch, in milliseconds.
@@ -496,5 +506,27 @@ mod tests {
             "the poller's calls are not billed as sent"
         );
         assert!(m.idle(Duration::ZERO));
+    }
+
+    #[test]
+    fn sends_are_counted_in_messages_apart_from_the_requests_they_bill() {
+        let mut m = meter();
+        let entries: Vec<Value> = (0..10)
+            .map(|i| json!({"Id": i.to_string(), "MessageBody": "fan-out"}))
+            .collect();
+        let now = Instant::now();
+        m.sqs_request("SendMessageBatch", &json!({"Entries": entries}), now);
+        m.sqs_request("SendMessage", &json!({"MessageBody": "retry"}), now);
+        m.sqs_request("SendMessage", &json!({"MessageBody": "retry"}), now);
+        assert_eq!(m.messages_sent(), 12);
+        assert_eq!(m.messages["SendMessageBatch"], 10);
+        assert_eq!(m.sent.values().sum::<u64>(), 3, "three requests billed");
+        m.on = false;
+        m.sqs_request("SendMessage", &json!({"MessageBody": "set-up"}), now);
+        assert_eq!(
+            m.messages_sent(),
+            12,
+            "nothing counted before the meter is on"
+        );
     }
 }

@@ -4,17 +4,19 @@
 //! mapping would call it; Lambda from the template's memory and the durations of the run.
 
 mod dynamodb;
+mod failing;
 mod lambda;
 mod meter;
 mod prices;
 mod proxy;
+mod quiet;
 mod report;
 mod sqs;
 
 use crate::stack::{self, Load};
 use herald_tests::moto::Moto;
 use meter::Meter;
-use report::Measured;
+use report::{Layout, Measured};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -55,6 +57,17 @@ pub fn scenarios() -> Vec<Scenario> {
         .into_iter()
         .map(|(events, fanout, batch)| Scenario::new(events, fanout, batch))
         .collect()
+}
+
+pub use failing::NAME as FAILING_SCHEDULE;
+
+/// Meters the failing-schedule scenario (`failing.rs`): one delivery failing through the
+/// whole default schedule, the pipeline in process.
+pub async fn run_failing(venv: &Path, template: &Path) -> Result<String, String> {
+    let deployed = lambda::Deployed::read(template)?;
+    failing::run(venv, &deployed)
+        .await
+        .map_err(|e| format!("cost {}: {e}", failing::NAME))
 }
 
 /// Meters every scenario in turn; the report of each, or why it could not run.
@@ -110,11 +123,26 @@ async fn run(
         ));
     }
     let measured = Measured {
-        scenario,
         deployed,
+        meter: &m,
+        deliveries: scenario.events * scenario.fanout,
         post_bytes: &run.post_bytes,
         ingest_ms,
-        meter: &m,
+        ingest_timing: "from herald dev's access log: request to answer, rounded up to the ms",
+        other_dispatch: None,
     };
-    Ok(report::lines(&measured).join("\n"))
+    let layout = Layout {
+        name: &scenario.name,
+        shape: format!(
+            "{} events x {} webhooks, {} per POST: {} deliveries; per delivery, and $ per million deliveries:",
+            scenario.events,
+            scenario.fanout,
+            scenario.batch,
+            measured.deliveries
+        ),
+        notes: Vec::new(),
+        both_totals: scenario.batch <= 1,
+        fixed: Vec::new(),
+    };
+    Ok(report::lines(layout, &report::price(&measured), &m).join("\n"))
 }

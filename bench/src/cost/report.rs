@@ -5,35 +5,55 @@ use super::dynamodb::Projection;
 use super::lambda::{gb_seconds, Deployed};
 use super::meter::Meter;
 use super::prices::*;
-use super::{sqs, Scenario};
+use super::sqs;
 
-/// What one run measured.
+/// What one run measured, whichever scenario drove it: the pricing is the same for all.
 pub struct Measured<'a> {
-    pub scenario: &'a Scenario,
     pub deployed: &'a Deployed,
+    pub meter: &'a Meter,
+    /// What every figure is divided by.
+    pub deliveries: usize,
     pub post_bytes: &'a [usize],
     /// Each ingest request's billed milliseconds.
     pub ingest_ms: Vec<f64>,
-    pub meter: &'a Meter,
+    /// How those were timed, for the printout.
+    pub ingest_timing: &'a str,
+    /// Dispatch function time spent outside the mapping's batches, in milliseconds, and what
+    /// it was: billed at the dispatch function's memory like the batches.
+    pub other_dispatch: Option<(Vec<f64>, String)>,
+}
+
+/// A run priced, part by part.
+pub struct Priced {
+    /// One line per part: the count per delivery and its dollars per million deliveries.
+    pub parts: Vec<String>,
+    /// Everything but API Gateway: the total behind a Lambda function URL.
+    pub url: f64,
+    /// API Gateway HTTP API's share.
+    pub api: f64,
+}
+
+impl Priced {
+    /// The total behind API Gateway HTTP API.
+    pub fn total(&self) -> f64 {
+        self.url + self.api
+    }
 }
 
 fn mean(values: &[f64]) -> f64 {
     values.iter().sum::<f64>() / values.len().max(1) as f64
 }
 
-/// The report: `cost <scenario>: $X.XX per million deliveries`, then the parts, indented.
-pub fn lines(run: &Measured) -> Vec<String> {
-    let Scenario {
-        name,
-        events,
-        fanout,
-        batch,
-    } = run.scenario;
+/// Dollars per million deliveries of `count` units per delivery at `price` each.
+pub fn dollars(count: f64, price: f64) -> f64 {
+    count * price * 1e6
+}
+
+/// Prices every part of a run from the meter's counts and the price table.
+pub fn price(run: &Measured) -> Priced {
     let m = run.meter;
-    let deliveries = (events * fanout) as f64;
+    let deliveries = run.deliveries.max(1) as f64;
     let per = |x: f64| x / deliveries;
-    // Dollars per million deliveries of `count` units per delivery at `price` each.
-    let dollars = |count: f64, price: f64| count * price * 1e6;
     let mut parts = Vec::new();
 
     let (mut wru, mut index_wru, mut rru) = (0.0, 0.0, 0.0);
@@ -109,6 +129,16 @@ pub fn lines(run: &Measured) -> Vec<String> {
         .map(|(action, n)| format!("{action} {:.3}", per(*n as f64)))
         .collect::<Vec<_>>()
         .join(", ");
+    let messages = m
+        .messages
+        .iter()
+        .map(|(action, n)| format!("{action} {:.3}", per(*n as f64)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    parts.push(format!(
+        "sqs messages sent: {:.3} ({messages}; messages put on the queue, not requests)",
+        per(m.messages_sent() as f64)
+    ));
     parts.push(format!(
         "sqs: {sends}, ReceiveMessage {:.3}, DeleteMessageBatch {:.3} = {sqs_requests:.3} requests: ${sqs_cost:.3} (receives and deletes as the event source mapping makes them: one each per batch of up to {}, for the {} messages received)",
         per(mapping.receives as f64),
@@ -120,20 +150,27 @@ pub fn lines(run: &Measured) -> Vec<String> {
     let posts = run.post_bytes.len() as f64;
     let ingest_gbs = gb_seconds(&run.ingest_ms, run.deployed.ingest_mb);
     let batch_ms = m.batch_ms();
+    let other_ms = run.other_dispatch.as_ref().map_or(&[][..], |(ms, _)| ms);
     let dispatch_gbs = gb_seconds(&batch_ms, run.deployed.dispatch_mb);
+    let other_gbs = if other_ms.is_empty() {
+        0.0
+    } else {
+        gb_seconds(other_ms, run.deployed.dispatch_mb)
+    };
     let invocations = per(posts + mapping.batches as f64);
     let lambda_cost = dollars(invocations, LAMBDA_REQUEST)
-        + dollars(per(ingest_gbs + dispatch_gbs), LAMBDA_GB_SECOND);
+        + dollars(per(ingest_gbs + dispatch_gbs + other_gbs), LAMBDA_GB_SECOND);
     parts.push(format!(
-        "lambda ingest: {:.4} invocations (one per POST), {:.7} GB-s ({} MB; {} requests, mean {:.1} ms billed, from herald dev's access log: request to answer, rounded up to the ms)",
+        "lambda ingest: {:.4} invocations (one per POST), {:.7} GB-s ({} MB; requests: {}, mean {:.1} ms billed, {})",
         per(posts),
         per(ingest_gbs),
         run.deployed.ingest_mb,
         run.ingest_ms.len(),
-        mean(&run.ingest_ms)
+        mean(&run.ingest_ms),
+        run.ingest_timing
     ));
     parts.push(format!(
-        "lambda dispatch: {:.4} invocations (one per mapping batch), {:.7} GB-s ({} MB; the sum of the {} batches herald dev's poller handled, mean {:.1} messages and {:.1} ms each, timed by the proxy from the ReceiveMessage answer to the batch's first DeleteMessage, each rounded up to the ms)",
+        "lambda dispatch: {:.4} invocations (one per mapping batch), {:.7} GB-s ({} MB; the sum of the {} batches the local poller handled, mean {:.1} messages and {:.1} ms each, timed by the proxy from the ReceiveMessage answer to the batch's first DeleteMessage, each rounded up to the ms)",
         per(mapping.batches as f64),
         per(dispatch_gbs),
         run.deployed.dispatch_mb,
@@ -141,9 +178,16 @@ pub fn lines(run: &Measured) -> Vec<String> {
         m.received.len() as f64 / batch_ms.len().max(1) as f64,
         mean(&batch_ms)
     ));
+    if let Some((ms, what)) = &run.other_dispatch {
+        parts.push(format!(
+            "lambda dispatch, besides the batches: {:.7} GB-s ({what}; {:.1} ms in all)",
+            per(other_gbs),
+            ms.iter().sum::<f64>()
+        ));
+    }
     parts.push(format!(
         "lambda: {invocations:.4} invocations, {:.7} GB-s (arm64): ${lambda_cost:.3}",
-        per(ingest_gbs + dispatch_gbs)
+        per(ingest_gbs + dispatch_gbs + other_gbs)
     ));
     let api_requests: f64 = run
         .post_bytes
@@ -158,17 +202,41 @@ pub fn lines(run: &Measured) -> Vec<String> {
         run.post_bytes.iter().max().unwrap_or(&0)
     ));
 
-    let url = writes + reads + storage + sqs_cost + lambda_cost;
-    let total = url + api;
-    let mut out = vec![format!("cost {name}: ${total:.2} per million deliveries")];
-    out.push(format!(
-        "  {events} events x {fanout} webhooks, {batch} per POST: {deliveries} deliveries; per delivery, and $ per million deliveries:"
-    ));
-    out.extend(parts.into_iter().map(|p| format!("  {p}")));
-    if *batch <= 1 {
+    Priced {
+        parts,
+        url: writes + reads + storage + sqs_cost + lambda_cost,
+        api,
+    }
+}
+
+/// How a report is laid out around its parts.
+pub struct Layout<'a> {
+    pub name: &'a str,
+    /// What the run was, after the headline.
+    pub shape: String,
+    /// Lines of this scenario's own, after the parts.
+    pub notes: Vec<String>,
+    /// Whether a function URL's total differs enough to be worth printing (one event per POST).
+    pub both_totals: bool,
+    /// Fixed costs of this scenario's own, whatever the volume, besides the mapping's polls.
+    pub fixed: Vec<String>,
+}
+
+/// The report: `cost <scenario>: $X.XX per million deliveries`, then the parts, indented.
+pub fn lines(layout: Layout, priced: &Priced, meter: &Meter) -> Vec<String> {
+    let total = priced.total();
+    let mut out = vec![format!(
+        "cost {}: ${total:.2} per million deliveries",
+        layout.name
+    )];
+    out.push(format!("  {}", layout.shape));
+    out.extend(priced.parts.iter().map(|p| format!("  {p}")));
+    out.extend(layout.notes.iter().map(|n| format!("  {n}")));
+    if layout.both_totals {
         out.push(format!("  total behind API Gateway HTTP API: ${total:.2}"));
         out.push(format!(
-            "  total behind a Lambda function URL (no per-request charge beyond the invocation): ${url:.2}"
+            "  total behind a Lambda function URL (no per-request charge beyond the invocation): ${:.2}",
+            priced.url
         ));
     }
     out.push(format!(
@@ -182,14 +250,20 @@ pub fn lines(run: &Measured) -> Vec<String> {
         sqs::LONG_POLL_SECONDS,
         empty as f64 * SQS_REQUEST
     ));
-    let local = m
+    out.extend(
+        layout
+            .fixed
+            .iter()
+            .map(|f| format!("  fixed, not per delivery: {f}")),
+    );
+    let local = meter
         .local
         .iter()
         .map(|(action, n)| format!("{action} {n}"))
         .collect::<Vec<_>>()
         .join(", ");
     out.push(format!(
-        "  not billed: herald dev's own poller calls, replaced by the mapping's above: {local}"
+        "  not billed: the local poller's own calls, replaced by the mapping's above: {local}"
     ));
     out
 }

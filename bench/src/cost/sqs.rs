@@ -37,6 +37,15 @@ pub fn sent_payload(action: &str, request: &Value) -> u64 {
     }
 }
 
+/// Messages a `SendMessage` or `SendMessageBatch` request puts on the queue: one per batch
+/// entry, so a batch of ten is ten messages however few requests it bills.
+pub fn sent_messages(action: &str, request: &Value) -> u64 {
+    match action {
+        "SendMessageBatch" => request["Entries"].as_array().map_or(0, Vec::len) as u64,
+        _ => 1,
+    }
+}
+
 /// What the event source mapping would have sent SQS for the messages received.
 #[derive(Debug, PartialEq)]
 pub struct Mapping {
@@ -95,6 +104,18 @@ mod tests {
         let one = json!({"QueueUrl": "q", "MessageBody": "abc",
             "MessageAttributes": {"k": {"DataType": "String", "StringValue": "vv"}}});
         assert_eq!(sent_payload("SendMessage", &one), 3 + 1 + 6 + 2);
+    }
+
+    #[test]
+    fn a_batch_send_is_one_message_per_entry_and_a_single_send_one() {
+        let entries: Vec<Value> = (0..7)
+            .map(|i| json!({"Id": i.to_string(), "MessageBody": "m"}))
+            .collect();
+        let batch = json!({"QueueUrl": "q", "Entries": entries});
+        assert_eq!(sent_messages("SendMessageBatch", &batch), 7);
+        assert_eq!(chunks(sent_payload("SendMessageBatch", &batch)), 1);
+        let one = json!({"QueueUrl": "q", "MessageBody": "m", "DelaySeconds": 2});
+        assert_eq!(sent_messages("SendMessage", &one), 1);
     }
 
     #[test]
