@@ -636,6 +636,7 @@ async fn all(runs: usize, deliveries: usize, bin_dir: &Path, venv: &Path) {
                 fanout,
                 connections: 32,
                 batch: 1,
+                named_ids: true,
                 log: None,
                 settled: None,
             };

@@ -40,6 +40,9 @@ pub struct Load<'a> {
     pub connections: usize,
     /// Events per POST: 1 posts to `/v1/events`, more to `/v1/events/batch`.
     pub batch: usize,
+    /// Each event names its own id (Herald takes a dedupe claim for it); `false`: the events
+    /// carry none, and Herald makes them.
+    pub named_ids: bool,
     /// Where `herald dev`'s log goes (uncoloured); `None`: nowhere.
     pub log: Option<&'a Path>,
     /// Once every delivery arrived, the stack is kept until this says the work that follows
@@ -63,9 +66,17 @@ pub async fn run_with(
         fanout,
         connections,
         batch,
+        named_ids,
         log,
         settled,
     } = load;
+    let event = |n| {
+        let mut event = fixture::event_json(n, now_ns());
+        if !named_ids {
+            event.as_object_mut().expect("an object").remove("id");
+        }
+        event
+    };
     let receiver = Receiver::spawn(0, true);
     let port = free_port();
     let mut command = Command::new(herald);
@@ -149,11 +160,9 @@ pub async fn run_with(
         .map(|first| {
             let last = (first + batch).min(events);
             let (path, body) = if batch == 1 {
-                ("events", fixture::event_json(first, now_ns()))
+                ("events", event(first))
             } else {
-                let list: Vec<_> = (first..last)
-                    .map(|n| fixture::event_json(n, now_ns()))
-                    .collect();
+                let list: Vec<_> = (first..last).map(event).collect();
                 ("events/batch", serde_json::json!({ "events": list }))
             };
             let body = body.to_string();

@@ -28,6 +28,8 @@ pub struct Scenario {
     pub fanout: usize,
     /// Events per POST (1: `/v1/events`; more: `/v1/events/batch`).
     pub batch: usize,
+    /// The events name their ids, so each takes a dedupe claim; without, Herald makes them.
+    pub named_ids: bool,
 }
 
 impl Scenario {
@@ -37,6 +39,16 @@ impl Scenario {
             events,
             fanout,
             batch,
+            named_ids: true,
+        }
+    }
+
+    /// The same, with events that name no id.
+    pub fn without_ids(self) -> Scenario {
+        Scenario {
+            name: format!("{}-noid", self.name),
+            named_ids: false,
+            ..self
         }
     }
 }
@@ -49,14 +61,18 @@ fn batch_name(batch: usize) -> String {
     }
 }
 
-/// The project's scenarios: fan-out 1 and 10, batches of 100 events and one event per POST.
+/// The project's scenarios: fan-out 1 and 10, batches of 100 events and one event per POST,
+/// and batches of events that name no id.
 /// A few hundred deliveries each: every rule is per request or per item, so more only
 /// takes longer on moto.
 pub fn scenarios() -> Vec<Scenario> {
-    [(300, 1, 100), (300, 1, 1), (200, 10, 100), (40, 10, 1)]
+    let mut all: Vec<Scenario> = [(300, 1, 100), (300, 1, 1), (200, 10, 100), (40, 10, 1)]
         .into_iter()
         .map(|(events, fanout, batch)| Scenario::new(events, fanout, batch))
-        .collect()
+        .collect();
+    // Events without ids: kept in one write each, with no claim to take and confirm.
+    all.push(Scenario::new(300, 1, 100).without_ids());
+    all
 }
 
 pub use failing::NAME as FAILING_SCHEDULE;
@@ -106,6 +122,7 @@ async fn run(
         fanout: scenario.fanout,
         connections: 8,
         batch: scenario.batch,
+        named_ids: scenario.named_ids,
         log: Some(&log),
         settled: Some(&settled),
     };
