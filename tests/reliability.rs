@@ -77,6 +77,17 @@ async fn receive_one(stack: &Stack) -> Vec<herald_shared::queue::Received> {
     got
 }
 
+/// Hands received messages to the dispatcher as one batch, as the event source would, and
+/// deletes them: none may fail.
+async fn handle_once(stack: &Stack, got: &[herald_shared::queue::Received]) {
+    let records: Vec<QueueRecord> = got.iter().map(QueueRecord::from).collect();
+    let handled = stack.dispatcher.handle(&records, None).await;
+    assert!(handled.failed.is_empty(), "{:?}", handled.failed);
+    for m in got {
+        stack.queue.delete(&m.receipt).await.unwrap();
+    }
+}
+
 /// Drives the queue until `count` deliveries of the webhook are final (bounded).
 async fn settle(stack: &Stack, webhook_id: &str, count: usize) -> Vec<Delivery> {
     let deadline = Instant::now() + Duration::from_secs(90);
@@ -324,10 +335,8 @@ async fn a_lease_left_by_a_dead_run_is_taken_over_when_it_lapses(stack: Stack) {
     held.leased_until = Some(now + time::Duration::seconds(2));
     assert!(stack.store.lease_delivery(&held, now).await.unwrap());
 
-    let records: Vec<QueueRecord> = got.iter().map(QueueRecord::from).collect();
-    let handled = stack.dispatcher.handle(&records, None).await;
-    assert!(handled.failed.is_empty(), "deferred, not failed");
-    stack.queue.delete(&got[0].receipt).await.unwrap();
+    // Deferred, not failed.
+    handle_once(&stack, &got).await;
     assert!(
         rx.requests().is_empty(),
         "nothing sent while the lease is live"
@@ -696,14 +705,7 @@ async fn a_store_outage_during_dispatch_is_a_batch_item_failure_then_delivered()
         .await;
     stack.post_event(json!({"type": "jobs.failed"})).await;
     let first = receive_one(&stack).await;
-    let records: Vec<QueueRecord> = first.iter().map(QueueRecord::from).collect();
-    assert!(stack
-        .dispatcher
-        .handle(&records, None)
-        .await
-        .failed
-        .is_empty());
-    stack.queue.delete(&first[0].receipt).await.unwrap();
+    handle_once(&stack, &first).await;
     assert_eq!(
         rx.requests().len(),
         1,
@@ -1554,14 +1556,7 @@ async fn a_deferred_fan_out_puts_back_one_attempt_per_held_delivery() {
                 .id,
         );
     }
-    let records: Vec<QueueRecord> = got.iter().map(QueueRecord::from).collect();
-    assert!(stack
-        .dispatcher
-        .handle(&records, None)
-        .await
-        .failed
-        .is_empty());
-    stack.queue.delete(&got[0].receipt).await.unwrap();
+    handle_once(&stack, &got).await;
     assert_eq!(
         receivers[2].requests().len(),
         1,
