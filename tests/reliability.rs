@@ -1769,3 +1769,53 @@ async fn an_event_without_an_id_not_kept_or_not_queued_is_a_503() {
     stack.drain().await;
     assert_eq!(rx.requests().len(), 1);
 }
+
+/// A record refused after the receiver's 2xx (a throttling burst past the SDK's own retries)
+/// is tried again within the invocation, so the POST is not redone.
+#[tokio::test]
+async fn a_record_refused_after_a_2xx_is_tried_again_not_resent() {
+    let (stack, faults) = flaky_memory("0s").await;
+    let rx = Receiver::start(200).await;
+    let wh = stack
+        .create_webhook(json!({"url": rx.url, "events": ["*"]}))
+        .await;
+    stack
+        .post_event(json!({"id": "evt-burst", "type": "jobs.failed"}))
+        .await;
+    faults.refuse_next_puts.store(2, Ordering::SeqCst);
+    assert!(stack.drain().await.is_empty(), "nothing handed back");
+    let d = &settle(&stack, id(&wh), 1).await[0];
+    assert_eq!((d.status, d.attempts.len()), (DeliveryStatus::Succeeded, 1));
+    assert_eq!(faults.refuse_next_puts.load(Ordering::SeqCst), 0);
+    assert_eq!(rx.requests().len(), 1, "posted once");
+}
+
+/// A retry that could not be queued at first is queued on a later try, so the failed attempt
+/// is not redone.
+#[tokio::test]
+async fn a_retry_refused_by_the_queue_is_tried_again_not_redone() {
+    let faults = Arc::new(Faults::default());
+    let queue: Arc<dyn Queue> = Arc::new(FlakyQueue {
+        inner: Arc::new(MemoryQueue::new(Duration::from_secs(1), 5)),
+        faults: faults.clone(),
+    });
+    let stack = Stack::with_config(
+        config("0s,1s", |_| {}),
+        Arc::new(MemoryStore::new()),
+        queue,
+        Duration::ZERO,
+    )
+    .await;
+    let rx = Receiver::start(200).await;
+    rx.script([Reply::Status(500)]);
+    let wh = stack
+        .create_webhook(json!({"url": rx.url, "events": ["*"]}))
+        .await;
+    stack
+        .post_event(json!({"id": "evt-q2", "type": "jobs.failed"}))
+        .await;
+    faults.refuse_next_sends.store(2, Ordering::SeqCst);
+    let d = &settle(&stack, id(&wh), 1).await[0];
+    assert_eq!((d.status, d.attempts.len()), (DeliveryStatus::Succeeded, 2));
+    assert_eq!(rx.requests().len(), 2, "the failed attempt was not made twice");
+}

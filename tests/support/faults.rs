@@ -50,6 +50,11 @@ pub struct Faults {
     pub deliveries_recorded: AtomicUsize,
     /// Deliveries as last recorded in a final state (succeeded or failed), by id.
     pub finals: std::sync::Mutex<std::collections::HashMap<String, Delivery>>,
+    /// The next this many delivery puts fail (then they succeed again): a throttling burst
+    /// that outlasted the SDK's own retries.
+    pub refuse_next_puts: AtomicUsize,
+    /// The next this many queue sends fail, as `refuse_next_puts` does for puts.
+    pub refuse_next_sends: AtomicUsize,
     /// Dedupe claims asked of the store.
     pub claims: AtomicUsize,
     /// Messages the queue took, one by one or in batches.
@@ -124,6 +129,12 @@ pub enum Strike {
     Throttled,
     /// Made, then answered with an error: an SDK call that timed out after its write landed.
     AnswerLost,
+}
+
+/// Takes one from a counter of refusals still to make; `true` when one was left.
+fn take_one(left: &AtomicUsize) -> bool {
+    left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok()
 }
 
 /// The error a throttled call answers, as the adapters report AWS's.
@@ -217,6 +228,9 @@ impl DeliveryStore for FlakyStore {
     async fn put_delivery(&self, d: &Delivery) -> Result<()> {
         if self.faults.fail_put_delivery.load(Ordering::SeqCst) {
             return Err(injected("put_delivery"));
+        }
+        if take_one(&self.faults.refuse_next_puts) {
+            return Err(throttled("put_delivery"));
         }
         let strike = self.faults.strike("put_delivery", true);
         if strike == Some(Strike::Throttled) {
@@ -385,6 +399,9 @@ impl Queue for FlakyQueue {
         }
         if self.faults.fail_send.load(Ordering::SeqCst) {
             return Err(Error::Queue("injected fault: send".into()));
+        }
+        if take_one(&self.faults.refuse_next_sends) {
+            return Err(Error::Queue("ThrottlingException: injected throttle of send".into()));
         }
         let strike = self.faults.strike("send", true);
         if strike.is_some() {

@@ -233,6 +233,7 @@ fn dispatcher_with(
             disable_after: config.disable_after,
             lease: config.delivery_timeout + crate::service::dispatch::LEASE_MARGIN,
             job_budget: config.delivery_timeout + JOB_CALLS * SDK_OPERATION_TIMEOUT,
+            call_timeout: SDK_OPERATION_TIMEOUT,
         },
     )
 }

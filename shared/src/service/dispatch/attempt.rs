@@ -192,7 +192,7 @@ impl Dispatcher {
         );
         let next = match verdict {
             Verdict::Retry(delay) => {
-                match Box::pin(self.queue_retry(job, &mut delivery, delay, now)).await {
+                match Box::pin(self.queue_retry(job, &mut delivery, delay, now, deadline)).await {
                     None => return JobResult::Internal,
                     due => due,
                 }
@@ -201,7 +201,8 @@ impl Dispatcher {
         };
         delivery.record(attempt(now, &outcome), next);
         log_attempt(env, webhook, &delivery, &outcome);
-        if let Err(e) = self.store.put_delivery(&delivery).await {
+        let recorded = Box::pin(self.after_post(deadline, || self.store.put_delivery(&delivery)));
+        if let Err(e) = recorded.await {
             tracing::error!(delivery_id = %delivery.id, error = %e, "could not record delivery");
             return JobResult::Internal;
         }
@@ -223,6 +224,7 @@ impl Dispatcher {
         delivery: &mut Delivery,
         delay: Duration,
         now: OffsetDateTime,
+        deadline: Option<Instant>,
     ) -> Option<OffsetDateTime> {
         let due = now + delay;
         // A wait longer than a message can carry is queued by the sweep, from the record
@@ -242,7 +244,11 @@ impl Dispatcher {
             },
             not_before: Some(due),
         };
-        if let Err(e) = self.queue.send(retry.encode(), delay).await {
+        let encoded = retry.encode();
+        let sent = self
+            .after_post(deadline, || self.queue.send(encoded.clone(), delay))
+            .await;
+        if let Err(e) = sent {
             tracing::error!(delivery_id = %delivery.id, error = %e, "could not queue a retry");
             // Give the lease back so the redo need not wait for it to lapse. This run holds
             // it: nobody wrote since.

@@ -84,6 +84,9 @@ pub struct Settings {
     /// The longest a job may take once started: its POST and the store and queue calls around
     /// it. A job that could not finish before the invocation's deadline is not started.
     pub job_budget: Duration,
+    /// The longest one store or queue call may take (the SDK's operation timeout): a write
+    /// that follows a POST is tried again only while the deadline leaves room for it.
+    pub call_timeout: Duration,
 }
 
 pub struct Dispatcher {
@@ -253,6 +256,44 @@ fn tally(result: JobResult, metrics: &mut BatchMetrics) -> bool {
             }
             false
         }
+    }
+}
+
+/// Tries of a write that follows a POST (the attempt's record, its retry's message): failing
+/// it makes the attempt be redone, so the receiver would get the POST again. The SDK retries a
+/// throttled call on its own first; these outlast a longer burst.
+const AFTER_POST_TRIES: u32 = 3;
+const AFTER_POST_BACKOFF: Duration = Duration::from_millis(100);
+
+impl Dispatcher {
+    /// Runs `call` until it succeeds, `AFTER_POST_TRIES` times at most, backing off between
+    /// tries while `deadline` leaves room for one more. A refusal that cannot succeed
+    /// (`Error::Refused`) is not tried again.
+    async fn after_post<T, Fut>(
+        &self,
+        deadline: Option<Instant>,
+        mut call: impl FnMut() -> Fut,
+    ) -> Result<T, crate::Error>
+    where
+        Fut: std::future::Future<Output = Result<T, crate::Error>>,
+    {
+        let mut backoff = AFTER_POST_BACKOFF;
+        for tries in 1.. {
+            match call().await {
+                Ok(done) => return Ok(done),
+                Err(e) => {
+                    let room = deadline
+                        .is_none_or(|d| Instant::now() + backoff + self.settings.call_timeout <= d);
+                    if tries >= AFTER_POST_TRIES || !room || matches!(e, crate::Error::Refused(_)) {
+                        return Err(e);
+                    }
+                    tracing::warn!(error = %e, tries, "a write after a POST failed; trying again");
+                    tokio::time::sleep(backoff).await;
+                    backoff *= 3;
+                }
+            }
+        }
+        unreachable!("the tries end by returning")
     }
 }
 
