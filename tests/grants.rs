@@ -162,6 +162,7 @@ async fn each_function_is_granted_exactly_the_actions_it_calls() {
     let (ingest_sdk, ingest_seen) = recorded(&plain).await;
     let (api_sdk, api_seen) = recorded(&plain).await;
     let (dispatch_sdk, dispatch_seen) = recorded(&plain).await;
+    let (sweep_sdk, sweep_seen) = recorded(&plain).await;
     let ingest = herald_ingest::app(&ingest_sdk, &config).await.unwrap();
     let api = herald_api::app(&api_sdk, &config).await.unwrap();
     let functions = herald_dispatch::dispatch(&dispatch_sdk, &config)
@@ -360,7 +361,10 @@ async fn each_function_is_granted_exactly_the_actions_it_calls() {
     due.next_attempt_at = Some(now);
     due.sweep_at = Some(now);
     plain_store.put_delivery(&due).await.unwrap();
-    let sweep = herald_dispatch::invoke(&functions, json!({"sweep": true}), None)
+    let sweeper = herald_dispatch::dispatch(&sweep_sdk, &config)
+        .await
+        .unwrap();
+    let sweep = herald_dispatch::invoke(&sweeper, json!({"sweep": true}), None)
         .await
         .unwrap();
     assert_eq!(sweep["queued"], 1, "{sweep}");
@@ -389,6 +393,7 @@ async fn each_function_is_granted_exactly_the_actions_it_calls() {
         ("IngestFunction", &ingest_seen),
         ("ApiFunction", &api_seen),
         ("DispatchFunction", &dispatch_seen),
+        ("SweepFunction", &sweep_seen),
     ] {
         let recorded = seen.lock().unwrap().clone();
         let called: BTreeSet<String> = recorded

@@ -1817,5 +1817,9 @@ async fn a_retry_refused_by_the_queue_is_tried_again_not_redone() {
     faults.refuse_next_sends.store(2, Ordering::SeqCst);
     let d = &settle(&stack, id(&wh), 1).await[0];
     assert_eq!((d.status, d.attempts.len()), (DeliveryStatus::Succeeded, 2));
-    assert_eq!(rx.requests().len(), 2, "the failed attempt was not made twice");
+    assert_eq!(
+        rx.requests().len(),
+        2,
+        "the failed attempt was not made twice"
+    );
 }

@@ -107,7 +107,11 @@ fn dispatch_keeps_executions_for_its_event_source_and_the_others_have_limits_of_
         }
         _ => assert!(t.number(reserved) >= t.number(maximum)),
     }
-    for function in ["IngestFunction", "ApiFunction"] {
+    assert!(
+        dispatch["Events"]["Sweep"].is_null(),
+        "the sweep runs in a function of its own, not in dispatch's reserved executions"
+    );
+    for function in ["IngestFunction", "ApiFunction", "SweepFunction"] {
         let limit = &t.function(function).0["ReservedConcurrentExecutions"];
         assert!(
             t.number(limit) >= 1,
@@ -278,7 +282,13 @@ fn one_delivery_job_fits_the_dispatch_function_timeout() {
 fn the_sweep_is_scheduled_as_the_code_expects() {
     use herald_shared::service::sweep::SWEEP_EVERY;
     let t = template::load();
-    let sweep = &t.resource("DispatchFunction")["Properties"]["Events"]["Sweep"];
+    let function = t.function("SweepFunction").0;
+    assert_eq!(
+        t.number(&function["ReservedConcurrentExecutions"]),
+        1,
+        "one sweep at a time, and none of dispatch's executions"
+    );
+    let sweep = &function["Events"]["Sweep"];
     assert_eq!(sweep["Type"].as_str(), Some("Schedule"));
     let rate = sweep["Properties"]["Schedule"]
         .as_str()

@@ -401,7 +401,9 @@ impl Queue for FlakyQueue {
             return Err(Error::Queue("injected fault: send".into()));
         }
         if take_one(&self.faults.refuse_next_sends) {
-            return Err(Error::Queue("ThrottlingException: injected throttle of send".into()));
+            return Err(Error::Queue(
+                "ThrottlingException: injected throttle of send".into(),
+            ));
         }
         let strike = self.faults.strike("send", true);
         if strike.is_some() {
