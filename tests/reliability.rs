@@ -66,6 +66,23 @@ async fn flaky_memory(schedule: &str) -> (Stack, Arc<Faults>) {
     (stack, faults)
 }
 
+/// The in-memory stack over a queue whose sends fail on demand.
+async fn flaky_queue_memory(schedule: &str) -> (Stack, Arc<Faults>) {
+    let faults = Arc::new(Faults::default());
+    let queue: Arc<dyn Queue> = Arc::new(FlakyQueue {
+        inner: Arc::new(MemoryQueue::new(Duration::from_secs(1), 5)),
+        faults: faults.clone(),
+    });
+    let stack = Stack::with_config(
+        config(schedule, |_| {}),
+        Arc::new(MemoryStore::new()),
+        queue,
+        Duration::ZERO,
+    )
+    .await;
+    (stack, faults)
+}
+
 /// The one message on the queue, as the event source would hand it over.
 async fn receive_one(stack: &Stack) -> Vec<herald_shared::queue::Received> {
     let got = stack
@@ -617,18 +634,7 @@ async fn a_crash_midway_loses_nothing_and_duplicates_nothing() {
 
 #[tokio::test]
 async fn a_queue_outage_while_scheduling_a_retry_is_retried_not_lost() {
-    let faults = Arc::new(Faults::default());
-    let queue: Arc<dyn Queue> = Arc::new(FlakyQueue {
-        inner: Arc::new(MemoryQueue::new(Duration::from_secs(1), 5)),
-        faults: faults.clone(),
-    });
-    let stack = Stack::with_config(
-        config("0s,1s", |_| {}),
-        Arc::new(MemoryStore::new()),
-        queue,
-        Duration::ZERO,
-    )
-    .await;
+    let (stack, faults) = flaky_queue_memory("0s,1s").await;
     let rx = Receiver::start(200).await;
     rx.script([Reply::Status(500), Reply::Status(500)]);
     let wh = stack
@@ -1794,18 +1800,7 @@ async fn a_record_refused_after_a_2xx_is_tried_again_not_resent() {
 /// is not redone.
 #[tokio::test]
 async fn a_retry_refused_by_the_queue_is_tried_again_not_redone() {
-    let faults = Arc::new(Faults::default());
-    let queue: Arc<dyn Queue> = Arc::new(FlakyQueue {
-        inner: Arc::new(MemoryQueue::new(Duration::from_secs(1), 5)),
-        faults: faults.clone(),
-    });
-    let stack = Stack::with_config(
-        config("0s,1s", |_| {}),
-        Arc::new(MemoryStore::new()),
-        queue,
-        Duration::ZERO,
-    )
-    .await;
+    let (stack, faults) = flaky_queue_memory("0s,1s").await;
     let rx = Receiver::start(200).await;
     rx.script([Reply::Status(500)]);
     let wh = stack
