@@ -7,7 +7,7 @@ use herald_shared::delivery::{Delivery, DeliveryStatus, OVERDUE_AFTER};
 use herald_shared::event::{Event, EventEnvelope};
 use herald_shared::queue::{MemoryQueue, Message, Queue};
 use herald_shared::service::sweep::{Swept, MAX_SWEEPS, SWEEP_EVERY, SWEEP_LEAD};
-use herald_shared::store::{MemoryStore, Store};
+use herald_shared::store::{MemoryStore, Store, SweepIndex};
 use herald_tests::faults::{Faults, FlakyQueue};
 use herald_tests::moto::{moto, CheckedQueue};
 use herald_tests::receiver::{Receiver, Reply};
@@ -29,16 +29,28 @@ async fn stack(backend: Backend, schedule: &str) -> (Stack, Arc<Faults>) {
     config.retry_schedule = parse_schedule(schedule).unwrap();
     config.delivery_timeout = Duration::from_millis(500);
     let faults = Arc::new(Faults::default());
-    let (store, inner, wait): (Arc<dyn Store>, Arc<dyn Queue>, _) = match backend {
-        Backend::Memory => (
-            Arc::new(MemoryStore::new()),
-            Arc::new(MemoryQueue::new(Duration::from_secs(1), 5)),
-            Duration::ZERO,
-        ),
+    type Ports = (
+        Arc<dyn Store>,
+        Arc<dyn SweepIndex>,
+        Arc<dyn Queue>,
+        Duration,
+    );
+    let (store, index, inner, wait): Ports = match backend {
+        Backend::Memory => {
+            let store = Arc::new(MemoryStore::new());
+            (
+                store.clone(),
+                store,
+                Arc::new(MemoryQueue::new(Duration::from_secs(1), 5)),
+                Duration::ZERO,
+            )
+        }
         Backend::Moto => {
             let m = moto();
+            let store = Arc::new(m.store().await);
             (
-                Arc::new(m.store().await),
+                store.clone(),
+                store,
                 Arc::new(CheckedQueue {
                     inner: m.queue_with(5, Duration::from_secs(2)).await,
                 }),
@@ -50,7 +62,8 @@ async fn stack(backend: Backend, schedule: &str) -> (Stack, Arc<Faults>) {
         inner,
         faults: faults.clone(),
     });
-    (Stack::with_config(config, store, queue, wait).await, faults)
+    let stack = Stack::with_config(config, store, queue, wait).await;
+    (stack.with_sweep_index(index), faults)
 }
 
 async fn the_delivery(stack: &Stack, webhook: &Value) -> Delivery {

@@ -6,7 +6,7 @@ use herald_shared::config::{Config, Mode};
 use herald_shared::queue::{MemoryQueue, Queue};
 use herald_shared::runtime;
 use herald_shared::service::{tenants, Sweeper};
-use herald_shared::store::{MemoryStore, Store};
+use herald_shared::store::{MemoryStore, Store, SweepIndex};
 use std::sync::Arc;
 
 /// The tenant behind `HERALD_API_KEY` in the local stack.
@@ -35,9 +35,10 @@ pub struct Args {
 pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let config = Config::from_env(Mode::Local)?;
     let aws = args.aws || std::env::var_os("AWS_ENDPOINT_URL").is_some();
-    let (store, queue, backend): (Arc<dyn Store>, Arc<dyn Queue>, String) = if aws {
+    type Ports = (Arc<dyn Store>, Arc<dyn SweepIndex>, Arc<dyn Queue>, String);
+    let (store, index, queue, backend): Ports = if aws {
         let sdk = runtime::aws_sdk_config().await;
-        let store = runtime::dynamo_store(&sdk, &config);
+        let store = Arc::new(runtime::dynamo_store(&sdk, &config));
         store.ensure_table().await?;
         let queue = runtime::sqs_queue(&sdk, &config).await?;
         let backend = format!(
@@ -45,10 +46,12 @@ pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             config.table_name,
             queue.url()
         );
-        (Arc::new(store), Arc::new(queue), backend)
+        (store.clone(), store, Arc::new(queue), backend)
     } else {
+        let store = Arc::new(MemoryStore::new());
         (
-            Arc::new(MemoryStore::new()),
+            store.clone(),
+            store,
             Arc::new(MemoryQueue::default()),
             "in-memory store and queue".to_string(),
         )
@@ -56,7 +59,7 @@ pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     tenants::ensure_tenant_with_key(store.as_ref(), DEV_TENANT, "dev", config.api_key.expose())
         .await?;
 
-    let sweeper = Sweeper::new(store.clone(), queue.clone());
+    let sweeper = Sweeper::new(store.clone(), index, queue.clone());
     let (app, dispatcher) = runtime::local_stack(&config, store, queue.clone());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut pollers = Vec::new();

@@ -42,7 +42,7 @@ pub fn webhook(tenant: &str, id: &str, enabled: bool) -> Webhook {
     }
 }
 
-pub async fn store_contract(store: &dyn Store) {
+pub async fn store_contract<S: Store + herald_shared::store::SweepIndex>(store: &S) {
     let now = OffsetDateTime::now_utc();
 
     // Tenants and keys: keys resolve by hash only.

@@ -312,9 +312,6 @@ impl DeliveryStore for FlakyStore {
         }
         self.inner.get_delivery(t, id).await
     }
-    async fn due_for_sweep(&self, before: OffsetDateTime, limit: usize) -> Result<Vec<Delivery>> {
-        self.inner.due_for_sweep(before, limit).await
-    }
     async fn list_deliveries(
         &self,
         t: &str,

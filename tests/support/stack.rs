@@ -22,6 +22,8 @@ pub struct Stack {
     pub store: Arc<dyn Store>,
     pub queue: Arc<dyn Queue>,
     pub dispatcher: Arc<Dispatcher>,
+    /// The sweep's port on the same table, when the stack was given one.
+    sweep_index: Option<Arc<dyn herald_shared::store::SweepIndex>>,
     wait: Duration,
 }
 
@@ -66,6 +68,7 @@ impl Stack {
             dispatcher,
             store,
             queue,
+            sweep_index: None,
             wait,
         }
     }
@@ -99,9 +102,19 @@ impl Stack {
         .await
     }
 
+    /// The same stack, with the sweep's port on its table (the store it was built with).
+    pub fn with_sweep_index(mut self, index: Arc<dyn herald_shared::store::SweepIndex>) -> Stack {
+        self.sweep_index = Some(index);
+        self
+    }
+
     /// The sweep over this stack's store and queue, as the template's schedule runs it.
     pub fn sweeper(&self) -> herald_shared::service::Sweeper {
-        herald_shared::service::Sweeper::new(self.store.clone(), self.queue.clone())
+        let index = self
+            .sweep_index
+            .clone()
+            .expect("a stack built with_sweep_index, to sweep");
+        herald_shared::service::Sweeper::new(self.store.clone(), index, self.queue.clone())
     }
 
     /// Sends a request through the router with the tenant key (or `key`).

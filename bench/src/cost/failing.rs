@@ -101,13 +101,15 @@ pub async fn run(venv: &Path, deployed: &Deployed) -> Result<String, String> {
     .map_err(|e| e.to_string())?;
     let mut config = local_config();
     config.retry_schedule = schedule();
+    let store = Arc::new(store);
     let stack = Stack::with_config(
         config,
-        Arc::new(store),
+        store.clone(),
         Arc::new(queue),
         Duration::from_secs(1),
     )
-    .await;
+    .await
+    .with_sweep_index(store);
     let rx = Receiver::start(500).await;
     let webhook = stack
         .create_webhook(json!({"url": rx.url, "events": ["*"]}))

@@ -55,10 +55,12 @@ pub async fn dispatch(
     sdk: &aws_config::SdkConfig,
     config: &Config,
 ) -> Result<Dispatch, herald_shared::Error> {
-    let (store, queue) = runtime::aws_ports(sdk, config).await?;
+    let table = std::sync::Arc::new(runtime::dynamo_store(sdk, config));
+    let queue: std::sync::Arc<dyn herald_shared::queue::Queue> =
+        std::sync::Arc::new(runtime::sqs_queue(sdk, config).await?);
     Ok(Dispatch {
-        dispatcher: runtime::dispatcher(config, store.clone(), queue.clone()),
-        sweeper: Sweeper::new(store, queue),
+        dispatcher: runtime::dispatcher(config, table.clone(), queue.clone()),
+        sweeper: Sweeper::new(table.clone(), table, queue),
     })
 }
 

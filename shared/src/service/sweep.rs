@@ -12,7 +12,7 @@ use crate::delivery::{sweep_time, Attempt, Delivery, DeliveryStatus};
 use crate::error::Result;
 use crate::queue::{Message, NextAttempt, Queue};
 use crate::service::source::source_envelope;
-use crate::store::Store;
+use crate::store::{Store, SweepIndex};
 use std::sync::Arc;
 use std::time::Duration;
 use time::OffsetDateTime;
@@ -44,12 +44,18 @@ pub struct Swept {
 
 pub struct Sweeper {
     store: Arc<dyn Store>,
+    index: Arc<dyn SweepIndex>,
     queue: Arc<dyn Queue>,
 }
 
 impl Sweeper {
-    pub fn new(store: Arc<dyn Store>, queue: Arc<dyn Queue>) -> Self {
-        Sweeper { store, queue }
+    /// `index` is the same table as `store`, through the sweep's own port.
+    pub fn new(store: Arc<dyn Store>, index: Arc<dyn SweepIndex>, queue: Arc<dyn Queue>) -> Self {
+        Sweeper {
+            store,
+            index,
+            queue,
+        }
     }
 
     /// Queues every delivery due by `now + SWEEP_LEAD`. A delivery it handles moves its
@@ -57,7 +63,7 @@ impl Sweeper {
     pub async fn sweep(&self, now: OffsetDateTime) -> Result<Swept> {
         let mut swept = Swept::default();
         for _ in 0..MAX_PAGES {
-            let due = self.store.due_for_sweep(now + SWEEP_LEAD, PAGE).await?;
+            let due = self.index.due_for_sweep(now + SWEEP_LEAD, PAGE).await?;
             let full = due.len() == PAGE;
             let mut moved = 0;
             for delivery in due {

@@ -1,7 +1,9 @@
 //! The in-memory store: the local stack's default and the unit tests' store. A real
 //! implementation with the same semantics as DynamoDB, not a mock.
 
-use super::{ApiKey, Claim, DeliveryStore, EventLog, Page, Tenant, TenantStore, WebhookStore};
+use super::{
+    ApiKey, Claim, DeliveryStore, EventLog, Page, SweepIndex, Tenant, TenantStore, WebhookStore,
+};
 use crate::delivery::{Delivery, DeliveryStatus};
 use crate::error::{Error, Result};
 use crate::webhook::Webhook;
@@ -277,17 +279,6 @@ impl DeliveryStore for MemoryStore {
             .cloned())
     }
 
-    async fn due_for_sweep(&self, before: OffsetDateTime, limit: usize) -> Result<Vec<Delivery>> {
-        let state = self.read();
-        let mut due: Vec<&Delivery> = state
-            .deliveries
-            .values()
-            .filter(|d| d.sweep_at.is_some_and(|at| at <= before))
-            .collect();
-        due.sort_unstable_by_key(|d| d.sweep_at);
-        Ok(due.into_iter().take(limit).cloned().collect())
-    }
-
     async fn list_deliveries(
         &self,
         tenant_id: &str,
@@ -421,5 +412,19 @@ impl EventLog for MemoryStore {
             }
         }
         Ok(())
+    }
+}
+
+#[async_trait]
+impl SweepIndex for MemoryStore {
+    async fn due_for_sweep(&self, before: OffsetDateTime, limit: usize) -> Result<Vec<Delivery>> {
+        let state = self.read();
+        let mut due: Vec<&Delivery> = state
+            .deliveries
+            .values()
+            .filter(|d| d.sweep_at.is_some_and(|at| at <= before))
+            .collect();
+        due.sort_unstable_by_key(|d| d.sweep_at);
+        Ok(due.into_iter().take(limit).cloned().collect())
     }
 }

@@ -124,10 +124,6 @@ pub trait DeliveryStore: Send + Sync {
         now: OffsetDateTime,
     ) -> Result<bool>;
     async fn get_delivery(&self, tenant_id: &str, id: &str) -> Result<Option<Delivery>>;
-    /// Deliveries of every tenant whose `sweep_at` is at or before `before`, soonest first,
-    /// `limit` at most: what the sweep queues. Read from an index that may lag the last write
-    /// by a moment, so a caller checks each one's `sweep_at` again.
-    async fn due_for_sweep(&self, before: OffsetDateTime, limit: usize) -> Result<Vec<Delivery>>;
     /// A webhook's deliveries, newest first, `limit` at most, older than the id `before`.
     async fn list_deliveries(
         &self,
@@ -136,6 +132,16 @@ pub trait DeliveryStore: Send + Sync {
         limit: usize,
         before: Option<&str>,
     ) -> Result<Page<Delivery>>;
+}
+
+/// The sweep's reading of the deliveries: a port of its own, outside [`Store`], so the functions
+/// that never sweep do not link it.
+#[async_trait]
+pub trait SweepIndex: Send + Sync {
+    /// Deliveries of every tenant whose `sweep_at` is at or before `before`, soonest first,
+    /// `limit` at most: what the sweep queues. Read from an index that may lag the last write
+    /// by a moment, so a caller checks each one's `sweep_at` again.
+    async fn due_for_sweep(&self, before: OffsetDateTime, limit: usize) -> Result<Vec<Delivery>>;
 }
 
 /// Accepted events: the dedupe claim of each id, with the envelope kept for redelivery.

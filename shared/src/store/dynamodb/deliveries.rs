@@ -2,7 +2,7 @@
 //! the `LOG` index (a webhook's log, sharded) and, while an attempt is left, of `SWEEP`.
 
 use super::*;
-use crate::store::DeliveryStore;
+use crate::store::{DeliveryStore, SweepIndex};
 
 impl DynamoStore {
     /// The whole delivery record, with the attributes lease conditions read kept outside `doc`.
@@ -122,52 +122,6 @@ impl DeliveryStore for DynamoStore {
         Ok((*delivery.tenant_id == *tenant_id).then_some(delivery))
     }
 
-    async fn due_for_sweep(&self, before: OffsetDateTime, limit: usize) -> Result<Vec<Delivery>> {
-        // The shards one after another, through the one query helper: a few milliseconds more
-        // every five minutes, and no second copy of the SDK's query code in every binary.
-        let mut keys = Vec::new();
-        for shard in 0..SWEEP_SHARDS {
-            let (items, _) = self
-                .query(
-                    || {
-                        self.client
-                            .query()
-                            .table_name(&self.table)
-                            .index_name(SWEEP_INDEX)
-                            .key_condition_expression("sweep_pk = :pk AND sweep_at <= :before")
-                            .expression_attribute_values(":pk", s(format!("S#{shard}")))
-                            .expression_attribute_values(":before", n(unix_ms(before)))
-                    },
-                    limit,
-                    None,
-                )
-                .await?;
-            for item in items {
-                let at = item
-                    .get("sweep_at")
-                    .and_then(|v| v.as_n().ok()?.parse::<i64>().ok());
-                if let (Some(Ok(pk)), Some(at)) = (item.get("PK").map(|v| v.as_s()), at) {
-                    keys.push((at, pk.clone()));
-                }
-            }
-        }
-        keys.sort_unstable();
-        keys.truncate(limit);
-        // The index holds keys only: each delivery is read whole, and as it is now.
-        let items = self
-            .batch_get(
-                keys.into_iter()
-                    .map(|(_, pk)| {
-                        HashMap::from([("PK".to_string(), s(pk)), ("SK".to_string(), s("D"))])
-                    })
-                    .collect(),
-            )
-            .await?;
-        let mut due = items.iter().map(doc).collect::<Result<Vec<Delivery>>>()?;
-        due.sort_unstable_by_key(|d| d.sweep_at);
-        Ok(due)
-    }
-
     async fn list_deliveries(
         &self,
         tenant_id: &str,
@@ -224,6 +178,55 @@ impl DeliveryStore for DynamoStore {
             items: deliveries,
             more,
         })
+    }
+}
+
+#[async_trait]
+impl SweepIndex for DynamoStore {
+    async fn due_for_sweep(&self, before: OffsetDateTime, limit: usize) -> Result<Vec<Delivery>> {
+        // The shards one after another, through the one query helper: a few milliseconds more
+        // every five minutes, and no second copy of the SDK's query code in every binary.
+        let mut keys = Vec::new();
+        for shard in 0..SWEEP_SHARDS {
+            let (items, _) = self
+                .query(
+                    || {
+                        self.client
+                            .query()
+                            .table_name(&self.table)
+                            .index_name(SWEEP_INDEX)
+                            .key_condition_expression("sweep_pk = :pk AND sweep_at <= :before")
+                            .expression_attribute_values(":pk", s(format!("S#{shard}")))
+                            .expression_attribute_values(":before", n(unix_ms(before)))
+                    },
+                    limit,
+                    None,
+                )
+                .await?;
+            for item in items {
+                let at = item
+                    .get("sweep_at")
+                    .and_then(|v| v.as_n().ok()?.parse::<i64>().ok());
+                if let (Some(Ok(pk)), Some(at)) = (item.get("PK").map(|v| v.as_s()), at) {
+                    keys.push((at, pk.clone()));
+                }
+            }
+        }
+        keys.sort_unstable();
+        keys.truncate(limit);
+        // The index holds keys only: each delivery is read whole, and as it is now.
+        let items = self
+            .batch_get(
+                keys.into_iter()
+                    .map(|(_, pk)| {
+                        HashMap::from([("PK".to_string(), s(pk)), ("SK".to_string(), s("D"))])
+                    })
+                    .collect(),
+            )
+            .await?;
+        let mut due = items.iter().map(doc).collect::<Result<Vec<Delivery>>>()?;
+        due.sort_unstable_by_key(|d| d.sweep_at);
+        Ok(due)
     }
 }
 
