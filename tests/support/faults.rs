@@ -405,12 +405,14 @@ impl Queue for FlakyQueue {
         let strike = self.faults.strike("send", true);
         if strike.is_some() {
             // A retry (or a swept attempt) that fails to queue, or seems to, has its attempt
-            // redone by the message that made it.
+            // redone by the message that made it. A deferral made no POST: it repeats none.
             if let Ok(Some(attempt)) = herald_shared::queue::Message::decode(message.as_str())
                 .map(|m| m.attempt().cloned())
             {
-                self.faults
-                    .may_repeat(&attempt.delivery_id, RETRY_NOT_QUEUED);
+                if attempt.deferrals == 0 {
+                    self.faults
+                        .may_repeat(&attempt.delivery_id, RETRY_NOT_QUEUED);
+                }
             }
         }
         if strike == Some(Strike::Throttled) {

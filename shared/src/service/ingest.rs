@@ -151,14 +151,8 @@ impl Ingest {
         let (named, unnamed): (Vec<_>, Vec<_>) = valid
             .into_iter()
             .partition(|(index, ..)| caller_named(&events[*index]));
-        let strip = |v: Vec<Parsed>| v.into_iter().map(|(i, id, m, _)| (i, id, m)).collect();
-        let mut to_send = self
-            .claim_batch(tenant_id, strip(named), &mut items, now)
-            .await;
-        to_send.extend(
-            self.keep_batch(tenant_id, strip(unnamed), &mut items, now)
-                .await,
-        );
+        let mut to_send = self.claim_batch(tenant_id, named, &mut items, now).await;
+        to_send.extend(self.keep_batch(tenant_id, unnamed, &mut items, now).await);
         if !to_send.is_empty() {
             self.send_claimed(tenant_id, to_send, &mut items).await;
         }
@@ -378,9 +372,6 @@ fn batch_events(body: &Value) -> Result<&Vec<Value>> {
     }
 }
 
-/// A valid event of a batch: its index, id, envelope and whether it named its own id.
-type Parsed = (usize, String, Encoded, bool);
-
 /// Whether a posted event names its own id: only then can a post repeat it, so only then is a
 /// dedupe claim written.
 fn caller_named(body: &Value) -> bool {
@@ -394,9 +385,9 @@ fn parse_batch(
     tenant_id: &str,
     events: &[Value],
     now: OffsetDateTime,
-) -> (Vec<BatchItem>, Vec<Parsed>) {
+) -> (Vec<BatchItem>, Vec<(usize, String, Encoded)>) {
     let mut items: Vec<BatchItem> = Vec::with_capacity(events.len());
-    let mut valid: Vec<Parsed> = Vec::with_capacity(events.len());
+    let mut valid: Vec<(usize, String, Encoded)> = Vec::with_capacity(events.len());
     for (index, raw) in events.iter().enumerate() {
         let parsed = Event::parse(raw, now).and_then(|event| {
             let id = event.id.to_string();
@@ -405,7 +396,7 @@ fn parse_batch(
         match parsed {
             Ok((id, message)) => {
                 items.push(item(index, Some(id.clone()), BatchStatus::Accepted));
-                valid.push((index, id, message, caller_named(raw)));
+                valid.push((index, id, message));
             }
             Err(e) => {
                 let mut it = item(index, None, BatchStatus::Invalid);
@@ -426,7 +417,7 @@ fn parse_batch(
         }
     }
     let mut ids = std::collections::HashSet::with_capacity(valid.len());
-    valid.retain(|(index, id, ..)| {
+    valid.retain(|(index, id, _)| {
         let first = ids.insert(id.clone());
         if !first {
             items[*index].status = BatchStatus::Duplicate;

@@ -3,11 +3,14 @@
 use super::health::health_change;
 use super::*;
 
-/// The delivery a job makes: the one its attempt message names, or the one its fan-out makes.
-fn job_delivery_id(job: &Job<'_>) -> std::sync::Arc<str> {
+/// The delivery a job makes: the one its attempt message names (borrowed: retries read it on
+/// every attempt), or the one its fan-out makes.
+fn job_delivery_id<'j>(job: &'j Job<'_>) -> std::borrow::Cow<'j, str> {
     match job.message.attempt() {
-        Some(t) => t.delivery_id.as_str().into(),
-        None => delivery_id(job.envelope().envelope_id, &job.webhook.id),
+        Some(t) => std::borrow::Cow::Borrowed(t.delivery_id.as_str()),
+        None => delivery_id(job.envelope().envelope_id, &job.webhook.id)
+            .to_string()
+            .into(),
     }
 }
 
@@ -103,7 +106,7 @@ impl Dispatcher {
             envelope: env.clone(),
             attempt: NextAttempt {
                 webhook_id: job.webhook.id.clone(),
-                delivery_id: job_delivery_id(job).to_string(),
+                delivery_id: job_delivery_id(job).into_owned(),
                 expect_attempts: attempts,
                 deferrals,
             },
@@ -149,7 +152,7 @@ impl Dispatcher {
         // exists in any state but a fresh one, and only then is it read. One store call, not two.
         let planned = match job.message {
             Message::FanOut { .. } => Ok(self.plan(job, None, OffsetDateTime::now_utc())),
-            Message::Attempt { .. } => Box::pin(self.read_plan(job)).await,
+            Message::Attempt { .. } => self.read_plan(job).await,
         };
         let mut delivery = match planned {
             Ok(Plan::Attempt(d)) => d,

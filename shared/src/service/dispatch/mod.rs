@@ -278,22 +278,22 @@ impl Dispatcher {
         Fut: std::future::Future<Output = Result<T, crate::Error>>,
     {
         let mut backoff = AFTER_POST_BACKOFF;
-        for tries in 1.. {
-            match call().await {
+        let mut tries = 1;
+        loop {
+            let e = match call().await {
                 Ok(done) => return Ok(done),
-                Err(e) => {
-                    let room = deadline
-                        .is_none_or(|d| Instant::now() + backoff + self.settings.call_timeout <= d);
-                    if tries >= AFTER_POST_TRIES || !room || matches!(e, crate::Error::Refused(_)) {
-                        return Err(e);
-                    }
-                    tracing::warn!(error = %e, tries, "a write after a POST failed; trying again");
-                    tokio::time::sleep(backoff).await;
-                    backoff *= 3;
-                }
+                Err(e) => e,
+            };
+            let room =
+                deadline.is_none_or(|d| Instant::now() + backoff + self.settings.call_timeout <= d);
+            if tries >= AFTER_POST_TRIES || !room || matches!(e, crate::Error::Refused(_)) {
+                return Err(e);
             }
+            tracing::warn!(error = %e, tries, "a write after a POST failed; trying again");
+            tokio::time::sleep(backoff).await;
+            backoff *= 3;
+            tries += 1;
         }
-        unreachable!("the tries end by returning")
     }
 }
 

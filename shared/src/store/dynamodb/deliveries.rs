@@ -218,9 +218,7 @@ impl SweepIndex for DynamoStore {
         let items = self
             .batch_get(
                 keys.into_iter()
-                    .map(|(_, pk)| {
-                        HashMap::from([("PK".to_string(), s(pk)), ("SK".to_string(), s("D"))])
-                    })
+                    .filter_map(|(_, pk)| pk.strip_prefix("D#").map(delivery_key))
                     .collect(),
             )
             .await?;

@@ -8,6 +8,26 @@ fn event_pk(tenant_id: &str, event_id: &str) -> String {
 }
 
 impl DynamoStore {
+    /// The put of an accepted event's item: its envelope and dedupe window, kept for
+    /// redelivery as long as its deliveries. A claim adds its `claimed_ms` and condition.
+    fn event_put(
+        &self,
+        tenant_id: &str,
+        event_id: &str,
+        envelope: &str,
+        until: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> PutItemFluentBuilder {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("PK", s(event_pk(tenant_id, event_id)))
+            .item("SK", s("E"))
+            .item("envelope", s(envelope))
+            .item("dedupe_until", n(until.unix_timestamp()))
+            .item("expires_at", n(now.unix_timestamp() + EVENT_RETENTION_SECS))
+    }
+
     /// An update of an accepted event's item (its claim state).
     fn event_update(&self, tenant_id: &str, event_id: &str) -> UpdateItemFluentBuilder {
         self.client
@@ -31,15 +51,8 @@ impl EventLog for DynamoStore {
         // The dedupe window is checked by value: TTL deletion lags, and the item outlives the
         // window anyway (it holds the event for redelivery).
         let put = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .item("PK", s(event_pk(tenant_id, event_id)))
-            .item("SK", s("E"))
-            .item("envelope", s(envelope))
-            .item("dedupe_until", n(until.unix_timestamp()))
+            .event_put(tenant_id, event_id, envelope, until, now)
             .item("claimed_ms", n(unix_ms(now)))
-            .item("expires_at", n(now.unix_timestamp() + EVENT_RETENTION_SECS))
             .condition_expression("attribute_not_exists(PK) OR dedupe_until <= :now")
             .expression_attribute_values(":now", n(now.unix_timestamp()))
             .send()
@@ -140,14 +153,7 @@ impl EventLog for DynamoStore {
         now: OffsetDateTime,
     ) -> Result<()> {
         // The claim's item without `claimed_ms`: confirmed as written, so no `C` item follows.
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .item("PK", s(event_pk(tenant_id, event_id)))
-            .item("SK", s("E"))
-            .item("envelope", s(envelope))
-            .item("dedupe_until", n(until.unix_timestamp()))
-            .item("expires_at", n(now.unix_timestamp() + EVENT_RETENTION_SECS))
+        self.event_put(tenant_id, event_id, envelope, until, now)
             .send()
             .await
             .map_err(store_err)?;
