@@ -352,12 +352,12 @@ async fn seeded(receiver: &str) -> (aws_config::SdkConfig, Config) {
     let envelope = kept.as_str();
     let day = time::Duration::days(1);
     let claimed = store
-        .claim_event(TENANT, "evt-ten-0", envelope, now + day, now)
+        .claim_event(TENANT, "evt-ten-0", envelope, "post-0", now + day, now)
         .await
         .unwrap();
     assert_eq!(claimed, herald_shared::store::Claim::Won);
     store
-        .confirm_event(TENANT, "evt-ten-0", now + day)
+        .confirm_post(TENANT, "post-0", now + day)
         .await
         .unwrap();
     store

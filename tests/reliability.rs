@@ -1074,6 +1074,44 @@ async fn a_failed_enqueue_releases_the_claim(store: Arc<dyn Store>) {
     queued_once(store.as_ref(), &queue, "evt-down").await;
 }
 
+/// A batch whose send is refused for one event and whose release of that event's claim fails
+/// too: the post's one confirmation is not written, since the refused event's claim still names
+/// the post and would read as confirmed. The platform's retry of the refused event is queued,
+/// not answered `duplicate` (the event would be lost), and the accepted one is queued once.
+async fn a_batch_whose_release_fails_confirms_none_of_its_claims(store: Arc<dyn Store>) {
+    let faults = Arc::new(Faults::default());
+    let queue = Arc::new(MemoryQueue::default());
+    let ingest = Ingest::new(
+        Arc::new(FlakyStore {
+            inner: store.clone(),
+            faults: faults.clone(),
+        }),
+        Arc::new(FlakyQueue {
+            inner: queue.clone(),
+            faults: faults.clone(),
+        }),
+    )
+    .with_stale_after(time::Duration::ZERO);
+    let refused = json!({"id": "evt-refused", "type": "jobs.failed"});
+    let queued = json!({"id": "evt-queued", "type": "jobs.failed"});
+    faults.refuse_next_sends.store(1, Ordering::SeqCst);
+    Faults::set(&faults.fail_release, true);
+    let items = ingest
+        .accept_batch(TENANT, &json!({"events": [refused.clone(), queued]}))
+        .await
+        .unwrap();
+    let statuses: Vec<_> = items.iter().map(|i| i.status).collect();
+    assert_eq!(statuses, [BatchStatus::Failed, BatchStatus::Accepted]);
+    Faults::set(&faults.fail_release, false);
+    queued_once(store.as_ref(), &queue, "evt-queued").await;
+    assert_eq!(
+        ingest.accept(TENANT, &refused).await.unwrap().status,
+        PostStatus::Accepted,
+        "the refused event's retry is queued, not taken for a duplicate"
+    );
+    queued_once(store.as_ref(), &queue, "evt-refused").await;
+}
+
 macro_rules! claim_scenarios {
     ($($scenario:ident),* $(,)?) => {
         mod claims_in_memory { $( #[tokio::test] async fn $scenario() {
@@ -1090,6 +1128,7 @@ claim_scenarios!(
     a_post_killed_between_claim_and_confirmation_is_taken_over_by_its_retry,
     a_claim_retried_after_its_answer_was_lost_is_the_posts_own,
     a_failed_enqueue_releases_the_claim,
+    a_batch_whose_release_fails_confirms_none_of_its_claims,
 );
 
 #[tokio::test]
@@ -1492,6 +1531,7 @@ async fn a_redelivery_never_sends_a_later_posts_content() {
             TENANT,
             "evt-again",
             Message::fan_out(envelope).encode().as_str(),
+            "post-later",
             later + time::Duration::hours(24),
             later,
         )

@@ -251,6 +251,7 @@ async fn a_delivery_whose_event_was_replaced_is_given_up_not_sent_with_other_con
             TENANT,
             "evt-replaced",
             text.as_str(),
+            "post-later",
             later + time::Duration::hours(24),
             later,
         )

@@ -428,14 +428,14 @@ pub async fn store_contract<S: Store + herald_shared::store::SweepIndex>(store: 
         "nothing is created"
     );
 
-    // Event claims: one winner, pending until confirmed, expiry by value, release and
-    // take-over; the envelope is kept for redelivery.
+    // Event claims: one winner, pending until its post is confirmed, expiry by value, release
+    // and take-over; the envelope is kept for redelivery.
     // Claim times are kept to the millisecond, windows to the second.
     let now = now.replace_nanosecond(0).unwrap();
     let until = now + time::Duration::hours(24);
     assert_eq!(
         store
-            .claim_event("tn_a", "e1", "first", until, now)
+            .claim_event("tn_a", "e1", "first", "p1", until, now)
             .await
             .unwrap(),
         Claim::Won
@@ -447,7 +447,7 @@ pub async fn store_contract<S: Store + herald_shared::store::SweepIndex>(store: 
     };
     assert_eq!(
         store
-            .claim_event("tn_a", "e1", "again", until, now + secs(1))
+            .claim_event("tn_a", "e1", "again", "p2", until, now + secs(1))
             .await
             .unwrap(),
         pending("first", now),
@@ -460,55 +460,68 @@ pub async fn store_contract<S: Store + herald_shared::store::SweepIndex>(store: 
     );
     assert!(
         !store
-            .take_over_event("tn_a", "e1", now - secs(5), now + secs(40))
+            .take_over_event("tn_a", "e1", "p2", now - secs(5), now + secs(40))
             .await
             .unwrap(),
         "a take-over names the claim time it saw"
     );
     assert!(store
-        .take_over_event("tn_a", "e1", now, now + secs(40))
+        .take_over_event("tn_a", "e1", "p2", now, now + secs(40))
         .await
         .unwrap());
     assert!(
         !store
-            .take_over_event("tn_a", "e1", now, now + secs(41))
+            .take_over_event("tn_a", "e1", "p3", now, now + secs(41))
             .await
             .unwrap(),
         "one take-over wins"
     );
-    store.confirm_event("tn_a", "e1", until).await.unwrap();
+    store.confirm_post("tn_a", "p1", until).await.unwrap();
     assert_eq!(
         store
-            .claim_event("tn_a", "e1", "again", until, now + secs(50))
+            .claim_event("tn_a", "e1", "again", "p4", until, now + secs(45))
             .await
             .unwrap(),
-        Claim::Confirmed
+        pending("first", now + secs(40)),
+        "the confirmation of the post that lost the claim does not confirm it"
     );
-    store.release_event_id("tn_a", "e1").await.unwrap();
+    store.confirm_post("tn_a", "p2", until).await.unwrap();
     assert_eq!(
         store
-            .claim_event("tn_a", "e1", "again", until, now + secs(50))
+            .claim_event("tn_a", "e1", "again", "p4", until, now + secs(50))
             .await
             .unwrap(),
         Claim::Confirmed,
-        "a confirmed claim is never released"
+        "the post that took it over confirms it"
     );
-    assert_eq!(
-        store
-            .claim_event("tn_b", "e1", "b", until, now)
-            .await
-            .unwrap(),
-        Claim::Won,
-        "claims are per tenant"
-    );
+    for id in ["e1", "e2"] {
+        assert_eq!(
+            store
+                .claim_event("tn_b", id, "b", "p5", until, now)
+                .await
+                .unwrap(),
+            Claim::Won,
+            "claims are per tenant"
+        );
+    }
     store.release_event_id("tn_b", "e1").await.unwrap();
+    store.confirm_post("tn_b", "p5", until).await.unwrap();
     assert_eq!(
         store
-            .claim_event("tn_b", "e1", "b again", until, now)
+            .claim_event("tn_b", "e1", "b again", "p6", until, now)
             .await
             .unwrap(),
         pending("b", OffsetDateTime::UNIX_EPOCH),
-        "a released claim is pending since the epoch: the next post takes it over at once"
+        "a released claim is pending since the epoch, whatever its post's confirmation says: \
+         the next post takes it over at once"
+    );
+    assert_eq!(
+        store
+            .claim_event("tn_b", "e2", "b again", "p6", until, now)
+            .await
+            .unwrap(),
+        Claim::Confirmed,
+        "one confirmation confirms every claim of its post"
     );
     assert_eq!(store.get_event("tn_c", "e1").await.unwrap(), None);
     let later = until + time::Duration::seconds(1);
@@ -518,6 +531,7 @@ pub async fn store_contract<S: Store + herald_shared::store::SweepIndex>(store: 
                 "tn_a",
                 "e1",
                 "later",
+                "p7",
                 later + time::Duration::hours(24),
                 later
             )
@@ -533,7 +547,14 @@ pub async fn store_contract<S: Store + herald_shared::store::SweepIndex>(store: 
     assert!(
         matches!(
             store
-                .claim_event("tn_a", "e1", "x", later + secs(86_400), later + secs(1))
+                .claim_event(
+                    "tn_a",
+                    "e1",
+                    "x",
+                    "p8",
+                    later + secs(86_400),
+                    later + secs(1)
+                )
                 .await
                 .unwrap(),
             Claim::Pending { .. }
@@ -553,7 +574,7 @@ pub async fn store_contract<S: Store + herald_shared::store::SweepIndex>(store: 
     );
     assert_eq!(
         store
-            .claim_event("tn_a", "e-made", "named", until, now + secs(1))
+            .claim_event("tn_a", "e-made", "named", "p9", until, now + secs(1))
             .await
             .unwrap(),
         Claim::Confirmed,
@@ -561,7 +582,7 @@ pub async fn store_contract<S: Store + herald_shared::store::SweepIndex>(store: 
     );
     assert_eq!(
         store
-            .claim_event("tn_a", "e-made", "named", later + secs(86_400), later)
+            .claim_event("tn_a", "e-made", "named", "p9", later + secs(86_400), later)
             .await
             .unwrap(),
         Claim::Won,

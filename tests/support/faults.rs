@@ -53,8 +53,12 @@ pub struct Faults {
     /// The next this many delivery puts fail (then they succeed again): a throttling burst
     /// that outlasted the SDK's own retries.
     pub refuse_next_puts: AtomicUsize,
-    /// The next this many queue sends fail, as `refuse_next_puts` does for puts.
+    /// The next this many queue sends fail, as `refuse_next_puts` does for puts; in a batch,
+    /// each of its first messages left to refuse is refused on its own, as SQS answers a
+    /// `SendMessageBatch` entry.
     pub refuse_next_sends: AtomicUsize,
+    /// Releases of a dedupe claim fail.
+    pub fail_release: AtomicBool,
     /// Dedupe claims asked of the store.
     pub claims: AtomicUsize,
     /// Messages the queue took, one by one or in batches.
@@ -330,32 +334,34 @@ impl EventLog for FlakyStore {
         t: &str,
         e: &str,
         m: &str,
+        p: &str,
         u: OffsetDateTime,
         n: OffsetDateTime,
     ) -> Result<Claim> {
         self.faults.claims.fetch_add(1, Ordering::SeqCst);
         if self.faults.claim_answer_lost.load(Ordering::SeqCst) {
-            self.inner.claim_event(t, e, m, u, n).await?;
+            self.inner.claim_event(t, e, m, p, u, n).await?;
         }
         if self.faults.strike("claim_event", false).is_some() {
             return Err(throttled("claim_event"));
         }
-        self.inner.claim_event(t, e, m, u, n).await
+        self.inner.claim_event(t, e, m, p, u, n).await
     }
-    async fn confirm_event(&self, t: &str, e: &str, u: OffsetDateTime) -> Result<()> {
-        if self.faults.strike("confirm_event", false).is_some() {
-            return Err(throttled("confirm_event"));
+    async fn confirm_post(&self, t: &str, p: &str, u: OffsetDateTime) -> Result<()> {
+        if self.faults.strike("confirm_post", false).is_some() {
+            return Err(throttled("confirm_post"));
         }
-        self.inner.confirm_event(t, e, u).await
+        self.inner.confirm_post(t, p, u).await
     }
     async fn take_over_event(
         &self,
         t: &str,
         e: &str,
+        p: &str,
         seen: OffsetDateTime,
         now: OffsetDateTime,
     ) -> Result<bool> {
-        self.inner.take_over_event(t, e, seen, now).await
+        self.inner.take_over_event(t, e, p, seen, now).await
     }
     async fn keep_event(
         &self,
@@ -374,6 +380,9 @@ impl EventLog for FlakyStore {
         self.inner.get_event(t, e).await
     }
     async fn release_event_id(&self, t: &str, e: &str) -> Result<()> {
+        if self.faults.fail_release.load(Ordering::SeqCst) {
+            return Err(throttled("release_event_id"));
+        }
         self.inner.release_event_id(t, e).await
     }
 }
@@ -439,7 +448,26 @@ impl Queue for FlakyQueue {
                 .map(|_| Err(Error::Queue("injected fault: send".into())))
                 .collect());
         }
-        let sent = self.inner.send_batch(messages).await?;
+        let refused: Vec<bool> = messages
+            .iter()
+            .map(|_| take_one(&self.faults.refuse_next_sends))
+            .collect();
+        let passed = messages
+            .into_iter()
+            .zip(&refused)
+            .filter(|(_, refused)| !**refused)
+            .map(|(m, _)| m)
+            .collect();
+        let mut answers = self.inner.send_batch(passed).await?.into_iter();
+        let sent: Vec<Result<()>> = refused
+            .iter()
+            .map(|refused| match refused {
+                true => Err(Error::Queue(
+                    "ThrottlingException: injected refusal of a batch entry".into(),
+                )),
+                false => answers.next().expect("an answer per message sent"),
+            })
+            .collect();
         let taken = sent.iter().filter(|r| r.is_ok()).count();
         self.faults.messages_sent.fetch_add(taken, Ordering::SeqCst);
         Ok(sent)

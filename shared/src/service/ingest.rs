@@ -124,8 +124,13 @@ impl Ingest {
                 status: PostStatus::Accepted,
             });
         }
-        let claim = self.claim(tenant_id, &id, outgoing.as_str(), now).await?;
-        let Some((outgoing, until)) = self.to_send(tenant_id, &id, outgoing, claim, now).await?
+        let post = crate::ids::ulid().to_string();
+        let claim = self
+            .claim(tenant_id, &id, outgoing.as_str(), &post, now)
+            .await?;
+        let Some((outgoing, until)) = self
+            .to_send(tenant_id, &id, outgoing, &post, claim, now)
+            .await?
         else {
             return Ok(Accepted {
                 id,
@@ -136,7 +141,7 @@ impl Ingest {
             self.release(tenant_id, &id).await;
             return Err(e);
         }
-        self.confirm(tenant_id, &id, until).await;
+        self.confirm(tenant_id, &post, until).await;
         tracing::info!(tenant_id, event_id = %id, "event accepted");
         Ok(Accepted {
             id,
@@ -151,10 +156,14 @@ impl Ingest {
         let (named, unnamed): (Vec<_>, Vec<_>) = valid
             .into_iter()
             .partition(|(index, ..)| caller_named(&events[*index]));
-        let mut to_send = self.claim_batch(tenant_id, named, &mut items, now).await;
+        let post = crate::ids::ulid().to_string();
+        let mut to_send = self
+            .claim_batch(tenant_id, named, &post, &mut items, now)
+            .await;
         to_send.extend(self.keep_batch(tenant_id, unnamed, &mut items, now).await);
         if !to_send.is_empty() {
-            self.send_claimed(tenant_id, to_send, &mut items).await;
+            self.send_claimed(tenant_id, &post, to_send, &mut items)
+                .await;
         }
         Ok(items)
     }
@@ -166,6 +175,7 @@ impl Ingest {
         tenant_id: &str,
         id: &str,
         outgoing: Encoded,
+        post: &str,
         claim: Claim,
         now: OffsetDateTime,
     ) -> Result<Option<(Encoded, OffsetDateTime)>> {
@@ -177,7 +187,7 @@ impl Ingest {
                 claimed_at,
                 until,
             } => {
-                self.take_over(tenant_id, id, claimed_at, now).await?;
+                self.take_over(tenant_id, id, post, claimed_at, now).await?;
                 Ok(Some((stored(&envelope)?, until)))
             }
         }
@@ -217,19 +227,23 @@ impl Ingest {
         &self,
         tenant_id: &str,
         valid: Vec<(usize, String, Encoded)>,
+        post: &str,
         items: &mut [BatchItem],
         now: OffsetDateTime,
     ) -> Vec<(usize, String, Encoded, Option<OffsetDateTime>)> {
         let claims = join_all(
             valid
                 .iter()
-                .map(|(_, id, outgoing)| self.claim(tenant_id, id, outgoing.as_str(), now)),
+                .map(|(_, id, outgoing)| self.claim(tenant_id, id, outgoing.as_str(), post, now)),
         )
         .await;
         let mut to_send = Vec::new();
         for ((index, id, outgoing), claim) in valid.into_iter().zip(claims) {
             let taken = match claim {
-                Ok(claim) => self.to_send(tenant_id, &id, outgoing, claim, now).await,
+                Ok(claim) => {
+                    self.to_send(tenant_id, &id, outgoing, post, claim, now)
+                        .await
+                }
                 Err(e) => Err(e),
             };
             match taken {
@@ -245,11 +259,14 @@ impl Ingest {
         to_send
     }
 
-    /// Sends the envelopes in one batch; each claimed one is confirmed, or released, and every
-    /// one not queued is marked.
+    /// Sends the envelopes in one batch and marks every one not queued. A claimed one not
+    /// queued is released; the post is confirmed, in one write for all its claims, once at
+    /// least one of them is queued and every release held (a claim whose release failed still
+    /// names the post, and confirming would mark an envelope that is not on the queue).
     async fn send_claimed(
         &self,
         tenant_id: &str,
+        post: &str,
         to_send: Vec<(usize, String, Encoded, Option<OffsetDateTime>)>,
         items: &mut [BatchItem],
     ) {
@@ -264,18 +281,19 @@ impl Ingest {
                 .map(|_| Err(Error::Queue(e.to_string())))
                 .collect(),
         };
-        let mut confirms = Vec::with_capacity(claimed.len());
+        let mut confirm_until: Option<OffsetDateTime> = None;
+        let mut releases_held = true;
         for ((index, id, until), result) in claimed.iter().zip(results) {
             match result {
                 Ok(()) => {
                     tracing::info!(tenant_id, event_id = %id, "event accepted");
                     if let Some(until) = until {
-                        confirms.push(self.confirm(tenant_id, id, *until));
+                        confirm_until = confirm_until.max(Some(*until));
                     }
                 }
                 Err(e) => {
                     if until.is_some() {
-                        self.release(tenant_id, id).await;
+                        releases_held &= self.release(tenant_id, id).await;
                     }
                     let (status, detail) = not_queued(&e);
                     items[*index].status = status;
@@ -283,7 +301,15 @@ impl Ingest {
                 }
             }
         }
-        join_all(confirms).await;
+        match confirm_until {
+            Some(until) if releases_held => self.confirm(tenant_id, post, until).await,
+            Some(_) => tracing::warn!(
+                tenant_id,
+                post,
+                "a release failed: the post's claims stay pending, taken over when stale"
+            ),
+            None => {}
+        }
     }
 
     /// A pending claim holding this very envelope (its envelope id is this post's, made
@@ -294,11 +320,12 @@ impl Ingest {
         tenant_id: &str,
         event_id: &str,
         message: &str,
+        post: &str,
         now: OffsetDateTime,
     ) -> Result<Claim> {
         let claim = self
             .store
-            .claim_event(tenant_id, event_id, message, now + DEDUPE_WINDOW, now)
+            .claim_event(tenant_id, event_id, message, post, now + DEDUPE_WINDOW, now)
             .await?;
         Ok(match claim {
             Claim::Pending { envelope, .. } if envelope == message => Claim::Won,
@@ -314,6 +341,7 @@ impl Ingest {
         &self,
         tenant_id: &str,
         event_id: &str,
+        post: &str,
         claimed_at: OffsetDateTime,
         now: OffsetDateTime,
     ) -> Result<()> {
@@ -324,7 +352,7 @@ impl Ingest {
         }
         if !self
             .store
-            .take_over_event(tenant_id, event_id, claimed_at, now)
+            .take_over_event(tenant_id, event_id, post, claimed_at, now)
             .await?
         {
             // Another post took it over or it was confirmed: the next retry learns which.
@@ -338,18 +366,24 @@ impl Ingest {
         Ok(())
     }
 
-    /// The envelope is on the queue. A failed confirmation leaves the claim pending: a later
-    /// post of the id takes it over and queues the same envelope again, which sends nothing twice.
-    async fn confirm(&self, tenant_id: &str, event_id: &str, until: OffsetDateTime) {
-        if let Err(e) = self.store.confirm_event(tenant_id, event_id, until).await {
-            tracing::warn!(tenant_id, event_id, error = %e, "could not confirm a dedupe claim");
+    /// The post's envelopes are on the queue. A failed confirmation leaves its claims pending:
+    /// a later post of one of their ids takes it over and queues the same envelope again, which
+    /// sends nothing twice.
+    async fn confirm(&self, tenant_id: &str, post: &str, until: OffsetDateTime) {
+        if let Err(e) = self.store.confirm_post(tenant_id, post, until).await {
+            tracing::warn!(tenant_id, post, error = %e, "could not confirm a post's claims");
         }
     }
 
-    async fn release(&self, tenant_id: &str, event_id: &str) {
-        if let Err(e) = self.store.release_event_id(tenant_id, event_id).await {
-            // The claim stays pending: a retry takes it over once it is stale.
-            tracing::error!(tenant_id, event_id, error = %e, "could not release dedupe claim");
+    /// Whether the claim was released.
+    async fn release(&self, tenant_id: &str, event_id: &str) -> bool {
+        match self.store.release_event_id(tenant_id, event_id).await {
+            Ok(()) => true,
+            Err(e) => {
+                // The claim stays pending: a retry takes it over once it is stale.
+                tracing::error!(tenant_id, event_id, error = %e, "could not release dedupe claim");
+                false
+            }
         }
     }
 }

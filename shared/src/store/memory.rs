@@ -8,7 +8,7 @@ use crate::delivery::{Delivery, DeliveryStatus};
 use crate::error::{Error, Result};
 use crate::webhook::Webhook;
 use async_trait::async_trait;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 use time::{Date, OffsetDateTime};
 
@@ -23,13 +23,17 @@ struct State {
     deliveries: HashMap<Arc<str>, Delivery, foldhash::fast::RandomState>,
     /// By (tenant, event id).
     claims: HashMap<(String, String), EventClaim>,
+    /// The confirmed posts, by (tenant, post id).
+    posts: HashSet<(String, String)>,
 }
 
 struct EventClaim {
     dedupe_until: OffsetDateTime,
     envelope: String,
-    /// When the pending claim was taken; `None` once confirmed.
+    /// When the pending claim was taken; `None` for a kept event, confirmed as written.
     claimed_at: Option<OffsetDateTime>,
+    /// The post whose confirmation confirms this claim; `None` once released.
+    post: Option<String>,
 }
 
 #[derive(Default)]
@@ -309,20 +313,27 @@ impl EventLog for MemoryStore {
         tenant_id: &str,
         event_id: &str,
         envelope: &str,
+        post: &str,
         until: OffsetDateTime,
         now: OffsetDateTime,
     ) -> Result<Claim> {
         let mut state = self.write();
         let key = (tenant_id.to_string(), event_id.to_string());
         match state.claims.get(&key) {
-            Some(live) if live.dedupe_until > now => Ok(match live.claimed_at {
-                None => Claim::Confirmed,
-                Some(claimed_at) => Claim::Pending {
-                    envelope: live.envelope.clone(),
-                    claimed_at,
-                    until: live.dedupe_until,
-                },
-            }),
+            Some(live) if live.dedupe_until > now => {
+                let confirmed = live
+                    .post
+                    .as_ref()
+                    .is_some_and(|p| state.posts.contains(&(key.0.clone(), p.clone())));
+                Ok(match live.claimed_at {
+                    Some(claimed_at) if !confirmed => Claim::Pending {
+                        envelope: live.envelope.clone(),
+                        claimed_at,
+                        until: live.dedupe_until,
+                    },
+                    _ => Claim::Confirmed,
+                })
+            }
             _ => {
                 state.claims.insert(
                     key,
@@ -330,6 +341,7 @@ impl EventLog for MemoryStore {
                         dedupe_until: until,
                         envelope: envelope.to_string(),
                         claimed_at: Some(now),
+                        post: Some(post.to_string()),
                     },
                 );
                 Ok(Claim::Won)
@@ -337,20 +349,15 @@ impl EventLog for MemoryStore {
         }
     }
 
-    async fn confirm_event(
+    async fn confirm_post(
         &self,
         tenant_id: &str,
-        event_id: &str,
-        until: OffsetDateTime,
+        post: &str,
+        _until: OffsetDateTime,
     ) -> Result<()> {
-        if let Some(claim) = self
-            .write()
-            .claims
-            .get_mut(&(tenant_id.to_string(), event_id.to_string()))
-            .filter(|c| c.dedupe_until == until)
-        {
-            claim.claimed_at = None;
-        }
+        self.write()
+            .posts
+            .insert((tenant_id.to_string(), post.to_string()));
         Ok(())
     }
 
@@ -358,6 +365,7 @@ impl EventLog for MemoryStore {
         &self,
         tenant_id: &str,
         event_id: &str,
+        post: &str,
         seen: OffsetDateTime,
         now: OffsetDateTime,
     ) -> Result<bool> {
@@ -368,6 +376,7 @@ impl EventLog for MemoryStore {
         {
             Some(claim) if claim.claimed_at == Some(seen) => {
                 claim.claimed_at = Some(now);
+                claim.post = Some(post.to_string());
                 Ok(true)
             }
             _ => Ok(false),
@@ -388,6 +397,7 @@ impl EventLog for MemoryStore {
                 dedupe_until: until,
                 envelope: envelope.to_string(),
                 claimed_at: None,
+                post: None,
             },
         );
         Ok(())
@@ -409,6 +419,7 @@ impl EventLog for MemoryStore {
         {
             if claim.claimed_at.is_some() {
                 claim.claimed_at = Some(OffsetDateTime::UNIX_EPOCH);
+                claim.post = None;
             }
         }
         Ok(())

@@ -145,33 +145,36 @@ pub trait SweepIndex: Send + Sync {
 }
 
 /// Accepted events: the dedupe claim of each id, with the envelope kept for redelivery.
+///
+/// A claim names the post that wrote it (or took it over), and one confirmation per post marks
+/// all of that post's claims confirmed: a batch of 100 events is confirmed in one write, not 100.
 #[async_trait]
 pub trait EventLog: Send + Sync {
-    /// Claims an event id for the dedupe window and keeps the accepted envelope (for redelivery,
-    /// as long as its deliveries are kept), pending until [`EventLog::confirm_event`]. When a live
-    /// claim exists nothing is written, and the answer says what state it is in.
+    /// Claims an event id for the dedupe window for the post `post` and keeps the accepted
+    /// envelope (for redelivery, as long as its deliveries are kept), pending until
+    /// [`EventLog::confirm_post`] confirms that post. When a live claim exists nothing is
+    /// written, and the answer says what state it is in.
     async fn claim_event(
         &self,
         tenant_id: &str,
         event_id: &str,
         envelope: &str,
+        post: &str,
         until: OffsetDateTime,
         now: OffsetDateTime,
     ) -> Result<Claim>;
-    /// Marks the claim whose window ends at `until` confirmed: its envelope is on the queue.
-    async fn confirm_event(
-        &self,
-        tenant_id: &str,
-        event_id: &str,
-        until: OffsetDateTime,
-    ) -> Result<()>;
-    /// Takes over a pending claim whose holder is presumed dead: its claim time becomes `now`,
-    /// on the condition that it is still pending and still claimed at `seen`. `false` when
-    /// another post took it over or it was confirmed meanwhile.
+    /// Marks every claim that names `post` (and was not released since) confirmed: their
+    /// envelopes are on the queue. `until` is the latest end of their dedupe windows.
+    async fn confirm_post(&self, tenant_id: &str, post: &str, until: OffsetDateTime) -> Result<()>;
+    /// Takes over a pending claim whose holder is presumed dead for the post `post`: its claim
+    /// time becomes `now` and it names `post`, on the condition that it is still pending and
+    /// still claimed at `seen`. `false` when another post took it over or it was confirmed
+    /// meanwhile.
     async fn take_over_event(
         &self,
         tenant_id: &str,
         event_id: &str,
+        post: &str,
         seen: OffsetDateTime,
         now: OffsetDateTime,
     ) -> Result<bool>;
@@ -189,8 +192,10 @@ pub trait EventLog: Send + Sync {
     ) -> Result<()>;
     /// The envelope last accepted under this event id.
     async fn get_event(&self, tenant_id: &str, event_id: &str) -> Result<Option<String>>;
-    /// Gives a pending claim up after its enqueue failed: the next post of the id takes it
-    /// over at once and queues the stored envelope. A confirmed claim is left as it is.
+    /// Gives a pending claim up after its enqueue failed: it names no post any more, so its
+    /// post's confirmation does not confirm it, and the next post of the id takes it over at
+    /// once and queues the stored envelope. Called by the post holding the claim, before it
+    /// confirms; a kept event's claim is left as it is.
     async fn release_event_id(&self, tenant_id: &str, event_id: &str) -> Result<()>;
 }
 
@@ -211,7 +216,7 @@ pub enum Claim {
     Pending {
         envelope: String,
         claimed_at: OffsetDateTime,
-        /// The end of the claim's dedupe window, which names the claim to confirm.
+        /// The end of the claim's dedupe window, which its confirmation must outlast.
         until: OffsetDateTime,
     },
 }

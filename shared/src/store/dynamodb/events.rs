@@ -1,10 +1,16 @@
-//! Accepted events: the dedupe claim with its envelope, its confirmation, take-over and release.
+//! Accepted events: the dedupe claim with its envelope, its post's confirmation, take-over and
+//! release.
 
 use super::*;
 use crate::store::EventLog;
 
 fn event_pk(tenant_id: &str, event_id: &str) -> String {
     format!("E#{tenant_id}#{event_id}")
+}
+
+/// The key of a post's confirmation, which confirms every claim naming the post.
+fn post_key(tenant_id: &str, post: &str) -> (String, &'static str) {
+    (format!("P#{tenant_id}#{post}"), "P")
 }
 
 impl DynamoStore {
@@ -45,6 +51,7 @@ impl EventLog for DynamoStore {
         tenant_id: &str,
         event_id: &str,
         envelope: &str,
+        post: &str,
         until: OffsetDateTime,
         now: OffsetDateTime,
     ) -> Result<Claim> {
@@ -53,6 +60,7 @@ impl EventLog for DynamoStore {
         let put = self
             .event_put(tenant_id, event_id, envelope, until, now)
             .item("claimed_ms", n(unix_ms(now)))
+            .item("claimed_by", s(post))
             .condition_expression("attribute_not_exists(PK) OR dedupe_until <= :now")
             .expression_attribute_values(":now", n(now.unix_timestamp()))
             .send()
@@ -60,7 +68,8 @@ impl EventLog for DynamoStore {
         if written(put)? {
             return Ok(Claim::Won);
         }
-        // A live claim: read it and its confirmation (rare: duplicates only), in one query.
+        // A live claim: read it (rare: duplicates only). A `C` item beside it with the same
+        // window is a confirmation as earlier releases wrote them, one per claim.
         let items = self
             .client
             .query()
@@ -84,10 +93,16 @@ impl EventLog for DynamoStore {
             return Err(Error::InFlight(1));
         };
         let window = number(claim, "dedupe_until");
-        let confirmed = items
+        let mut confirmed = items
             .iter()
             .find(|i| sk(i).as_deref() == Some("C"))
             .is_some_and(|c| number(c, "dedupe_until") == window);
+        if let Some(post) = claim.get("claimed_by").and_then(|v| v.as_s().ok()) {
+            if !confirmed && number(claim, "claimed_ms").is_some() {
+                let (pk, sk) = post_key(tenant_id, post);
+                confirmed = self.get(pk, sk).await?.is_some();
+            }
+        }
         // Claims written before claims had states carry no `claimed_ms`: they were confirmed.
         Ok(match number(claim, "claimed_ms") {
             Some(ms) if !confirmed => Claim::Pending {
@@ -105,20 +120,15 @@ impl EventLog for DynamoStore {
         })
     }
 
-    async fn confirm_event(
-        &self,
-        tenant_id: &str,
-        event_id: &str,
-        until: OffsetDateTime,
-    ) -> Result<()> {
-        // An item of its own, a tenth the claim's size: confirming rewrites no envelope. It
-        // names its claim by the claim's window, and expires with the window.
+    async fn confirm_post(&self, tenant_id: &str, post: &str, until: OffsetDateTime) -> Result<()> {
+        // One small item for the whole post, expiring with the latest window it confirms:
+        // confirming rewrites no claim.
+        let (pk, sk) = post_key(tenant_id, post);
         self.client
             .put_item()
             .table_name(&self.table)
-            .item("PK", s(event_pk(tenant_id, event_id)))
-            .item("SK", s("C"))
-            .item("dedupe_until", n(until.unix_timestamp()))
+            .item("PK", s(pk))
+            .item("SK", s(sk))
             .item("expires_at", n(until.unix_timestamp()))
             .send()
             .await
@@ -130,14 +140,16 @@ impl EventLog for DynamoStore {
         &self,
         tenant_id: &str,
         event_id: &str,
+        post: &str,
         seen: OffsetDateTime,
         now: OffsetDateTime,
     ) -> Result<bool> {
         let update = self
             .event_update(tenant_id, event_id)
-            .update_expression("SET claimed_ms = :now")
+            .update_expression("SET claimed_ms = :now, claimed_by = :post")
             .condition_expression("claimed_ms = :seen")
             .expression_attribute_values(":now", n(unix_ms(now)))
+            .expression_attribute_values(":post", s(post))
             .expression_attribute_values(":seen", n(unix_ms(seen)))
             .send()
             .await;
@@ -152,7 +164,7 @@ impl EventLog for DynamoStore {
         until: OffsetDateTime,
         now: OffsetDateTime,
     ) -> Result<()> {
-        // The claim's item without `claimed_ms`: confirmed as written, so no `C` item follows.
+        // The claim's item without `claimed_ms`: confirmed as written, so no post confirms it.
         self.event_put(tenant_id, event_id, envelope, until, now)
             .send()
             .await
@@ -170,7 +182,7 @@ impl EventLog for DynamoStore {
     async fn release_event_id(&self, tenant_id: &str, event_id: &str) -> Result<()> {
         let update = self
             .event_update(tenant_id, event_id)
-            .update_expression("SET claimed_ms = :epoch")
+            .update_expression("SET claimed_ms = :epoch REMOVE claimed_by")
             .condition_expression("attribute_exists(claimed_ms)")
             .expression_attribute_values(":epoch", n(0))
             .send()
