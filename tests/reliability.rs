@@ -1464,6 +1464,79 @@ async fn no_delivery_starts_that_could_not_finish_before_the_deadline() {
     assert_eq!(log["data"], json!([]), "nothing was leased or recorded");
 }
 
+/// Handed back on its last receive, a record with jobs not started for lack of time would go to
+/// the dead-letter queue without an attempt: it is sent again as a new message instead (its
+/// receive count starts over) and reported done. Before its last receive it is handed back as
+/// usual; and one due longer ago than the sweep's overdue mark is handed back even on its last,
+/// so a record that never gets started still ends in the dead-letter queue.
+#[tokio::test]
+async fn a_record_not_started_on_its_last_receive_is_sent_again_not_dead_lettered() {
+    let receiver = Receiver::start(200).await;
+    let stack = Stack::memory().await;
+    stack
+        .create_webhook(json!({"url": receiver.url, "events": ["jobs.failed"]}))
+        .await;
+    stack
+        .post_event(json!({"id": "evt-last", "type": "jobs.failed"}))
+        .await;
+    let got = receive_one(&stack).await;
+    let mut record = QueueRecord::from(&got[0]);
+    let max = herald_shared::queue::MAX_RECEIVES;
+    let soon = || tokio::time::Instant::now() + Duration::from_secs(1);
+    record.receive_count = max - 1;
+    let handled = stack
+        .dispatcher
+        .handle(&[record.clone()], Some(soon()))
+        .await;
+    assert_eq!(handled.failed, [record.message_id.clone()], "handed back");
+    record.receive_count = max;
+    let handled = stack
+        .dispatcher
+        .handle(&[record.clone()], Some(soon()))
+        .await;
+    assert!(
+        handled.failed.is_empty(),
+        "reported done: {:?}",
+        handled.failed
+    );
+    assert_eq!(handled.metrics.not_started, 1);
+    stack.queue.delete(&got[0].receipt).await.unwrap();
+    let again = receive_one(&stack).await;
+    assert_eq!(again[0].body, got[0].body, "the same message, sent again");
+    assert_eq!(again[0].receive_count, 1, "its receive count starts over");
+    assert!(
+        receiver.requests().is_empty(),
+        "nothing was sent to the receiver"
+    );
+
+    let Message::FanOut { mut envelope, .. } = Message::decode(&got[0].body).unwrap() else {
+        panic!("a fan-out");
+    };
+    let two_hours_ago = envelope.envelope_id.timestamp_ms() - 2 * 3_600_000;
+    envelope.envelope_id = ulid::Ulid::from_parts(two_hours_ago, 7);
+    let stale = QueueRecord {
+        message_id: "m-stale".into(),
+        body: Message::fan_out(envelope).encode().into_string(),
+        receive_count: max,
+    };
+    let handled = stack.dispatcher.handle(&[stale], Some(soon())).await;
+    assert_eq!(
+        handled.failed,
+        ["m-stale"],
+        "long overdue: handed back, to the DLQ"
+    );
+    stack.queue.delete(&again[0].receipt).await.unwrap();
+    assert!(
+        stack
+            .queue
+            .receive(10, Duration::ZERO)
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing sent for the overdue record"
+    );
+}
+
 /// A job waits for its URL's share before it takes one of the container's slots, so deliveries
 /// queued on a slow receiver do not hold the slots a fast one needs.
 #[tokio::test]
@@ -1669,6 +1742,7 @@ async fn an_attempt_put_back_too_often_fails_its_record_instead_of_circling() {
         }
         .encode()
         .into_string(),
+        receive_count: 1,
     };
     let last = stack
         .dispatcher

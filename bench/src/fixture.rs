@@ -70,6 +70,7 @@ fn record_of(n: usize, event: Event) -> QueueRecord {
     QueueRecord {
         message_id: format!("m-{n}"),
         body: message.encode().into_string(),
+        receive_count: 1,
     }
 }
 
@@ -105,6 +106,7 @@ fn records_from(template: QueueRecord, range: std::ops::Range<usize>) -> Vec<Que
             QueueRecord {
                 message_id: format!("m-{n}"),
                 body,
+                receive_count: 1,
             }
         })
         .collect()

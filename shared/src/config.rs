@@ -53,6 +53,9 @@ pub struct Config {
     /// Requests per second one tenant may make to one container (`HERALD_RATE_LIMIT`, bursts of
     /// twice that); 0 turns the limit off.
     pub rate_limit: u32,
+    /// Receives of a message before the events queue moves it to the dead-letter queue: the
+    /// template's `MaxReceiveCount` (`HERALD_MAX_RECEIVES`).
+    pub max_receives: u32,
 }
 
 pub const DEFAULT_RETRY_SCHEDULE: &str = "0s,5s,5m,30m,2h,5h,10h,10h";
@@ -133,6 +136,12 @@ impl Config {
         )?;
         // 0 turns the limit off.
         let rate_limit = number("HERALD_RATE_LIMIT", 1000, 0, 1_000_000)? as u32;
+        let max_receives = number(
+            "HERALD_MAX_RECEIVES",
+            crate::queue::MAX_RECEIVES.into(),
+            1,
+            1000,
+        )? as u32;
         Ok(Config {
             api_key: Secret::new(get("HERALD_API_KEY").unwrap_or_else(|| DEFAULT_API_KEY.into())),
             admin_key: get("HERALD_ADMIN_KEY").map(Secret::new),
@@ -150,6 +159,7 @@ impl Config {
             endpoint_concurrency,
             disable_after,
             rate_limit,
+            max_receives,
         })
     }
 }

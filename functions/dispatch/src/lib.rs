@@ -18,8 +18,17 @@ pub async fn handle(
     let mut response = SqsBatchResponse::default();
     let mut records = Vec::with_capacity(event.records.len());
     for message in event.records {
+        let receive_count = message
+            .attributes
+            .get("ApproximateReceiveCount")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
         match (message.message_id, message.body) {
-            (Some(message_id), Some(body)) => records.push(QueueRecord { message_id, body }),
+            (Some(message_id), Some(body)) => records.push(QueueRecord {
+                message_id,
+                body,
+                receive_count,
+            }),
             // Without an id the record cannot be reported; without a body there is nothing to do.
             (Some(message_id), None) => {
                 tracing::error!(%message_id, "SQS record without a body");

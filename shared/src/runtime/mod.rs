@@ -151,7 +151,7 @@ pub async fn sqs_queue(sdk: &aws_config::SdkConfig, config: &Config) -> Result<S
             SqsQueue::ensure(
                 client,
                 &config.queue_name,
-                crate::queue::MAX_RECEIVES,
+                config.max_receives,
                 crate::queue::VISIBILITY_TIMEOUT,
             )
             .await
@@ -234,6 +234,7 @@ fn dispatcher_with(
             lease: config.delivery_timeout + crate::service::dispatch::LEASE_MARGIN,
             job_budget: config.delivery_timeout + JOB_CALLS * SDK_OPERATION_TIMEOUT,
             call_timeout: SDK_OPERATION_TIMEOUT,
+            max_receives: config.max_receives,
         },
     )
 }

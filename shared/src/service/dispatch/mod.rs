@@ -16,7 +16,7 @@ mod health;
 pub use attempt::attempt;
 
 use crate::delivery::{
-    delivery_id, queued_wait, verdict, Attempt, Delivery, DeliveryStatus, Verdict,
+    delivery_id, queued_wait, verdict, Attempt, Delivery, DeliveryStatus, Verdict, OVERDUE_AFTER,
 };
 use crate::event::{Event, EventEnvelope};
 use crate::format;
@@ -60,6 +60,9 @@ const POLLED_PER_SLOT: usize = 8;
 pub struct QueueRecord {
     pub message_id: String,
     pub body: String,
+    /// Times the queue has handed this message out, this one included (SQS's
+    /// `ApproximateReceiveCount`); 0 when not known.
+    pub receive_count: u32,
 }
 
 impl From<&crate::queue::Received> for QueueRecord {
@@ -67,6 +70,7 @@ impl From<&crate::queue::Received> for QueueRecord {
         QueueRecord {
             message_id: m.message_id.clone(),
             body: m.body.clone(),
+            receive_count: m.receive_count,
         }
     }
 }
@@ -84,6 +88,8 @@ pub struct Settings {
     /// The longest a job may take once started: its POST and the store and queue calls around
     /// it. A job that could not finish before the invocation's deadline is not started.
     pub job_budget: Duration,
+    /// Receives of a message before the queue dead-letters it (its `maxReceiveCount`).
+    pub max_receives: u32,
     /// The longest one store or queue call may take (the SDK's operation timeout): a write
     /// that follows a POST is tried again only while the deadline leaves room for it.
     pub call_timeout: Duration,
@@ -210,9 +216,21 @@ impl Dispatcher {
             .buffer_unordered(self.settings.concurrency * POLLED_PER_SLOT)
             .collect()
             .await;
+        let mut not_started = vec![false; records.len()];
         for (record, result) in outcomes {
-            if tally(result, &mut metrics) {
+            if matches!(result, JobResult::NotStarted) {
+                metrics.not_started += 1;
+                not_started[record] = true;
+            } else if tally(result, &mut metrics) {
                 failed[record] = true;
+            }
+        }
+        // A record that also failed otherwise comes back whole: its retry makes both.
+        for (record, late) in not_started.into_iter().enumerate() {
+            if late && !failed[record] {
+                failed[record] = !self
+                    .resend_unstarted(&records[record], &messages[record])
+                    .await;
             }
         }
         let failed: Vec<String> = records
@@ -228,6 +246,41 @@ impl Dispatcher {
     async fn run(&self, job: &Job<'_>, deadline: Option<Instant>) -> (usize, JobResult) {
         (job.record, self.deliver_and_record(job, deadline).await)
     }
+
+    /// A record with jobs not started for lack of time goes back to the queue, and the next
+    /// receive makes them. Handed back on its last receive it would go to the dead-letter queue
+    /// without an attempt, so then it is sent again as a new message (its receive count starts
+    /// over) and reported done: `true`. Only while it is due less than `OVERDUE_AFTER` ago, so a
+    /// message that never gets started climbs to the dead-letter queue in the end rather than
+    /// circling. `false`: hand it back.
+    async fn resend_unstarted(&self, record: &QueueRecord, message: &Option<Message>) -> bool {
+        let Some(message) = message else {
+            return false;
+        };
+        if record.receive_count < self.settings.max_receives {
+            return false;
+        }
+        let due = message
+            .not_before()
+            .unwrap_or_else(|| accepted_at(message.envelope()));
+        if OffsetDateTime::now_utc() - due >= OVERDUE_AFTER {
+            return false;
+        }
+        match self.queue.send(message.encode(), Duration::ZERO).await {
+            Ok(()) => {
+                tracing::warn!(
+                    message_id = %record.message_id,
+                    receives = record.receive_count,
+                    "a record not started on its last receive was sent again"
+                );
+                true
+            }
+            Err(e) => {
+                tracing::error!(message_id = %record.message_id, error = %e, "could not send an unstarted record again");
+                false
+            }
+        }
+    }
 }
 
 /// Counts one job's result in the batch's metrics; `true` when its record must come back.
@@ -235,11 +288,7 @@ fn tally(result: JobResult, metrics: &mut BatchMetrics) -> bool {
     let millis = |d: Duration| d.as_secs_f64() * 1000.0;
     match result {
         JobResult::Skipped => false,
-        JobResult::Internal => true,
-        JobResult::NotStarted => {
-            metrics.not_started += 1;
-            true
-        }
+        JobResult::Internal | JobResult::NotStarted => true,
         JobResult::Attempted {
             verdict,
             duration,
