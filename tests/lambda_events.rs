@@ -207,7 +207,7 @@ async fn dispatch_function_delivers_and_reports_only_the_bad_record() {
 
 /// The ids the sample events refer to, seeded before each file runs.
 const WEBHOOK_ID: &str = "wh_01JDA8Q3Z5X8N2V7K4M6P9R1T4";
-const DELIVERY_ID: &str = "dl_01JDA8Q3Z5FHM26AEHFR8EPC1B";
+const DELIVERY_ID: &str = "dl_01JDA8Q3Z5FHM26AEHFR8EPC1B01JDA8Q3Z5X8N2V7K4M6P9R1T4";
 const KEY_ID: &str = "key_01JDA8Q3Z5X8N2V7K4M6P9R1T6";
 const ADMIN_KEY: &str = "admin-key-0123456789abcdef";
 

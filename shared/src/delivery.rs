@@ -306,18 +306,57 @@ pub fn verdict(outcome: Answer, attempts: usize, schedule: &[Duration], jitter: 
 }
 
 /// The delivery id of (acceptance, webhook): deterministic so a redelivered queue message finds
-/// the delivery it already made, and time-ordered like every other Herald id.
+/// the delivery it already made, and time-ordered like every other Herald id. `dl_`, a ULID of
+/// the acceptance's time, then the webhook's own ULID, so the id names where the delivery is
+/// kept (under its webhook's log, [`webhook_of`]). A webhook id that is not `wh_` and a ULID
+/// gets the id without it.
 pub fn delivery_id(envelope_id: Ulid, webhook_id: &str) -> Arc<str> {
     let digest = id_digest(envelope_id, webhook_id);
     let mut random = [0u8; 16];
     random[6..].copy_from_slice(&digest.as_ref()[..10]);
     let ulid = Ulid::from_parts(envelope_id.timestamp_ms(), u128::from_be_bytes(random));
     // Written on the stack and copied once into its shared string: this runs per delivery.
-    let mut text = [0; 3 + ulid::ULID_LEN];
+    let mut text = [0; DELIVERY_ID_LEN];
     text[..3].copy_from_slice(b"dl_");
     let mut digits = [0; ulid::ULID_LEN];
-    text[3..].copy_from_slice(ulid.array_to_str(&mut digits).as_bytes());
-    Arc::from(std::str::from_utf8(&text).expect("ULID text is ASCII"))
+    text[3..SHORT_ID_LEN].copy_from_slice(ulid.array_to_str(&mut digits).as_bytes());
+    let len = match webhook_ulid(webhook_id) {
+        Some(w) => {
+            text[SHORT_ID_LEN..].copy_from_slice(w.as_bytes());
+            DELIVERY_ID_LEN
+        }
+        None => SHORT_ID_LEN,
+    };
+    Arc::from(std::str::from_utf8(&text[..len]).expect("ULID text is ASCII"))
+}
+
+/// `dl_` and the acceptance's ULID: the whole of a delivery id whose webhook is not named in
+/// it (made before ids named it, or for a webhook id that is not a ULID).
+const SHORT_ID_LEN: usize = 3 + ulid::ULID_LEN;
+const DELIVERY_ID_LEN: usize = SHORT_ID_LEN + ulid::ULID_LEN;
+
+/// The ULID part of a `wh_` id.
+fn webhook_ulid(webhook_id: &str) -> Option<&str> {
+    webhook_id
+        .strip_prefix("wh_")
+        .filter(|u| u.len() == ulid::ULID_LEN && Ulid::from_string(u).is_ok())
+}
+
+/// The webhook a delivery id names (`wh_` and the ULID at its end); `None` for an id that
+/// names none.
+pub fn webhook_of(delivery_id: &str) -> Option<String> {
+    let tail = delivery_id
+        .strip_prefix("dl_")
+        .filter(|_| delivery_id.len() == DELIVERY_ID_LEN)?
+        .get(ulid::ULID_LEN..)?;
+    Ulid::from_string(tail).ok().map(|_| format!("wh_{tail}"))
+}
+
+/// Whether `id` is the delivery of (acceptance, webhook): the id [`delivery_id`] makes, or the
+/// shorter one it made before ids named their webhook.
+pub fn is_delivery_of(id: &str, envelope_id: Ulid, webhook_id: &str) -> bool {
+    let made = delivery_id(envelope_id, webhook_id);
+    *made == *id || made.get(..SHORT_ID_LEN) == Some(id)
 }
 
 /// SHA-256 of the envelope id's bytes then the webhook id's. Hashed in one call from the stack
@@ -545,6 +584,28 @@ mod tests {
         assert_ne!(delivery_id(env, "wh_a"), delivery_id(env, "wh_b"));
         assert_ne!(delivery_id(env, "wh_a"), delivery_id(Ulid::new(), "wh_a"));
         assert!(delivery_id(env, "wh_a").starts_with("dl_"));
+    }
+
+    #[test]
+    fn an_id_names_its_webhook_when_the_webhook_id_is_a_ulid() {
+        let env = Ulid::new();
+        let webhook = format!("wh_{}", Ulid::new());
+        let id = delivery_id(env, &webhook);
+        assert_eq!(id.len(), 55);
+        assert_eq!(webhook_of(&id), Some(webhook.clone()));
+        assert!(is_delivery_of(&id, env, &webhook));
+        assert!(
+            is_delivery_of(&id[..29], env, &webhook),
+            "the id made before ids named their webhook"
+        );
+        assert!(!is_delivery_of(&id, Ulid::new(), &webhook));
+        let short = delivery_id(env, "wh_a");
+        assert_eq!((short.len(), webhook_of(&short)), (29, None));
+        assert_eq!(webhook_of(&id[..29]), None);
+        assert_eq!(
+            webhook_of(&format!("dl_{}{}", Ulid::new(), "!".repeat(26))),
+            None
+        );
     }
 
     #[test]

@@ -1,12 +1,12 @@
 //! Behaviour every `Store` and `Queue` implementation must have, run against the in-memory
 //! ones and against DynamoDB/SQS on moto alike.
 
-use herald_shared::delivery::{Attempt, Delivery, DeliveryStatus};
+use herald_shared::delivery::{delivery_id, Attempt, Delivery, DeliveryStatus};
 use herald_shared::event::{Event, EventEnvelope};
 use herald_shared::queue::{Message, Queue};
 use herald_shared::scope::{Scope, Scopes};
 use herald_shared::secret::Secret;
-use herald_shared::store::{ApiKey, Claim, Store, Tenant};
+use herald_shared::store::{ApiKey, Claim, Page, Store, Tenant};
 use herald_shared::webhook::{Filters, Kind, SigningSecret, Webhook, WebhookSpec};
 use herald_shared::Error;
 use std::time::Duration;
@@ -371,6 +371,84 @@ pub async fn store_contract<S: Store + herald_shared::store::SweepIndex>(store: 
     );
     store.put_delivery(&soon).await.unwrap();
     assert_eq!(due(now + secs(3600), 10).await, ["dl_s2", "dl_s3"]);
+
+    // Ids that name their webhook (kept under its log) and one that names none (kept by id, as
+    // ids were made before they named their webhook): got, leased and swept alike, and listed
+    // together, newest first.
+    let t0 = 1_796_000_000_000u64;
+    let hook = format!("wh_{}", ulid::Ulid::from_parts(t0, 1));
+    let made = |ms: u64| delivery_id(ulid::Ulid::from_parts(t0 + ms, 9), &hook);
+    let named = [made(0), made(2000), made(3000)];
+    let short: std::sync::Arc<str> = made(1000)[..29].into();
+    assert!(named.iter().all(|id| id.len() == 55));
+    for id in named.iter().chain([&short]) {
+        let d = Delivery::new(
+            id.clone(),
+            "tn_a",
+            "evt_n",
+            "jobs.failed",
+            hook.as_str(),
+            now,
+        );
+        store.put_delivery(&d).await.unwrap();
+    }
+    let listed = |page: Page<Delivery>| {
+        let ids: Vec<String> = page.items.iter().map(|d| d.id.to_string()).collect();
+        (ids, page.more)
+    };
+    let all = [&named[2], &named[1], &short, &named[0]].map(|id| id.to_string());
+    assert_eq!(
+        listed(
+            store
+                .list_deliveries("tn_a", &hook, 10, None)
+                .await
+                .unwrap()
+        ),
+        (all.to_vec(), false)
+    );
+    assert_eq!(
+        listed(store.list_deliveries("tn_a", &hook, 2, None).await.unwrap()),
+        (all[..2].to_vec(), true)
+    );
+    assert_eq!(
+        listed(
+            store
+                .list_deliveries("tn_a", &hook, 2, Some(&named[1]))
+                .await
+                .unwrap()
+        ),
+        (all[2..].to_vec(), false)
+    );
+    for id in named.iter().chain([&short]) {
+        let got = store.get_delivery("tn_a", id).await.unwrap();
+        assert_eq!(got.map(|d| d.id), Some(id.clone()));
+        assert!(store.get_delivery("tn_b", id).await.unwrap().is_none());
+    }
+    let mut first = store
+        .get_delivery("tn_a", &named[0])
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(store
+        .lease_delivery(&leased(&first, now + secs(60)), now)
+        .await
+        .unwrap());
+    assert!(
+        !store
+            .lease_delivery(&leased(&first, now + secs(60)), now)
+            .await
+            .unwrap(),
+        "one lease at a time under the webhook's log too"
+    );
+    first.sweep_at = Some(now + secs(1));
+    store.put_delivery(&first).await.unwrap();
+    let found = store.due_for_sweep(now + secs(2), 100).await.unwrap();
+    assert!(
+        found.iter().any(|d| d.id == first.id),
+        "the sweep reads a delivery kept under its webhook's log"
+    );
+    first.record(answered(200), None);
+    store.put_delivery(&first).await.unwrap();
 
     // Replacement over what was read: only while the stored delivery is still that one.
     let mut reopened = failed.clone();

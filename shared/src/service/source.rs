@@ -1,7 +1,7 @@
 //! The event a delivery was made from, as the event log keeps it: what a redelivery and a
 //! swept attempt send, so a later attempt carries the content the first one did.
 
-use crate::delivery::{delivery_id, Delivery};
+use crate::delivery::{is_delivery_of, Delivery};
 use crate::error::{Error, Result};
 use crate::event::EventEnvelope;
 use crate::queue::Message;
@@ -25,7 +25,7 @@ pub async fn source_envelope(
         .map_err(|e| Error::Store(format!("unreadable stored event: {e}")))?;
     let envelope = message.envelope();
     Ok(
-        (delivery_id(envelope.envelope_id, &delivery.webhook_id) == delivery.id)
+        is_delivery_of(&delivery.id, envelope.envelope_id, &delivery.webhook_id)
             .then(|| envelope.clone()),
     )
 }

@@ -193,7 +193,7 @@ fn api_routes() -> Router<ApiState> {
 /// where DynamoDB would refuse a key that long.
 pub struct Id(pub String);
 
-/// Herald's ids are a prefix and a ULID or a hash (`wh_` and 26 characters, `dl_` and 26).
+/// Herald's ids are a prefix and a ULID or a hash (`wh_` and 26 characters, `dl_` and 52).
 pub const MAX_ID_LEN: usize = 64;
 
 impl<S: Send + Sync> FromRequestParts<S> for Id {

@@ -1,7 +1,11 @@
-//! Deliveries: one item each, with the attributes their conditional writes read, the keys of
-//! the `LOG` index (a webhook's log, sharded) and, while an attempt is left, of `SWEEP`.
+//! Deliveries: one item each, with the attributes their conditional writes read and, while an
+//! attempt is left, the keys of `SWEEP`. A delivery whose id names its webhook is kept under
+//! the webhook's log partition (`W#<webhook>#<shard>`, sorted by id): the table is the log, and
+//! no index entry is written for it. One whose id names none (made before ids named their
+//! webhook) is kept by id, `D#<id>`, and listed through the keys-only `LOG` index.
 
 use super::*;
+use crate::delivery::webhook_of;
 use crate::store::{DeliveryStore, SweepIndex};
 
 impl DynamoStore {
@@ -12,13 +16,17 @@ impl DynamoStore {
             .client
             .put_item()
             .table_name(&self.table)
-            .item("PK", s(format!("D#{}", delivery.id)))
-            .item("SK", s("D"))
-            .item(
-                "log_pk",
-                s(log_partition(&delivery.webhook_id, &delivery.id)),
-            )
-            .item("log_sk", s(&*delivery.id))
+            .set_item(Some(delivery_key(&delivery.id)));
+        let put = match webhook_of(&delivery.id) {
+            Some(_) => put,
+            None => put
+                .item(
+                    "log_pk",
+                    s(log_partition(&delivery.webhook_id, &delivery.id)),
+                )
+                .item("log_sk", s(&*delivery.id)),
+        };
+        let put = put
             .item("tenant_id", s(&*delivery.tenant_id))
             .item("status", s(delivery.status.as_str()))
             .item("attempt_count", n(delivery.attempts.len() as i64))
@@ -55,12 +63,18 @@ fn log_partition(webhook_id: &str, id: &str) -> String {
     log_shard(webhook_id, id_hash(id) % LOG_SHARDS)
 }
 
-/// The table key of a delivery item.
+/// The table key of a delivery item, as partition and sort key: under its webhook's log
+/// partition when its id names the webhook, by id otherwise.
+fn delivery_keys(id: &str) -> (String, String) {
+    match webhook_of(id) {
+        Some(webhook) => (log_partition(&webhook, id), id.to_string()),
+        None => (format!("D#{id}"), "D".to_string()),
+    }
+}
+
 fn delivery_key(id: &str) -> Item {
-    HashMap::from([
-        ("PK".to_string(), s(format!("D#{id}"))),
-        ("SK".to_string(), s("D")),
-    ])
+    let (pk, sk) = delivery_keys(id);
+    HashMap::from([("PK".to_string(), s(pk)), ("SK".to_string(), s(sk))])
 }
 
 #[async_trait]
@@ -115,7 +129,8 @@ impl DeliveryStore for DynamoStore {
     }
 
     async fn get_delivery(&self, tenant_id: &str, id: &str) -> Result<Option<Delivery>> {
-        let Some(item) = self.get(format!("D#{id}"), "D").await? else {
+        let (pk, sk) = delivery_keys(id);
+        let Some(item) = self.get(pk, &sk).await? else {
             return Ok(None);
         };
         let delivery: Delivery = doc(&item)?;
@@ -130,33 +145,41 @@ impl DeliveryStore for DynamoStore {
         before: Option<&str>,
     ) -> Result<Page<Delivery>> {
         // Each shard's newest `limit + 1` ids, merged: the page's ids and whether more exist.
-        // One shard after another through the one query helper, as the sweep reads its index.
+        // A shard holds the deliveries kept in it (the table's own partition, its sort key the
+        // id) and lists those kept by id (the `LOG` index's partition of the same name). One
+        // query after another through the one query helper, as the sweep reads its index.
+        let sources = [(None, "PK", "SK"), (Some(LOG_INDEX), "log_pk", "log_sk")];
         let mut ids = Vec::new();
         for shard in 0..LOG_SHARDS {
-            let (items, _) = self
-                .query(
-                    || {
-                        let query = self
-                            .client
-                            .query()
-                            .table_name(&self.table)
-                            .index_name(LOG_INDEX)
-                            .expression_attribute_values(":pk", s(log_shard(webhook_id, shard)))
-                            .scan_index_forward(false);
-                        match before {
-                            Some(b) => query
-                                .key_condition_expression("log_pk = :pk AND log_sk < :before")
-                                .expression_attribute_values(":before", s(b)),
-                            None => query.key_condition_expression("log_pk = :pk"),
-                        }
-                    },
-                    limit + 1,
-                    None,
-                )
-                .await?;
-            for item in items {
-                if let Some(Ok(id)) = item.get("log_sk").map(|v| v.as_s()) {
-                    ids.push(id.clone());
+            for (index, pk_name, sk_name) in sources {
+                let (items, _) = self
+                    .query(
+                        || {
+                            let query = self
+                                .client
+                                .query()
+                                .table_name(&self.table)
+                                .set_index_name(index.map(String::from))
+                                .projection_expression("#sk")
+                                .expression_attribute_names("#pk", pk_name)
+                                .expression_attribute_names("#sk", sk_name)
+                                .expression_attribute_values(":pk", s(log_shard(webhook_id, shard)))
+                                .scan_index_forward(false);
+                            match before {
+                                Some(b) => query
+                                    .key_condition_expression("#pk = :pk AND #sk < :before")
+                                    .expression_attribute_values(":before", s(b)),
+                                None => query.key_condition_expression("#pk = :pk"),
+                            }
+                        },
+                        limit + 1,
+                        None,
+                    )
+                    .await?;
+                for item in items {
+                    if let Some(Ok(id)) = item.get(sk_name).map(|v| v.as_s()) {
+                        ids.push(id.clone());
+                    }
                 }
             }
         }
@@ -207,20 +230,20 @@ impl SweepIndex for DynamoStore {
                 let at = item
                     .get("sweep_at")
                     .and_then(|v| v.as_n().ok()?.parse::<i64>().ok());
-                if let (Some(Ok(pk)), Some(at)) = (item.get("PK").map(|v| v.as_s()), at) {
-                    keys.push((at, pk.clone()));
+                if let (Some(pk), Some(sk), Some(at)) = (item.get("PK"), item.get("SK"), at) {
+                    let key = HashMap::from([
+                        ("PK".to_string(), pk.clone()),
+                        ("SK".to_string(), sk.clone()),
+                    ]);
+                    keys.push((at, key));
                 }
             }
         }
-        keys.sort_unstable();
+        keys.sort_unstable_by_key(|(at, _)| *at);
         keys.truncate(limit);
         // The index holds keys only: each delivery is read whole, and as it is now.
         let items = self
-            .batch_get(
-                keys.into_iter()
-                    .filter_map(|(_, pk)| pk.strip_prefix("D#").map(delivery_key))
-                    .collect(),
-            )
+            .batch_get(keys.into_iter().map(|(_, key)| key).collect())
             .await?;
         let mut due = items.iter().map(doc).collect::<Result<Vec<Delivery>>>()?;
         due.sort_unstable_by_key(|d| d.sweep_at);

@@ -6,21 +6,26 @@
 //! | webhook         | `T#<tenant>`            | `WH#<id>`   |                        |         |
 //! | API key         | `K#<sha256 of key>`     | `KEY`       |                        |         |
 //! | key by id       | `T#<tenant>`            | `KEY#<id>`  |                        |         |
-//! | delivery        | `D#<id>`                | `D`         | `W#<webhook>#<shard>`  | `<id>`  |
+//! | delivery        | `W#<webhook>#<shard>`   | `<id>`      |                        |         |
+//! | delivery (old)  | `D#<id>`                | `D`         | `W#<webhook>#<shard>`  | `<id>`  |
 //! | accepted event  | `E#<tenant>#<event id>` | `E`         |                        |         |
+//! | post confirmed  | `P#<tenant>#<post id>`  | `P`         |                        |         |
 //!
-//! `log_pk`/`log_sk` are the keys of the keys-only index `LOG`, a webhook's log spread over
-//! `LOG_SHARDS` partitions by the delivery id's hash. Keys only, and written once with the
-//! delivery's first write: the writes that record its attempts leave the index alone.
+//! A webhook's log is the table: a delivery id names its webhook (`delivery::webhook_of`), so
+//! its item is kept under the webhook's partition for the id's shard (`LOG_SHARDS` of them, by
+//! the id's hash), sorted by id, and costs no index write. A delivery whose id names no webhook
+//! (made before ids named it) is kept by id and carries `log_pk`/`log_sk`, the keys of the
+//! keys-only index `LOG`, whose partitions have the same names; a page of the log reads both.
 //!
 //! A delivery with something left to attempt also carries `sweep_pk` (`S#<shard>`, the
 //! delivery id's hash over `SWEEP_SHARDS`) and `sweep_at` (epoch ms): the keys of the sparse,
 //! keys-only index `SWEEP` that the sweep reads. A delivery that succeeds or fails for good
 //! drops them, and leaves the index.
 //!
-//! An accepted event's claim is pending (its enqueue not confirmed) until an item
-//! `E#<tenant>#<event id>` / `C` with the claim's `dedupe_until` exists; `claimed_ms` is when
-//! the pending claim was last taken.
+//! An accepted event's claim is pending (its enqueue not confirmed) until the post it names
+//! (`claimed_by`) is confirmed by a `P#<tenant>#<post id>` item, or an item
+//! `E#<tenant>#<event id>` / `C` with the claim's `dedupe_until` exists (as confirmations were
+//! written before posts were); `claimed_ms` is when the pending claim was last taken.
 //!
 //! Webhooks and deliveries are stored whole as JSON in `doc`; `expires_at` (epoch seconds) is the
 //! table's TTL attribute. A delivery also keeps `attempt_count` and `leased_until` (epoch ms)
@@ -59,11 +64,12 @@ use time::{Date, OffsetDateTime};
 const DELIVERY_RETENTION_SECS: i64 = 30 * 86_400;
 /// Accepted events are kept as long as their deliveries, so any delivery can be redelivered.
 const EVENT_RETENTION_SECS: i64 = DELIVERY_RETENTION_SECS;
-/// The delivery log's index: each webhook's deliveries, newest first, over `LOG_SHARDS`
-/// partitions.
+/// The delivery log's index, for deliveries kept by id: each webhook's, newest first, over
+/// `LOG_SHARDS` partitions.
 pub const LOG_INDEX: &str = "LOG";
 /// Partitions of one webhook's log: a busy webhook's deliveries spread over them, each well
-/// under a partition's 1,000 writes a second; a page of the log reads them all and merges.
+/// under a partition's 1,000 writes a second (2 a first attempt: its lease and its record); a
+/// page of the log reads them all and merges.
 const LOG_SHARDS: u32 = 4;
 /// The most keys one BatchGetItem takes.
 const BATCH_GET_KEYS: usize = 100;
