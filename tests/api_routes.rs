@@ -151,11 +151,12 @@ async fn webhook_lifecycle(stack: Stack) {
     assert!(
         stack
             .store
-            .enabled_webhooks(TENANT)
+            .subscribed_webhooks(TENANT)
             .await
             .unwrap()
-            .is_empty(),
-        "a disabled webhook is not dispatched to"
+            .iter()
+            .all(|w| !w.spec.enabled),
+        "the webhook is disabled for dispatch too"
     );
 
     let mut auto_disabled = stack.store.get_webhook(TENANT, &id).await.unwrap().unwrap();

@@ -364,6 +364,99 @@ async fn a_lease_left_by_a_dead_run_is_taken_over_when_it_lapses(stack: Stack) {
     assert_eq!(rx.requests().len(), 1);
 }
 
+/// An event that matches a disabled webhook is not dropped: its delivery is kept `held` (one
+/// write, nothing sent) and shown in the log, and the same message again writes nothing over
+/// it. A redelivery is refused while the webhook is disabled; once it is enabled again, the
+/// held delivery is redelivered and sent once.
+async fn a_disabled_webhook_holds_what_it_matches(stack: Stack) {
+    let rx = Receiver::start(200).await;
+    let wh = stack
+        .create_webhook(json!({"url": rx.url, "events": ["*"]}))
+        .await;
+    let path = format!("/v1/webhooks/{}", id(&wh));
+    let (status, _, _) = stack
+        .call("PATCH", &path, Some(json!({"enabled": false})), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    stack
+        .post_event(json!({"id": "evt-held", "type": "jobs.failed"}))
+        .await;
+    let got = receive_one(&stack).await;
+    let records: Vec<QueueRecord> = got.iter().map(QueueRecord::from).collect();
+    for _ in 0..2 {
+        let handled = stack.dispatcher.handle(&records, None).await;
+        assert!(handled.failed.is_empty(), "{:?}", handled.failed);
+    }
+    stack.queue.delete(&got[0].receipt).await.unwrap();
+    assert!(rx.requests().is_empty(), "nothing sent while disabled");
+    let (_, _, log) = stack
+        .call("GET", &format!("{path}/deliveries"), None, None)
+        .await;
+    let entries = log["data"].as_array().unwrap();
+    assert_eq!(
+        entries.len(),
+        1,
+        "one held delivery, however often its message came"
+    );
+    assert_eq!(entries[0]["status"], "held");
+    assert_eq!(entries[0]["attempts"], json!([]));
+    let redeliver = format!(
+        "/v1/deliveries/{}/redeliver",
+        entries[0]["id"].as_str().unwrap()
+    );
+    let (status, _, _) = stack.call("POST", &redeliver, None, None).await;
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "not while the webhook is disabled"
+    );
+    stack
+        .call("PATCH", &path, Some(json!({"enabled": true})), None)
+        .await;
+    let (status, _, body) = stack.call("POST", &redeliver, None, None).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let d = &settle(&stack, id(&wh), 1).await[0];
+    assert_eq!((d.status, d.attempts.len()), (DeliveryStatus::Succeeded, 1));
+    assert_eq!(rx.requests().len(), 1, "sent once, once enabled");
+}
+
+/// A retry whose webhook was disabled after its failed attempt is not failed but held, with its
+/// attempt kept, and nothing more is sent.
+#[tokio::test]
+async fn a_retry_whose_webhook_was_disabled_meanwhile_is_held() {
+    let stack = memory(config("0s,1s", |_| {})).await;
+    let rx = Receiver::start(500).await;
+    let wh = stack
+        .create_webhook(json!({"url": rx.url, "events": ["*"]}))
+        .await;
+    stack.post_event(json!({"type": "jobs.failed"})).await;
+    assert!(stack.drain().await.is_empty());
+    let (status, _, _) = stack
+        .call(
+            "PATCH",
+            &format!("/v1/webhooks/{}", id(&wh)),
+            Some(json!({"enabled": false})),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert!(stack.drain().await.is_empty());
+    let page = stack
+        .store
+        .list_deliveries(TENANT, id(&wh), 10, None)
+        .await
+        .unwrap();
+    let d = &page.items[0];
+    assert_eq!((d.status, d.attempts.len()), (DeliveryStatus::Held, 1));
+    assert_eq!(
+        (d.next_attempt_at, d.sweep_at),
+        (None, None),
+        "nothing due, nothing to sweep"
+    );
+    assert_eq!(rx.requests().len(), 1, "the retry sent nothing");
+}
+
 macro_rules! on_both_backends {
     ($($scenario:ident => $schedule:literal),* $(,)?) => {
         mod memory { $( #[tokio::test] async fn $scenario() {
@@ -382,6 +475,7 @@ on_both_backends!(
     redelivered_messages_send_nothing_twice => "0s,1s,1s",
     one_message_handled_by_two_runs_at_once_is_sent_once => "0s",
     a_lease_left_by_a_dead_run_is_taken_over_when_it_lapses => "0s",
+    a_disabled_webhook_holds_what_it_matches => "0s",
 );
 
 #[tokio::test]

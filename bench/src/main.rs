@@ -637,6 +637,7 @@ async fn all(runs: usize, deliveries: usize, bin_dir: &Path, venv: &Path) {
                 connections: 32,
                 batch: 1,
                 named_ids: true,
+                disabled: false,
                 log: None,
                 settled: None,
             };

@@ -43,6 +43,9 @@ pub struct Load<'a> {
     /// Each event names its own id (Herald takes a dedupe claim for it); `false`: the events
     /// carry none, and Herald makes them.
     pub named_ids: bool,
+    /// The webhooks are created disabled: every delivery is held, none arrives, and the run
+    /// ends once `settled` says the work is done.
+    pub disabled: bool,
     /// Where `herald dev`'s log goes (uncoloured); `None`: nowhere.
     pub log: Option<&'a Path>,
     /// Once every delivery arrived, the stack is kept until this says the work that follows
@@ -67,6 +70,7 @@ pub async fn run_with(
         connections,
         batch,
         named_ids,
+        disabled,
         log,
         settled,
     } = load;
@@ -140,8 +144,12 @@ pub async fn run_with(
             .bearer_auth(KEY)
             .header("content-type", "application/json")
             .body(
-                serde_json::json!({"url": format!("{}/w/{i}", receiver.url), "events": ["*"]})
-                    .to_string(),
+                serde_json::json!({
+                    "url": format!("{}/w/{i}", receiver.url),
+                    "events": ["*"],
+                    "enabled": !disabled,
+                })
+                .to_string(),
             )
             .send()
             .await
@@ -151,7 +159,7 @@ pub async fn run_with(
         }
     }
 
-    let expected = events * fanout;
+    let expected = if disabled { 0 } else { events * fanout };
     let cpu = process_cpu(pid);
     let started = Instant::now();
     ready();
@@ -214,10 +222,10 @@ pub async fn run_with(
         }
     }
     Ok(StackRun {
-        per_second: expected as f64 / wall,
+        per_second: expected.max(1) as f64 / wall,
         p50_ms: quantile(&mut latencies, 0.5) / 1000.0,
         p99_ms: quantile(&mut latencies, 0.99) / 1000.0,
-        cpu_s_per_1000: cpu * 1000.0 / expected as f64,
+        cpu_s_per_1000: cpu * 1000.0 / expected.max(1) as f64,
         post_bytes,
     })
 }

@@ -14,6 +14,9 @@ pub enum DeliveryStatus {
     Retrying,
     Succeeded,
     Failed,
+    /// Its webhook was disabled when the event (or its next attempt) came: kept, not sent,
+    /// until it is redelivered once the webhook is enabled again.
+    Held,
 }
 
 impl DeliveryStatus {
@@ -23,6 +26,7 @@ impl DeliveryStatus {
             DeliveryStatus::Retrying => "retrying",
             DeliveryStatus::Succeeded => "succeeded",
             DeliveryStatus::Failed => "failed",
+            DeliveryStatus::Held => "held",
         }
     }
 }
@@ -207,6 +211,15 @@ impl Delivery {
         for old in &mut self.attempts[..older] {
             old.response_body = None;
         }
+    }
+
+    /// Holds the delivery while its webhook is disabled: nothing is due, nothing to sweep.
+    pub fn hold(&mut self) {
+        self.status = DeliveryStatus::Held;
+        self.next_attempt_at = None;
+        self.leased_until = None;
+        self.sweep_at = None;
+        self.sweeps = 0;
     }
 
     /// Whether a new series of up to `schedule` attempts (a redelivery) still fits

@@ -184,14 +184,14 @@ pub fn filters_match(filters: &Filters, event: &Event) -> bool {
     true
 }
 
-/// Does `event` reach `webhook`? Disabled webhooks receive nothing.
+/// Does `webhook` subscribe to `event` (its types and filters)? Whether it is enabled is not
+/// asked: a disabled webhook that subscribes holds the delivery instead of receiving it.
 pub fn webhook_matches(webhook: &Webhook, event: &Event) -> bool {
-    webhook.spec.enabled
-        && webhook
-            .spec
-            .events
-            .iter()
-            .any(|p| pattern_matches(p, &event.event_type))
+    webhook
+        .spec
+        .events
+        .iter()
+        .any(|p| pattern_matches(p, &event.event_type))
         && filters_match(&webhook.spec.filters, event)
 }
 

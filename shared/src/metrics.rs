@@ -17,12 +17,13 @@ pub const NAMESPACE: &str = "Herald";
 /// EMF accepts at most 100 values per metric in one document; longer lists take more lines.
 const MAX_VALUES: usize = 100;
 
-const COUNTS: [&str; 5] = [
+const COUNTS: [&str; 6] = [
     "DeliveriesSucceeded",
     "DeliveriesFailed",
     "DeliveriesRetried",
     "RecordsFailed",
     "JobsNotStarted",
+    "DeliveriesHeld",
 ];
 
 /// What one dispatch batch did.
@@ -34,6 +35,8 @@ pub struct BatchMetrics {
     pub records_failed: u64,
     /// Jobs left for the next receive: they could not have finished before the deadline.
     pub not_started: u64,
+    /// Deliveries kept, not sent, because their webhook is disabled.
+    pub held: u64,
     pub duration_ms: Vec<f64>,
     pub latency_ms: Vec<f64>,
     pub fan_out: Vec<f64>,
@@ -48,6 +51,7 @@ impl BatchMetrics {
             self.retried,
             self.records_failed,
             self.not_started,
+            self.held,
         ];
         let series = [
             ("DeliveryDuration", "Milliseconds", &self.duration_ms),
@@ -157,6 +161,7 @@ mod tests {
             retried: 2,
             records_failed: 1,
             not_started: 4,
+            held: 5,
             duration_ms: vec![12.0, 30.5, 8.0, 500.0, 7.0, 9.0],
             latency_ms: vec![40.0, 60.0, 35.0],
             fan_out: vec![6.0],
@@ -173,6 +178,7 @@ mod tests {
                 "DeliveriesRetried",
                 "RecordsFailed",
                 "JobsNotStarted",
+                "DeliveriesHeld",
                 "DeliveryDuration",
                 "DeliveryLatency",
                 "FanOut"
@@ -182,6 +188,7 @@ mod tests {
         assert_eq!(doc["DeliveriesRetried"], 2);
         assert_eq!(doc["RecordsFailed"], 1);
         assert_eq!(doc["JobsNotStarted"], 4);
+        assert_eq!(doc["DeliveriesHeld"], 5);
         assert_eq!(doc["FanOut"], json!([6.0]));
         assert_eq!(doc["Function"], "dispatch");
         let units: Vec<&str> = doc["_aws"]["CloudWatchMetrics"][0]["Metrics"]
@@ -190,7 +197,7 @@ mod tests {
             .iter()
             .map(|m| m["Unit"].as_str().unwrap())
             .collect();
-        assert_eq!(units[5], "Milliseconds");
+        assert_eq!(units[6], "Milliseconds");
     }
 
     #[test]

@@ -135,15 +135,26 @@ pub async fn store_contract<S: Store + herald_shared::store::SweepIndex>(store: 
     assert_eq!(exact.items.len(), 5);
     assert!(!exact.more, "a full last page says there is no more");
 
-    let mut enabled: Vec<String> = store
-        .enabled_webhooks("tn_a")
+    let mut subscribed: Vec<(String, bool)> = store
+        .subscribed_webhooks("tn_a")
         .await
         .unwrap()
         .into_iter()
-        .map(|w| w.id)
+        .map(|w| (w.id, w.spec.enabled))
         .collect();
-    enabled.sort();
-    assert_eq!(enabled, ["wh_00", "wh_01", "wh_03", "wh_04"]);
+    subscribed.sort();
+    assert_eq!(
+        subscribed,
+        [
+            ("wh_00", true),
+            ("wh_01", true),
+            ("wh_02", false),
+            ("wh_03", true),
+            ("wh_04", true)
+        ]
+        .map(|(id, on)| (id.to_string(), on)),
+        "every webhook of the tenant, the disabled one too (it holds what it matches)"
+    );
 
     assert!(
         !store.delete_webhook("tn_b", "wh_00").await.unwrap(),
@@ -248,6 +259,19 @@ pub async fn store_contract<S: Store + herald_shared::store::SweepIndex>(store: 
         .unwrap()
         .items
         .is_empty());
+
+    // Creation only where no delivery exists: what holding one writes.
+    let mut fresh = Delivery::new("dl_h1".into(), "tn_a", "evt_h", "jobs.failed", "wh_h", now);
+    fresh.hold();
+    assert!(store.create_delivery(&fresh).await.unwrap());
+    let mut other = fresh.clone();
+    other.status = DeliveryStatus::Succeeded;
+    assert!(
+        !store.create_delivery(&other).await.unwrap(),
+        "never over one that exists"
+    );
+    let kept = store.get_delivery("tn_a", "dl_h1").await.unwrap().unwrap();
+    assert_eq!((kept.status, kept.sweep_at), (DeliveryStatus::Held, None));
 
     // Attempt leases: one run at a time, only on the attempt count it read, none once
     // succeeded, none across tenants; a lapsed lease can be taken over.
@@ -692,12 +716,12 @@ pub async fn store_contract<S: Store + herald_shared::store::SweepIndex>(store: 
             .name,
         "renamed"
     );
-    assert!(!store
-        .enabled_webhooks("tn_a")
+    assert!(store
+        .subscribed_webhooks("tn_a")
         .await
         .unwrap()
         .iter()
-        .any(|w| w.id == "wh_01"));
+        .any(|w| w.id == "wh_01" && !w.spec.enabled));
     assert!(
         !store
             .update_webhook(&webhook("tn_a", "wh_77", true))

@@ -216,11 +216,11 @@ impl WebhookStore for FlakyStore {
     async fn list_webhooks(&self, t: &str, l: usize, a: Option<&str>) -> Result<Page<Webhook>> {
         self.inner.list_webhooks(t, l, a).await
     }
-    async fn enabled_webhooks(&self, t: &str) -> Result<Vec<Webhook>> {
-        if self.faults.strike("enabled_webhooks", false).is_some() {
-            return Err(throttled("enabled_webhooks"));
+    async fn subscribed_webhooks(&self, t: &str) -> Result<Vec<Webhook>> {
+        if self.faults.strike("subscribed_webhooks", false).is_some() {
+            return Err(throttled("subscribed_webhooks"));
         }
-        self.inner.enabled_webhooks(t).await
+        self.inner.subscribed_webhooks(t).await
     }
     async fn delete_webhook(&self, t: &str, id: &str) -> Result<bool> {
         self.inner.delete_webhook(t, id).await
@@ -258,6 +258,12 @@ impl DeliveryStore for FlakyStore {
             return Err(throttled("put_delivery (answer lost)"));
         }
         Ok(())
+    }
+    async fn create_delivery(&self, d: &Delivery) -> Result<bool> {
+        if self.faults.strike("create_delivery", false).is_some() {
+            return Err(throttled("create_delivery"));
+        }
+        self.inner.create_delivery(d).await
     }
     async fn lease_delivery(&self, d: &Delivery, now: OffsetDateTime) -> Result<bool> {
         if self.faults.fail_lease.load(Ordering::SeqCst) {

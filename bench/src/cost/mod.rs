@@ -30,6 +30,8 @@ pub struct Scenario {
     pub batch: usize,
     /// The events name their ids, so each takes a dedupe claim; without, Herald makes them.
     pub named_ids: bool,
+    /// The webhooks are disabled: every delivery is held, not sent.
+    pub held: bool,
 }
 
 impl Scenario {
@@ -40,6 +42,16 @@ impl Scenario {
             fanout,
             batch,
             named_ids: true,
+            held: false,
+        }
+    }
+
+    /// The same, to disabled webhooks: what a held delivery costs.
+    pub fn held(self) -> Scenario {
+        Scenario {
+            name: format!("{}-held", self.name),
+            held: true,
+            ..self
         }
     }
 
@@ -62,7 +74,7 @@ fn batch_name(batch: usize) -> String {
 }
 
 /// The project's scenarios: fan-out 1 and 10, batches of 100 events and one event per POST,
-/// and batches of events that name no id.
+/// batches of events that name no id, and batches held for a disabled webhook.
 /// A few hundred deliveries each: every rule is per request or per item, so more only
 /// takes longer on moto.
 pub fn scenarios() -> Vec<Scenario> {
@@ -72,6 +84,8 @@ pub fn scenarios() -> Vec<Scenario> {
         .collect();
     // Events without ids: kept in one write each, with no claim to take and confirm.
     all.push(Scenario::new(300, 1, 100).without_ids());
+    // Events matching a disabled webhook: each delivery held.
+    all.push(Scenario::new(300, 1, 100).held());
     all
 }
 
@@ -123,6 +137,7 @@ async fn run(
         connections: 8,
         batch: scenario.batch,
         named_ids: scenario.named_ids,
+        disabled: scenario.held,
         log: Some(&log),
         settled: Some(&settled),
     };
@@ -131,6 +146,18 @@ async fn run(
     let _ = std::fs::remove_file(&log);
     let run = run?;
     let m = meter.lock().unwrap();
+    if scenario.held {
+        // Nothing arrives to say the deliveries are done: each holds with one conditional put,
+        // and the claims' puts and the posts' confirmations are the rest.
+        let posts = scenario.events.div_ceil(scenario.batch.max(1));
+        let puts = m.dynamodb.get("PutItem").map_or(0, |o| o.calls) as usize;
+        let want = scenario.events * (1 + scenario.fanout) + posts;
+        if puts != want {
+            return Err(format!(
+                "{puts} PutItem calls, {want} expected: a claim per event, a confirmation per POST and a held delivery per webhook and event"
+            ));
+        }
+    }
     let ingest_ms = lambda::ingest_ms(&logged);
     if ingest_ms.len() != run.post_bytes.len() {
         return Err(format!(

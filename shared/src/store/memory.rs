@@ -193,13 +193,12 @@ impl WebhookStore for MemoryStore {
         Ok(Page { items, more })
     }
 
-    async fn enabled_webhooks(&self, tenant_id: &str) -> Result<Vec<Webhook>> {
+    async fn subscribed_webhooks(&self, tenant_id: &str) -> Result<Vec<Webhook>> {
         Ok(self
             .read()
             .webhooks
             .range((tenant_id.to_string(), String::new())..)
             .take_while(|((t, _), _)| t == tenant_id)
-            .filter(|(_, w)| w.spec.enabled)
             .map(|(_, w)| w.clone())
             .collect())
     }
@@ -227,6 +226,17 @@ impl DeliveryStore for MemoryStore {
             }
         }
         Ok(())
+    }
+
+    async fn create_delivery(&self, delivery: &Delivery) -> Result<bool> {
+        let mut state = self.write();
+        if state.deliveries.contains_key(&*delivery.id) {
+            return Ok(false);
+        }
+        state
+            .deliveries
+            .insert(delivery.id.clone(), delivery.clone());
+        Ok(true)
     }
 
     async fn lease_delivery(&self, delivery: &Delivery, now: OffsetDateTime) -> Result<bool> {

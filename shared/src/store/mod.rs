@@ -97,8 +97,9 @@ pub trait WebhookStore: Send + Sync {
         limit: usize,
         after: Option<&str>,
     ) -> Result<Page<Webhook>>;
-    /// Every webhook of the tenant that is enabled: what dispatch matches against.
-    async fn enabled_webhooks(&self, tenant_id: &str) -> Result<Vec<Webhook>>;
+    /// Every webhook of the tenant, enabled or not: what dispatch matches an event against (a
+    /// disabled one that matches holds the delivery).
+    async fn subscribed_webhooks(&self, tenant_id: &str) -> Result<Vec<Webhook>>;
     /// `false` when there was no such webhook.
     async fn delete_webhook(&self, tenant_id: &str, id: &str) -> Result<bool>;
 }
@@ -108,6 +109,10 @@ pub trait WebhookStore: Send + Sync {
 pub trait DeliveryStore: Send + Sync {
     /// Creates or replaces a delivery record.
     async fn put_delivery(&self, delivery: &Delivery) -> Result<()>;
+    /// Creates a delivery record only where none exists: `false`, and nothing written, when one
+    /// does. What holding a delivery writes, so a repeated fan-out never overwrites one that was
+    /// made or recovered since.
+    async fn create_delivery(&self, delivery: &Delivery) -> Result<bool>;
     /// Takes the next attempt of a delivery for one run: stores `delivery` (carrying its
     /// `leased_until`) only when no record exists yet, or the stored one belongs to the same
     /// tenant, still has `delivery.attempts.len()` attempts, is neither succeeded nor failed and

@@ -43,7 +43,12 @@ impl Dispatcher {
                 now,
             ))),
             (Some(_), None) => Plan::Skip,
-            (_, Some(d)) if d.status == DeliveryStatus::Succeeded => Plan::Skip,
+            // A held delivery moves on only by a redelivery, which makes it pending first.
+            (_, Some(d))
+                if matches!(d.status, DeliveryStatus::Succeeded | DeliveryStatus::Held) =>
+            {
+                Plan::Skip
+            }
             // Another run is making an attempt. It may die before recording it, so the message
             // comes back rather than being dropped; by then the delivery has moved on, or the
             // lease has lapsed and this run takes over.
@@ -143,6 +148,9 @@ impl Dispatcher {
         if self.too_late(deadline) {
             return JobResult::NotStarted;
         }
+        if !job.webhook.spec.enabled {
+            return Box::pin(self.hold(job)).await;
+        }
         let env = job.envelope();
         let webhook = job.webhook;
         // The rare paths below (defer, decide again, queue a retry, change health) are boxed, so
@@ -216,6 +224,29 @@ impl Dispatcher {
             verdict,
             duration: outcome.duration,
             since_accepted: (now - accepted_at(env)).try_into().unwrap_or_default(),
+        }
+    }
+
+    /// Keeps the delivery of an event that matched a disabled webhook, held, in one write that
+    /// makes it only where none exists (a repeated message, or one the webhook was disabled
+    /// since, leaves what is stored alone).
+    pub(super) async fn hold(&self, job: &Job<'_>) -> JobResult {
+        let Plan::Attempt(mut delivery) = self.plan(job, None, OffsetDateTime::now_utc()) else {
+            return JobResult::Skipped;
+        };
+        delivery.hold();
+        match self.store.create_delivery(&delivery).await {
+            Ok(true) => {
+                tracing::info!(
+                    delivery_id = %delivery.id,
+                    webhook_id = %job.webhook.id,
+                    event_id = %job.envelope().event.id,
+                    "delivery held: the webhook is disabled"
+                );
+                JobResult::Held
+            }
+            Ok(false) => JobResult::Skipped,
+            Err(e) => internal(job.webhook, "hold a delivery", e),
         }
     }
 

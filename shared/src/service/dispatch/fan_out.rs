@@ -49,7 +49,9 @@ pub(super) fn jobs<'a>(
         let before = jobs.len();
         for webhook in list.iter().filter(|w| matches(w, &env.event)) {
             let key = (webhook.spec.kind, webhook.spec.include_result);
+            // A disabled webhook's job holds the delivery: nothing to send.
             let body = match bodies.iter().find(|(k, _)| *k == key) {
+                _ if !webhook.spec.enabled => Bytes::new(),
                 Some((_, b)) => b.clone(),
                 None => {
                     let b = Bytes::from(format::render(key.0, &env.event, key.1));
@@ -116,7 +118,7 @@ impl Dispatcher {
         });
         for env in fan_outs {
             if !webhooks.contains_key(&*env.tenant_id) {
-                let loaded = match self.store.enabled_webhooks(&env.tenant_id).await {
+                let loaded = match self.store.subscribed_webhooks(&env.tenant_id).await {
                     Ok(list) => Some(list),
                     Err(e) => {
                         tracing::error!(tenant_id = %env.tenant_id, error = %e, "could not load webhooks");
@@ -129,7 +131,8 @@ impl Dispatcher {
         webhooks
     }
 
-    /// Retries and redeliveries name their webhook; one that is gone or disabled ends them.
+    /// Retries and redeliveries name their webhook; one that is gone ends them, one that is
+    /// disabled holds their delivery.
     pub(super) async fn targets(
         &self,
         messages: &[Option<Message>],
@@ -152,8 +155,8 @@ impl Dispatcher {
                 .await
             {
                 Ok(Some(w)) if w.spec.enabled => targeted.push(Some(vec![w])),
-                Ok(_) => {
-                    if !self.abandon(&env.tenant_id, target).await {
+                Ok(found) => {
+                    if !self.abandon(&env.tenant_id, target, found.is_some()).await {
                         failed[i] = true;
                     }
                     targeted.push(None);
@@ -168,8 +171,14 @@ impl Dispatcher {
         targeted
     }
 
-    /// Ends a retry chain whose webhook was deleted or disabled: the delivery fails as it is.
-    pub(super) async fn abandon(&self, tenant_id: &str, target: &NextAttempt) -> bool {
+    /// Ends a retry chain whose webhook was deleted (the delivery fails as it is) or disabled
+    /// (the delivery is held, to be redelivered once the webhook is enabled).
+    pub(super) async fn abandon(
+        &self,
+        tenant_id: &str,
+        target: &NextAttempt,
+        disabled: bool,
+    ) -> bool {
         match self
             .store
             .get_delivery(tenant_id, &target.delivery_id)
@@ -179,8 +188,13 @@ impl Dispatcher {
                 if d.status != DeliveryStatus::Succeeded
                     && d.attempts.len() == target.expect_attempts =>
             {
-                d.status = DeliveryStatus::Failed;
-                d.next_attempt_at = None;
+                if disabled {
+                    d.hold();
+                } else {
+                    d.status = DeliveryStatus::Failed;
+                    d.next_attempt_at = None;
+                    d.sweep_at = None;
+                }
                 self.store.put_delivery(&d).await.is_ok()
             }
             Ok(_) => true,

@@ -116,6 +116,8 @@ pub struct Handled {
 enum JobResult {
     /// Nothing to send: already delivered, taken by an earlier run, or stale.
     Skipped,
+    /// The webhook is disabled: the delivery is kept, held, and nothing sent.
+    Held,
     Attempted {
         verdict: Verdict,
         duration: Duration,
@@ -288,6 +290,10 @@ fn tally(result: JobResult, metrics: &mut BatchMetrics) -> bool {
     let millis = |d: Duration| d.as_secs_f64() * 1000.0;
     match result {
         JobResult::Skipped => false,
+        JobResult::Held => {
+            metrics.held += 1;
+            false
+        }
         JobResult::Internal | JobResult::NotStarted => true,
         JobResult::Attempted {
             verdict,

@@ -87,6 +87,15 @@ impl DeliveryStore for DynamoStore {
         Ok(())
     }
 
+    async fn create_delivery(&self, delivery: &Delivery) -> Result<bool> {
+        let put = self
+            .delivery_put(delivery)
+            .condition_expression("attribute_not_exists(PK)")
+            .send()
+            .await;
+        written(put)
+    }
+
     async fn lease_delivery(&self, delivery: &Delivery, now: OffsetDateTime) -> Result<bool> {
         let put = self
             .delivery_put(delivery)

@@ -222,7 +222,7 @@ impl WebhookStore for DynamoStore {
         })
     }
 
-    async fn enabled_webhooks(&self, tenant_id: &str) -> Result<Vec<Webhook>> {
+    async fn subscribed_webhooks(&self, tenant_id: &str) -> Result<Vec<Webhook>> {
         let pk = format!("T#{tenant_id}");
         let (items, _) = self
             .query(
@@ -231,10 +231,8 @@ impl WebhookStore for DynamoStore {
                         .query()
                         .table_name(&self.table)
                         .key_condition_expression("PK = :pk AND begins_with(SK, :wh)")
-                        .filter_expression("enabled = :true")
                         .expression_attribute_values(":pk", s(&pk))
                         .expression_attribute_values(":wh", s("WH#"))
-                        .expression_attribute_values(":true", AttributeValue::Bool(true))
                 },
                 usize::MAX,
                 None,
