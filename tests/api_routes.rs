@@ -658,8 +658,116 @@ fn routes_with_ids(wh: &str, dl: &str, put: &Value) -> Vec<(&'static str, String
         ("GET", format!("/v1/webhooks/{wh}/deliveries"), None),
         ("GET", format!("/v1/deliveries/{dl}"), None),
         ("POST", format!("/v1/deliveries/{dl}/redeliver"), None),
+        (
+            "POST",
+            format!("/v1/webhooks/{wh}/recover"),
+            Some(json!({"since": "2026-12-01T00:00:00Z"})),
+        ),
         ("DELETE", format!("/v1/webhooks/{wh}"), None),
     ]
+}
+
+/// A recovery's window and status are validated, each refusal naming its field, before any
+/// job exists; a disabled webhook's recovery is a 409 saying how to enable it; a job is
+/// readable by its id by its own tenant only.
+async fn recovery_requests_are_validated_and_scoped(stack: Stack) {
+    let rx = Receiver::start(200).await;
+    let webhook = stack
+        .create_webhook(json!({"url": rx.url, "events": ["*"]}))
+        .await;
+    let wh = webhook["id"].as_str().unwrap();
+    let path = format!("/v1/webhooks/{wh}/recover");
+    for (body, field) in [
+        (json!({}), "since"),
+        (json!({"since": "yesterday"}), "since"),
+        (
+            json!({"since": "2026-12-01T00:00:00Z", "status": "lost"}),
+            "status",
+        ),
+        (
+            json!({"since": "2026-12-01T00:00:00Z", "until": "2026-11-30T00:00:00Z"}),
+            "until",
+        ),
+        (
+            json!({"since": "2026-12-01T00:00:00Z", "webhook": "x"}),
+            "webhook",
+        ),
+    ] {
+        let (status, _, problem) = stack.call("POST", &path, Some(body.clone()), None).await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body}: {problem}"
+        );
+        assert_eq!(problem["errors"][0]["field"], field, "{body}: {problem}");
+    }
+    let (_, _, lost) = stack
+        .call(
+            "POST",
+            &path,
+            Some(json!({"since": "2026-12-01T00:00:00Z", "status": "lost"})),
+            None,
+        )
+        .await;
+    assert!(lost["errors"][0]["valid"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("held")));
+    let (status, _, _) = stack
+        .call(
+            "POST",
+            "/v1/webhooks/wh_none/recover",
+            Some(json!({"since": "2026-12-01T00:00:00Z"})),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _, job) = stack
+        .call(
+            "POST",
+            &path,
+            Some(json!({"since": "2026-12-01T00:00:00Z"})),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+    assert_eq!(
+        (&job["state"], &job["scanned"]),
+        (&json!("done"), &json!(0))
+    );
+    let job_path = format!("/v1/recoveries/{}", job["id"].as_str().unwrap());
+    let (status, _, read) = stack.call("GET", &job_path, None, None).await;
+    assert_eq!((status, &read["id"]), (StatusCode::OK, &job["id"]));
+    let b = new_tenant(&stack, "B").await;
+    let (status, _, _) = stack
+        .call("GET", &job_path, None, Some(b["key"].as_str().unwrap()))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "another tenant's job is not found"
+    );
+    stack
+        .call(
+            "PATCH",
+            &format!("/v1/webhooks/{wh}"),
+            Some(json!({"enabled": false})),
+            None,
+        )
+        .await;
+    let (status, _, problem) = stack
+        .call(
+            "POST",
+            &path,
+            Some(json!({"since": "2026-12-01T00:00:00Z"})),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(
+        problem["detail"].as_str().unwrap().contains("recover"),
+        "{problem}"
+    );
 }
 
 /// Deleting a webhook leaves its delivery log (what SECURITY.md and the console say): each
@@ -792,7 +900,8 @@ on_both_backends!(
     keys_cannot_widen,
     keys_are_listed_without_secrets,
     a_deleted_webhooks_log_stays_readable_by_id_until_it_expires,
-    ids_longer_than_any_herald_makes_are_not_found
+    ids_longer_than_any_herald_makes_are_not_found,
+    recovery_requests_are_validated_and_scoped
 );
 
 /// A saved webhook's test send goes to its stored URL and nowhere else: a URL (or anything
@@ -1295,6 +1404,15 @@ async fn every_route_needs_its_scope() {
         .call("GET", &format!("/v1/webhooks/{wh}/deliveries"), None, None)
         .await;
     let dl = log["data"][0]["id"].as_str().unwrap().to_string();
+    let (_, _, job) = stack
+        .call(
+            "POST",
+            &format!("/v1/webhooks/{wh}/recover"),
+            Some(json!({"since": "2026-12-01T00:00:00Z"})),
+            None,
+        )
+        .await;
+    let rc = job["id"].as_str().unwrap().to_string();
     let (revocable, _) = mint(&stack, "to revoke", &["admin"]).await;
 
     let mut single = std::collections::HashMap::new();
@@ -1438,6 +1556,22 @@ async fn every_route_needs_its_scope() {
             None,
             "manage",
             202,
+        ),
+        op(
+            "POST",
+            "/v1/webhooks/{id}/recover",
+            format!("/v1/webhooks/{wh}/recover"),
+            Some(json!({"since": "2026-12-01T00:00:00Z", "status": "held"})),
+            "manage",
+            202,
+        ),
+        op(
+            "GET",
+            "/v1/recoveries/{id}",
+            format!("/v1/recoveries/{rc}"),
+            None,
+            "read",
+            200,
         ),
         op(
             "DELETE",

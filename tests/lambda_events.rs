@@ -446,7 +446,7 @@ async fn every_sample_event_gets_its_documented_answer() {
                     .unwrap();
                 assert_eq!(
                     answer,
-                    json!({"queued": 0, "overdue": 0, "given_up": 0}),
+                    json!({"queued": 0, "overdue": 0, "given_up": 0, "recovered": 0}),
                     "events/{file}: the seeded delivery is not yet due"
                 );
             }

@@ -457,6 +457,119 @@ async fn a_retry_whose_webhook_was_disabled_meanwhile_is_held() {
     assert_eq!(rx.requests().len(), 1, "the retry sent nothing");
 }
 
+/// A window recovered, then recovered again: the first run gives every failed delivery a new
+/// series (and the receiver, back up, takes each once); the second matches only deliveries not
+/// succeeded, so it sends nothing again. A status that matches nothing queues nothing.
+async fn a_window_recovered_twice_sends_nothing_twice(stack: Stack) {
+    let rx = Receiver::start(500).await;
+    let wh = stack
+        .create_webhook(json!({"url": rx.url, "events": ["*"]}))
+        .await;
+    let since = OffsetDateTime::now_utc() - time::Duration::seconds(1);
+    for n in 0..3 {
+        stack
+            .post_event(json!({"id": format!("evt-rec-{n}"), "type": "jobs.failed"}))
+            .await;
+    }
+    let failed = settle(&stack, id(&wh), 3).await;
+    assert!(failed.iter().all(|d| d.status == DeliveryStatus::Failed));
+    rx.set_status(200);
+    let recover = format!("/v1/webhooks/{}/recover", id(&wh));
+    let window =
+        json!({"since": since.format(&time::format_description::well_known::Rfc3339).unwrap()});
+    let (status, headers, job) = stack
+        .call("POST", &recover, Some(window.clone()), None)
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+    assert_eq!(
+        (&job["state"], &job["matched"], &job["queued"]),
+        (&json!("done"), &json!(3), &json!(3)),
+        "{job}"
+    );
+    let location = headers["location"].to_str().unwrap().to_string();
+    assert_eq!(
+        location,
+        format!("/v1/recoveries/{}", job["id"].as_str().unwrap())
+    );
+    let recovered = settle(&stack, id(&wh), 3).await;
+    assert!(recovered
+        .iter()
+        .all(|d| (d.status, d.attempts.len()) == (DeliveryStatus::Succeeded, 2)));
+    assert_eq!(rx.requests().len(), 6, "3 failed, then each recovered once");
+    let (status, _, again) = stack
+        .call("POST", &recover, Some(window.clone()), None)
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(
+        (&again["scanned"], &again["queued"]),
+        (&json!(3), &json!(0)),
+        "{again}"
+    );
+    let mut held = window.clone();
+    held["status"] = json!("held");
+    let (_, _, none) = stack.call("POST", &recover, Some(held), None).await;
+    assert_eq!(
+        (&none["matched"], &none["queued"]),
+        (&json!(0), &json!(0)),
+        "{none}"
+    );
+    assert!(stack.drain().await.is_empty());
+    assert_eq!(rx.requests().len(), 6, "the second run sent nothing");
+    let (status, _, followed) = stack.call("GET", &location, None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(followed["queued"], 3);
+}
+
+/// A receiver down for a window: its webhook is disabled, events keep coming and are held;
+/// the receiver comes back, the webhook is enabled with `recover`, and every event of the
+/// window is delivered once, in the log with its attempt.
+async fn a_webhook_enabled_with_recover_delivers_what_it_held_once(stack: Stack) {
+    let rx = Receiver::start(200).await;
+    let wh = stack
+        .create_webhook(json!({"url": rx.url, "events": ["*"]}))
+        .await;
+    let path = format!("/v1/webhooks/{}", id(&wh));
+    stack
+        .call("PATCH", &path, Some(json!({"enabled": false})), None)
+        .await;
+    for n in 0..4 {
+        stack
+            .post_event(json!({"id": format!("evt-down-{n}"), "type": "jobs.failed"}))
+            .await;
+    }
+    assert!(stack.drain().await.is_empty());
+    assert!(rx.requests().is_empty());
+    let (status, _, refused) = stack
+        .call("PATCH", &path, Some(json!({"recover": true})), None)
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    assert_eq!(refused["errors"][0]["field"], "recover");
+    let (status, _, patched) = stack
+        .call(
+            "PATCH",
+            &path,
+            Some(json!({"enabled": true, "recover": true})),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{patched}");
+    assert_eq!(patched["enabled"], true);
+    assert_eq!(patched["recovery"]["status"], "held");
+    assert_eq!(patched["recovery"]["queued"], 4, "{patched}");
+    let delivered = settle(&stack, id(&wh), 4).await;
+    assert!(delivered
+        .iter()
+        .all(|d| (d.status, d.attempts.len()) == (DeliveryStatus::Succeeded, 1)));
+    let mut ids: Vec<String> = rx
+        .requests()
+        .iter()
+        .map(|r| r.headers["webhook-id"].to_str().unwrap().to_string())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!((rx.requests().len(), ids.len()), (4, 4), "each event once");
+}
+
 macro_rules! on_both_backends {
     ($($scenario:ident => $schedule:literal),* $(,)?) => {
         mod memory { $( #[tokio::test] async fn $scenario() {
@@ -476,6 +589,8 @@ on_both_backends!(
     one_message_handled_by_two_runs_at_once_is_sent_once => "0s",
     a_lease_left_by_a_dead_run_is_taken_over_when_it_lapses => "0s",
     a_disabled_webhook_holds_what_it_matches => "0s",
+    a_window_recovered_twice_sends_nothing_twice => "0s",
+    a_webhook_enabled_with_recover_delivers_what_it_held_once => "0s",
 );
 
 #[tokio::test]

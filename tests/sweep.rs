@@ -273,3 +273,72 @@ fn the_sweep_runs_often_enough_to_queue_each_wait_before_it_is_due() {
     assert!(SWEEP_EVERY * 2 <= lead, "a sweep may be late by one period");
     assert!(lead < herald_shared::queue::MAX_DELAY);
 }
+
+/// A recovery whose window is more than a page: the API's answer runs its first page (here one
+/// page only) and the sweep runs the rest, from the delivery the job had reached, so every
+/// delivery of the window is queued once and the job ends `done`.
+#[tokio::test]
+async fn the_sweep_moves_a_recovery_on_page_by_page() {
+    use herald_shared::recovery::{Recovery, RecoveryState};
+    use herald_shared::service::recovery::{advance, PAGE};
+    let (stack, _) = stack(Backend::Memory, "0s").await;
+    let rx = Receiver::start(500).await;
+    let wh = stack
+        .create_webhook(json!({"url": rx.url, "events": ["*"]}))
+        .await;
+    let since = OffsetDateTime::now_utc() - time::Duration::seconds(1);
+    let total = PAGE + 20;
+    for first in (0..total).step_by(60) {
+        let events: Vec<Value> = (first..(first + 60).min(total))
+            .map(|n| json!({"id": format!("evt-page-{n}"), "type": "jobs.failed"}))
+            .collect();
+        let (status, _, body) = stack
+            .call(
+                "POST",
+                "/v1/events/batch",
+                Some(json!({ "events": events })),
+                None,
+            )
+            .await;
+        assert_eq!(status, http::StatusCode::OK, "{body}");
+    }
+    while !stack.drain().await.is_empty() {}
+    stack.drain().await;
+    let webhook = wh["id"].as_str().unwrap();
+    let now = OffsetDateTime::now_utc();
+    let mut job = Recovery::new(TENANT, webhook, since, now, None, now);
+    advance(
+        stack.store.as_ref(),
+        stack.queue.as_ref(),
+        &mut job,
+        Duration::ZERO,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        job.state,
+        RecoveryState::Running,
+        "one page, then the sweep's"
+    );
+    assert_eq!((job.scanned, job.queued), (PAGE as u64, PAGE as u64));
+    let swept = stack
+        .sweeper()
+        .sweep(OffsetDateTime::now_utc())
+        .await
+        .unwrap();
+    assert_eq!(swept.recovered, 20, "the rest of the window");
+    let done = stack
+        .store
+        .get_recovery(TENANT, &job.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(done.state, RecoveryState::Done);
+    assert_eq!((done.scanned, done.queued), (total as u64, total as u64));
+    let again = stack
+        .sweeper()
+        .sweep(OffsetDateTime::now_utc())
+        .await
+        .unwrap();
+    assert_eq!(again.recovered, 0, "a done job is not moved again");
+}

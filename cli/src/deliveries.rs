@@ -1,4 +1,4 @@
-//! `herald deliveries …`: the delivery log and redelivery.
+//! `herald deliveries …`: the delivery log, redelivery and recovery.
 
 use crate::client::{CliError, Client};
 use crate::output::{self, cell, Format};
@@ -19,6 +19,47 @@ pub enum Command {
     Get { id: String },
     /// Queue a new attempt of a delivery, with the same `webhook-id`.
     Redeliver { id: String },
+    /// Queue a new attempt series for every delivery of a webhook whose event was accepted in
+    /// a window: by default every one not succeeded. The first pages are done at once, the
+    /// sweep does the rest (`herald deliveries recovery ID` follows it).
+    Recover {
+        #[arg(long)]
+        webhook: String,
+        /// The window's start, RFC 3339 (`2026-12-01T00:00:00Z`).
+        #[arg(long)]
+        since: String,
+        /// The window's end, excluded; default now.
+        #[arg(long)]
+        until: Option<String>,
+        /// Only deliveries in this status: pending, retrying, succeeded, failed or held.
+        #[arg(long)]
+        status: Option<String>,
+    },
+    /// A recovery job's progress.
+    Recovery { id: String },
+}
+
+/// A recovery job as a table shows it.
+pub fn show_recovery(job: &Value) {
+    output::record(&[
+        ("recovery", cell(&job["id"])),
+        ("state", cell(&job["state"])),
+        (
+            "window",
+            format!("{} to {}", cell(&job["since"]), cell(&job["until"])),
+        ),
+        ("status", cell(&job["status"])),
+        (
+            "progress",
+            format!(
+                "{} looked at, {} matched, {} queued, {} skipped",
+                cell(&job["scanned"]),
+                cell(&job["matched"]),
+                cell(&job["queued"]),
+                cell(&job["skipped"])
+            ),
+        ),
+    ]);
 }
 
 pub async fn run(client: &Client, format: Format, command: Command) -> Result<(), CliError> {
@@ -90,6 +131,34 @@ pub async fn run(client: &Client, format: Format, command: Command) -> Result<()
                             .collect::<Vec<_>>(),
                     );
                 }
+            }
+        }
+        Command::Recover {
+            webhook,
+            since,
+            until,
+            status,
+        } => {
+            let mut body = serde_json::json!({ "since": since });
+            if let Some(until) = until {
+                body["until"] = until.into();
+            }
+            if let Some(status) = status {
+                body["status"] = status.into();
+            }
+            let job = client
+                .post(&format!("/v1/webhooks/{webhook}/recover"), &body)
+                .await?;
+            match format {
+                Format::Json => output::json(&job),
+                Format::Table => show_recovery(&job),
+            }
+        }
+        Command::Recovery { id } => {
+            let job = client.get(&format!("/v1/recoveries/{id}")).await?;
+            match format {
+                Format::Json => output::json(&job),
+                Format::Table => show_recovery(&job),
             }
         }
         Command::Redeliver { id } => {

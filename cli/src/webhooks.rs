@@ -15,7 +15,12 @@ pub enum Command {
     /// Delete a webhook.
     Delete { id: String },
     /// Enable a webhook (clears the reason it was disabled).
-    Enable { id: String },
+    Enable {
+        id: String,
+        /// Also queue every delivery it held while disabled (a recovery job).
+        #[arg(long)]
+        recover: bool,
+    },
     /// Disable a webhook: nothing is sent to it until it is enabled again.
     Disable { id: String },
     /// Send a test event now and show what the receiver answered.
@@ -85,8 +90,21 @@ pub async fn run(client: &Client, format: Format, command: Command) -> Result<()
                 println!("deleted {id}");
             }
         }
-        Command::Enable { id } => set_enabled(client, format, &id, true).await?,
-        Command::Disable { id } => set_enabled(client, format, &id, false).await?,
+        Command::Enable { id, recover } => {
+            let body = match recover {
+                true => json!({"enabled": true, "recover": true}),
+                false => json!({"enabled": true}),
+            };
+            let webhook = client.patch(&path(&id), &body).await?;
+            show(format, &webhook);
+            if let (Format::Table, Some(job)) = (format, webhook.get("recovery")) {
+                crate::deliveries::show_recovery(job);
+            }
+        }
+        Command::Disable { id } => {
+            let webhook = client.patch(&path(&id), &json!({"enabled": false})).await?;
+            show(format, &webhook);
+        }
         Command::Test { id, event_type } => {
             let body = match event_type {
                 Some(t) => json!({"event_type": t}),
@@ -116,19 +134,6 @@ pub async fn run(client: &Client, format: Format, command: Command) -> Result<()
 
 fn path(id: &str) -> String {
     format!("/v1/webhooks/{id}")
-}
-
-async fn set_enabled(
-    client: &Client,
-    format: Format,
-    id: &str,
-    enabled: bool,
-) -> Result<(), CliError> {
-    let webhook = client
-        .patch(&path(id), &json!({"enabled": enabled}))
-        .await?;
-    show(format, &webhook);
-    Ok(())
 }
 
 fn create_body(args: CreateArgs) -> Result<Value, CliError> {

@@ -184,6 +184,46 @@ async fn webhook_event_and_delivery_commands_with_exit_codes() {
 
     assert_eq!(cli.json(&["webhooks", "disable", &id])["enabled"], false);
     assert_eq!(cli.json(&["webhooks", "enable", &id])["enabled"], true);
+
+    // Recovery: a window with nothing to recover (every delivery succeeded) queues nothing;
+    // one by status `succeeded` sends each again; the job is followed by its id. Enabling with
+    // `--recover` starts the recovery of what was held.
+    let since = "2020-01-01T00:00:00Z";
+    let job = cli.json(&["deliveries", "recover", "--webhook", &id, "--since", since]);
+    assert_eq!(
+        (job["state"].as_str(), job["queued"].as_u64()),
+        (Some("done"), Some(0)),
+        "{job}"
+    );
+    let sent_before = rx.wait_for(3).await.len();
+    let again = cli.json(&[
+        "deliveries",
+        "recover",
+        "--webhook",
+        &id,
+        "--since",
+        since,
+        "--status",
+        "succeeded",
+    ]);
+    let queued = again["queued"].as_u64().unwrap() as usize;
+    assert!(queued >= 1, "{again}");
+    assert_eq!(
+        rx.wait_for(sent_before + queued).await.len(),
+        sent_before + queued
+    );
+    let followed = cli.ok(&["deliveries", "recovery", again["id"].as_str().unwrap()]);
+    assert!(
+        followed.contains("done") && followed.contains("queued"),
+        "{followed}"
+    );
+    let bad = cli.run(&["deliveries", "recover", "--webhook", &id, "--since", "soon"]);
+    let said = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(bad.status.code(), Some(1), "{said}");
+    assert!(said.contains("since"), "{said}");
+    cli.json(&["webhooks", "disable", &id]);
+    let enabled = cli.json(&["webhooks", "enable", &id, "--recover"]);
+    assert_eq!(enabled["recovery"]["status"], "held", "{enabled}");
     let types = cli.ok(&["event-types"]);
     assert!(
         types.contains("experiments.failed") && types.contains("experiments.done"),

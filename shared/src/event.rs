@@ -317,6 +317,12 @@ const OCCURRED_AT_PATTERN: &str =
      |9999-(?:0[0-9]|1[01]|12-(?:[0-2][0-9]|30))\
      |(?:1970-01-01|9999-12-31)[Tt][^+-]*(?:[Zz]|[+-]00:00)$)";
 
+/// An RFC 3339 timestamp as every field of the API takes one (an event's `occurred_at`, a
+/// recovery's window).
+pub(crate) fn timestamp() -> impl Rule<Output = OffsetDateTime> {
+    occurred_at()
+}
+
 /// Normalised to UTC so every payload's timestamp reads the same way. On 1970-01-01 and
 /// 9999-12-31 only a UTC time is taken: an offset moves a time by less than a day, so every
 /// other date in range stays in range in UTC, and the rule stays one a pattern can say.

@@ -15,6 +15,7 @@ pub mod ids;
 pub mod matching;
 pub mod metrics;
 pub mod queue;
+pub mod recovery;
 pub mod runtime;
 pub mod scope;
 pub mod secret;

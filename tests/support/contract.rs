@@ -273,6 +273,43 @@ pub async fn store_contract<S: Store + herald_shared::store::SweepIndex>(store: 
     let kept = store.get_delivery("tn_a", "dl_h1").await.unwrap().unwrap();
     assert_eq!((kept.status, kept.sweep_at), (DeliveryStatus::Held, None));
 
+    // Recovery jobs: read by their tenant only, replaced whole, listed for the sweep while
+    // running.
+    {
+        use herald_shared::recovery::{Recovery, RecoveryState};
+        let mut job = Recovery::new(
+            "tn_a",
+            "wh_01",
+            now - time::Duration::minutes(1),
+            now,
+            None,
+            now,
+        );
+        store.put_recovery(&job).await.unwrap();
+        assert_eq!(
+            store.get_recovery("tn_a", &job.id).await.unwrap(),
+            Some(job.clone())
+        );
+        assert_eq!(store.get_recovery("tn_b", &job.id).await.unwrap(), None);
+        let running = |found: Vec<Recovery>, id: &str| found.iter().any(|r| r.id == id);
+        assert!(running(
+            store.running_recoveries(100).await.unwrap(),
+            &job.id
+        ));
+        job.state = RecoveryState::Done;
+        job.cursor = Some("dl_x".into());
+        job.queued = 3;
+        store.put_recovery(&job).await.unwrap();
+        assert_eq!(
+            store.get_recovery("tn_a", &job.id).await.unwrap(),
+            Some(job.clone())
+        );
+        assert!(
+            !running(store.running_recoveries(100).await.unwrap(), &job.id),
+            "a job done is not the sweep's any more"
+        );
+    }
+
     // Attempt leases: one run at a time, only on the attempt count it read, none once
     // succeeded, none across tenants; a lapsed lease can be taken over.
     let secs = time::Duration::seconds;

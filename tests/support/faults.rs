@@ -5,8 +5,10 @@ use async_trait::async_trait;
 use herald_shared::delivery::{Delivery, DeliveryStatus};
 use herald_shared::error::{Error, Result};
 use herald_shared::queue::{Encoded, Queue, Received};
+use herald_shared::recovery::Recovery;
 use herald_shared::store::{
-    ApiKey, Claim, DeliveryStore, EventLog, Page, Store, Tenant, TenantStore, WebhookStore,
+    ApiKey, Claim, DeliveryStore, EventLog, Page, RecoveryStore, Store, Tenant, TenantStore,
+    WebhookStore,
 };
 use herald_shared::webhook::Webhook;
 use rand::rngs::StdRng;
@@ -330,6 +332,19 @@ impl DeliveryStore for FlakyStore {
         b: Option<&str>,
     ) -> Result<Page<Delivery>> {
         self.inner.list_deliveries(t, w, l, b).await
+    }
+}
+
+#[async_trait]
+impl RecoveryStore for FlakyStore {
+    async fn put_recovery(&self, r: &Recovery) -> Result<()> {
+        self.inner.put_recovery(r).await
+    }
+    async fn get_recovery(&self, t: &str, id: &str) -> Result<Option<Recovery>> {
+        self.inner.get_recovery(t, id).await
+    }
+    async fn running_recoveries(&self, limit: usize) -> Result<Vec<Recovery>> {
+        self.inner.running_recoveries(limit).await
     }
 }
 

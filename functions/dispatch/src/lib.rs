@@ -90,6 +90,7 @@ pub async fn invoke(
             "queued": swept.queued,
             "overdue": swept.overdue,
             "given_up": swept.given_up,
+            "recovered": swept.recovered,
         }));
     }
     let batch: SqsEvent = serde_json::from_value(event)

@@ -3,6 +3,8 @@
 pub mod api;
 pub mod dispatch;
 pub mod ingest;
+pub mod recovery;
+pub mod restart;
 pub mod sender;
 pub mod source;
 pub mod sweep;

@@ -4,6 +4,8 @@
 //! the attempts long overdue because their message was lost (a purged queue, a dead letter
 //! that expired), so no delivery stays `retrying` with nothing left to retry it.
 //!
+//! Then it moves the running recovery jobs on (`service::recovery`).
+//!
 //! Safe to repeat and to overlap with dispatch: each message it queues names the attempt count
 //! it expects, so a second message for one attempt (the lost one found after all, two sweeps)
 //! is dropped or waits out the first one's lease, and nothing is sent twice.
@@ -11,6 +13,7 @@
 use crate::delivery::{sweep_time, Attempt, Delivery, DeliveryStatus};
 use crate::error::Result;
 use crate::queue::{Message, NextAttempt, Queue};
+use crate::service::recovery;
 use crate::service::source::source_envelope;
 use crate::store::{Store, SweepIndex};
 use std::sync::Arc;
@@ -40,6 +43,8 @@ pub struct Swept {
     /// Deliveries failed by the sweep: their event is no longer kept, or `MAX_SWEEPS` sweeps
     /// queued them without an attempt following.
     pub given_up: usize,
+    /// Deliveries given a new attempt series by the recovery jobs it moved on.
+    pub recovered: u64,
 }
 
 pub struct Sweeper {
@@ -76,11 +81,14 @@ impl Sweeper {
                 break;
             }
         }
+        swept.recovered =
+            recovery::advance_running(self.store.as_ref(), self.queue.as_ref()).await?;
         if swept != Swept::default() {
             tracing::info!(
                 queued = swept.queued,
                 overdue = swept.overdue,
                 given_up = swept.given_up,
+                recovered = swept.recovered,
                 "sweep"
             );
         }

@@ -2,10 +2,12 @@
 //! implementation with the same semantics as DynamoDB, not a mock.
 
 use super::{
-    ApiKey, Claim, DeliveryStore, EventLog, Page, SweepIndex, Tenant, TenantStore, WebhookStore,
+    ApiKey, Claim, DeliveryStore, EventLog, Page, RecoveryStore, SweepIndex, Tenant, TenantStore,
+    WebhookStore,
 };
 use crate::delivery::{Delivery, DeliveryStatus};
 use crate::error::{Error, Result};
+use crate::recovery::{Recovery, RecoveryState};
 use crate::webhook::Webhook;
 use async_trait::async_trait;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -25,6 +27,8 @@ struct State {
     claims: HashMap<(String, String), EventClaim>,
     /// The confirmed posts, by (tenant, post id).
     posts: HashSet<(String, String)>,
+    /// Recovery jobs, by (tenant, id).
+    recoveries: BTreeMap<(String, String), Recovery>,
 }
 
 struct EventClaim {
@@ -433,6 +437,36 @@ impl EventLog for MemoryStore {
             }
         }
         Ok(())
+    }
+}
+
+#[async_trait]
+impl RecoveryStore for MemoryStore {
+    async fn put_recovery(&self, recovery: &Recovery) -> Result<()> {
+        self.write().recoveries.insert(
+            (recovery.tenant_id.clone(), recovery.id.clone()),
+            recovery.clone(),
+        );
+        Ok(())
+    }
+
+    async fn get_recovery(&self, tenant_id: &str, id: &str) -> Result<Option<Recovery>> {
+        Ok(self
+            .read()
+            .recoveries
+            .get(&(tenant_id.to_string(), id.to_string()))
+            .cloned())
+    }
+
+    async fn running_recoveries(&self, limit: usize) -> Result<Vec<Recovery>> {
+        Ok(self
+            .read()
+            .recoveries
+            .values()
+            .filter(|r| r.state == RecoveryState::Running)
+            .take(limit)
+            .cloned()
+            .collect())
     }
 }
 

@@ -1,7 +1,7 @@
 //! The storage port, one role trait per kind of record: tenants and their keys
 //! ([`TenantStore`]), webhooks ([`WebhookStore`]), deliveries ([`DeliveryStore`]) and ingest's
-//! accepted events with their dedupe claims ([`EventLog`]). [`Store`] is all four: what the
-//! services hold. A test double implements the roles it fakes and delegates the rest.
+//! accepted events with their dedupe claims ([`EventLog`]) and recovery jobs
+//! ([`RecoveryStore`]). [`Store`] is all five: what the services hold. A test double implements the roles it fakes and delegates the rest.
 
 pub mod dynamodb;
 pub mod memory;
@@ -11,6 +11,7 @@ pub use memory::MemoryStore;
 
 use crate::delivery::Delivery;
 use crate::error::Result;
+use crate::recovery::Recovery;
 use crate::scope::Scopes;
 use crate::webhook::Webhook;
 use async_trait::async_trait;
@@ -204,10 +205,23 @@ pub trait EventLog: Send + Sync {
     async fn release_event_id(&self, tenant_id: &str, event_id: &str) -> Result<()>;
 }
 
-/// Every role: what the services hold.
-pub trait Store: TenantStore + WebhookStore + DeliveryStore + EventLog {}
+/// Recovery jobs (`crate::recovery`).
+#[async_trait]
+pub trait RecoveryStore: Send + Sync {
+    /// Creates or replaces a recovery job.
+    async fn put_recovery(&self, recovery: &Recovery) -> Result<()>;
+    async fn get_recovery(&self, tenant_id: &str, id: &str) -> Result<Option<Recovery>>;
+    /// Running recovery jobs of every tenant, `limit` at most: what the sweep moves on.
+    async fn running_recoveries(&self, limit: usize) -> Result<Vec<Recovery>>;
+}
 
-impl<T: TenantStore + WebhookStore + DeliveryStore + EventLog + ?Sized> Store for T {}
+/// Every role: what the services hold.
+pub trait Store: TenantStore + WebhookStore + DeliveryStore + EventLog + RecoveryStore {}
+
+impl<T: TenantStore + WebhookStore + DeliveryStore + EventLog + RecoveryStore + ?Sized> Store
+    for T
+{
+}
 
 /// The state of an event id's live claim, as [`EventLog::claim_event`] found it.
 #[derive(Debug, Clone, PartialEq, Eq)]

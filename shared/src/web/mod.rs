@@ -8,7 +8,7 @@ pub mod problem;
 mod routes;
 
 use crate::error::Error;
-use crate::service::api::{DeliveryView, NewKey, NewTenant, TestResult};
+use crate::service::api::{DeliveryView, NewKey, NewTenant, RecoveryView, TestResult};
 use crate::service::ingest::{Accepted, PostStatus};
 use crate::service::{Api, Ingest};
 use crate::webhook::WebhookView;
@@ -180,6 +180,8 @@ fn api_routes() -> Router<ApiState> {
             .route("/v1/webhooks/{id}/deliveries", get(list_deliveries))
             .route("/v1/deliveries/{id}", get(get_delivery))
             .route("/v1/deliveries/{id}/redeliver", post(redeliver))
+            .route("/v1/webhooks/{id}/recover", post(recover))
+            .route("/v1/recoveries/{id}", get(get_recovery))
             .route("/v1/tenants", post(create_tenant))
             .route("/v1/keys", post(create_key).get(list_keys))
             .route("/v1/keys/{id}", delete(delete_key)),
@@ -207,6 +209,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Id {
             let path = parts.uri.path();
             return Err(Error::NotFound(if path.starts_with("/v1/deliveries/") {
                 "delivery"
+            } else if path.starts_with("/v1/recoveries/") {
+                "recovery"
             } else if path.starts_with("/v1/keys/") {
                 "key"
             } else {

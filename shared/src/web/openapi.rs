@@ -8,8 +8,12 @@ use crate::delivery::{Attempt, DeliveryStatus};
 use crate::error::FieldError;
 use crate::event::{EnvironmentType, Event};
 use crate::fields::{nullable, NOT_BLANK};
+use crate::recovery::RecoveryState;
 use crate::scope::Scope;
-use crate::service::api::{DeliveryView, KeyView, NewKey, NewTenant, TestResult, MAX_KEY_NAME};
+use crate::service::api::{
+    recover_schema, DeliveryView, KeyView, NewKey, NewTenant, RecoveryView, TestResult,
+    MAX_KEY_NAME,
+};
 use crate::service::ingest::{Accepted, BatchItem, BatchStatus, PostStatus, MAX_BATCH};
 use crate::web::problem::Problem;
 use crate::webhook::{Filters, HeaderView, Kind, ObjectFilter, WebhookSpec, WebhookView};
@@ -33,6 +37,11 @@ fn request_schemas() -> Vec<(&'static str, Value)> {
         "headers": [{"key": "Authorization", "value": "Token 123", "protected": true}]});
     let mut patch = WebhookSpec::patch_schema();
     patch["description"] = json!("The fields to change (RFC 7396 merge patch).");
+    patch["properties"]["recover"] = nullable(json!({"type": "boolean",
+        "description": "With the webhook enabled (by this patch or already): start the recovery of every delivery it held over the last 30 days. Not stored."}));
+    let mut recover = recover_schema();
+    recover["description"] = json!("A recovery's window and status.");
+    recover["example"] = json!({"since": "2026-12-01T00:00:00Z", "status": "failed"});
     let test_event_type = nullable(json!({"type": "string", "enum": catalog::type_names(),
         "description": "The event type whose sample to send; default: the first the webhook subscribes to."}));
     let mut unsaved = WebhookSpec::schema();
@@ -58,6 +67,7 @@ fn request_schemas() -> Vec<(&'static str, Value)> {
         ),
         ("WebhookInput", webhook),
         ("WebhookPatch", patch),
+        ("RecoverInput", recover),
         ("UnsavedTestInput", unsaved),
         (
             "TestInput",
@@ -183,13 +193,13 @@ problem_responses! {
         super::routes::webhooks::create_webhook, super::routes::webhooks::list_webhooks, super::routes::webhooks::get_webhook, super::routes::webhooks::replace_webhook,
         super::routes::webhooks::patch_webhook, super::routes::webhooks::delete_webhook, super::routes::webhooks::get_secret, super::routes::webhooks::rotate_secret,
         super::routes::webhooks::test_webhook, super::routes::webhooks::test_unsaved, super::routes::deliveries::list_deliveries, super::routes::deliveries::get_delivery,
-        super::routes::deliveries::redeliver, super::routes::keys::create_tenant, super::routes::keys::list_keys, super::routes::keys::create_key, super::routes::keys::delete_key,
+        super::routes::deliveries::redeliver, super::routes::deliveries::recover, super::routes::deliveries::get_recovery, super::routes::keys::create_tenant, super::routes::keys::list_keys, super::routes::keys::create_key, super::routes::keys::delete_key,
     ),
     components(
         schemas(BatchAnswer, WebhookList, DeliveryList, SecretAnswer, Health, EventTypes,
             EventTypeInfo, PatternInfo, Accepted, PostStatus, BatchItem, BatchStatus, FieldError, Problem, WebhookView,
             HeaderView, Kind, Filters, ObjectFilter, EnvironmentType, DeliveryView, Attempt,
-            DeliveryStatus, TestResult, NewKey, NewTenant, KeyList, KeyView, Scope),
+            DeliveryStatus, TestResult, NewKey, NewTenant, KeyList, KeyView, Scope, RecoveryView, RecoveryState),
         responses(Malformed, Unauthorized, Forbidden, NotFound, Conflict, TooLarge, MediaType, Invalid, Unavailable, TooMany, HeadersTooLarge),
     ),
     tags((name = "events", description = "Platforms post lifecycle events"),
@@ -208,17 +218,28 @@ fn component(name: &str) -> String {
     format!("#/components/schemas/{name}")
 }
 
-/// The listings, and the prefix of the ids they page through.
-const LISTINGS: [(&str, &str); 3] = [
-    ("/v1/webhooks", "wh"),
-    ("/v1/webhooks/{id}/deliveries", "dl"),
-    ("/v1/keys", "key"),
+/// The listings, the prefix of the ids they page through, and how many ULIDs follow it (a
+/// delivery id names its acceptance and its webhook; one made before ids named the webhook,
+/// the acceptance only).
+const LISTINGS: [(&str, &str, &[usize]); 3] = [
+    ("/v1/webhooks", "wh", &[1]),
+    ("/v1/webhooks/{id}/deliveries", "dl", &[1, 2]),
+    ("/v1/keys", "key", &[1]),
 ];
 
 /// The cursors a listing of `prefix` ids gives out, `encode_cursor` of an id (the prefix, `_`
 /// and a ULID): unpadded base64url, one character class a character. Every text it matches
 /// decodes to the prefix and as many ASCII characters, which the listing takes as a cursor.
-fn cursor_pattern(prefix: &str) -> String {
+fn cursor_pattern(prefix: &str, ulids: &[usize]) -> String {
+    let shapes: Vec<String> = ulids.iter().map(|&n| cursor_shape(prefix, n)).collect();
+    match shapes.as_slice() {
+        [one] => format!("^{one}$"),
+        many => format!("^(?:{})$", many.join("|")),
+    }
+}
+
+/// The pattern of a cursor of `prefix`, `_` and `ulids` ULIDs, without anchors.
+fn cursor_shape(prefix: &str, ulids: usize) -> String {
     const ULID_DIGITS: &[u8] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
     const BASE64URL: &[u8; 64] =
         b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -226,9 +247,9 @@ fn cursor_pattern(prefix: &str) -> String {
     let bytes: Vec<&[u8]> = head
         .as_bytes()
         .chunks(1)
-        .chain(std::iter::repeat_n(ULID_DIGITS, ulid::ULID_LEN))
+        .chain(std::iter::repeat_n(ULID_DIGITS, ulids * ulid::ULID_LEN))
         .collect();
-    let mut pattern = String::from("^");
+    let mut pattern = String::new();
     for start in (0..bytes.len() * 8).step_by(6) {
         // The six bits start in one byte and may end in the next; past the last, they are 0.
         let first = start / 8;
@@ -254,7 +275,6 @@ fn cursor_pattern(prefix: &str) -> String {
             pattern.push_str(&format!("[{class}]"));
         }
     }
-    pattern.push('$');
     pattern
 }
 
@@ -279,12 +299,13 @@ fn finish(mut doc: Value) -> Value {
     for (name, schema) in request_schemas() {
         doc["components"]["schemas"][name] = schema;
     }
-    for (path, prefix) in LISTINGS {
+    for (path, prefix, ulids) in LISTINGS {
         let parameters = doc["paths"][path]["get"]["parameters"]
             .as_array_mut()
             .expect("a listing's parameters");
         for parameter in parameters.iter_mut().filter(|p| p["name"] == "cursor") {
-            parameter["schema"] = json!({"type": "string", "pattern": cursor_pattern(prefix)});
+            parameter["schema"] =
+                json!({"type": "string", "pattern": cursor_pattern(prefix, ulids)});
         }
     }
     for path in doc["paths"].as_object_mut().expect("paths").values_mut() {
@@ -379,10 +400,13 @@ mod tests {
         let schemas = schemas();
         assert_eq!(as_read(&schemas, "EventInput"), Event::schema());
         assert_eq!(as_read(&schemas, "WebhookInput"), WebhookSpec::schema());
-        assert_eq!(
-            as_read(&schemas, "WebhookPatch"),
-            WebhookSpec::patch_schema()
-        );
+        let mut patch = as_read(&schemas, "WebhookPatch");
+        patch["properties"]
+            .as_object_mut()
+            .unwrap()
+            .remove("recover");
+        assert_eq!(patch, WebhookSpec::patch_schema());
+        assert_eq!(as_read(&schemas, "RecoverInput"), recover_schema());
         let mut unsaved = as_read(&schemas, "UnsavedTestInput");
         unsaved["properties"]
             .as_object_mut()
@@ -409,15 +433,21 @@ mod tests {
         fn every_cursor_a_listing_gives_out_matches_its_pattern(
             listing in prop::sample::select(LISTINGS.to_vec())
         ) {
-            let (_, prefix) = listing;
-            let cursor = encode_cursor(&crate::ids::prefixed(prefix));
-            prop_assert!(matches(&cursor_pattern(prefix), &cursor), "{}", cursor);
+            let (_, prefix, ulids) = listing;
+            let id = match prefix {
+                "dl" => crate::delivery::delivery_id(ulid::Ulid::new(), &crate::ids::prefixed("wh")).to_string(),
+                _ => crate::ids::prefixed(prefix),
+            };
+            for id in [id.clone(), id[..prefix.len() + 1 + ulid::ULID_LEN].to_string()] {
+                let cursor = encode_cursor(&id);
+                prop_assert!(matches(&cursor_pattern(prefix, ulids), &cursor), "{}", cursor);
+            }
         }
 
         #[test]
         fn every_cursor_the_pattern_matches_is_taken(
             (prefix, cursor) in prop::sample::select(LISTINGS.to_vec())
-                .prop_flat_map(|(_, prefix)| (Just(prefix), matching(&cursor_pattern(prefix))))
+                .prop_flat_map(|(_, prefix, ulids)| (Just(prefix), matching(&cursor_pattern(prefix, ulids))))
         ) {
             prop_assert!(decode_cursor(&cursor, &format!("{prefix}_")).is_ok(), "{}", cursor);
         }
@@ -437,7 +467,7 @@ mod tests {
         assert_eq!(doc["openapi"], "3.1.0");
         let paths = doc["paths"].as_object().unwrap();
         let operations: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
-        assert_eq!(operations, 22);
+        assert_eq!(operations, 24);
         assert_eq!(
             paths["/v1/health"]["get"]["security"],
             json!([{}]),

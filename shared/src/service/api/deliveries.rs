@@ -1,8 +1,7 @@
 //! The delivery log, and redelivery.
 
 use super::*;
-use crate::delivery::{sweep_time, MAX_ATTEMPTS};
-use crate::service::source::source_envelope;
+use crate::service::restart::restart;
 
 /// A delivery as the API shows it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -94,10 +93,9 @@ impl Api {
     /// Queues a new attempt of a delivery (to its webhook as it is configured now).
     pub async fn redeliver(&self, tenant_id: &str, id: &str) -> Result<Delivery> {
         let read = self.get_delivery(tenant_id, id).await?;
-        let mut delivery = read.clone();
         let webhook = self
             .store
-            .get_webhook(tenant_id, &delivery.webhook_id)
+            .get_webhook(tenant_id, &read.webhook_id)
             .await?
             .ok_or_else(|| Error::Conflict("the delivery's webhook has been deleted".into()))?;
         if !webhook.spec.enabled {
@@ -105,60 +103,7 @@ impl Api {
                 "the webhook is disabled; enable it first".into(),
             ));
         }
-        // A series of the longest schedule must fit what a delivery keeps.
-        if !delivery.may_start_series(crate::config::MAX_SCHEDULE) {
-            return Err(Error::Conflict(format!(
-                "the delivery has {} attempts, and one keeps at most {MAX_ATTEMPTS}; post the event again under a new id to send it anew",
-                delivery.attempts.len()
-            )));
-        }
-        let envelope = source_envelope(self.store.as_ref(), &delivery)
-            .await?
-            .ok_or_else(|| {
-                Error::Conflict(
-                    "the event this delivery was made from is no longer kept (expired, or replaced by a later post of its id)"
-                        .into(),
-                )
-            })?;
-        let message = Message::Attempt {
-            envelope,
-            attempt: NextAttempt {
-                webhook_id: webhook.id.clone(),
-                delivery_id: delivery.id.to_string(),
-                expect_attempts: delivery.attempts.len(),
-                deferrals: 0,
-            },
-            not_before: None,
-        };
-        let now = OffsetDateTime::now_utc();
-        // A new series: the whole schedule is ahead of it.
-        delivery.status = DeliveryStatus::Pending;
-        delivery.series_start = delivery.attempts.len();
-        delivery.next_attempt_at = Some(now);
-        // Found by the sweep should the message be lost.
-        delivery.sweep_at = Some(sweep_time(now, now));
-        delivery.sweeps = 0;
-        // Pending before the message exists: dispatch leases only a delivery that is not
-        // final, so the other order could drop the message. Written only over what was read.
-        // Refused, it may still be this write: the SDK retries a put whose answer was lost, and
-        // the retry's condition fails on what the first try wrote.
-        if !self.store.replace_delivery(&delivery, &read, now).await?
-            && self.store.get_delivery(tenant_id, id).await?.as_ref() != Some(&delivery)
-        {
-            return Err(Error::Conflict(
-                "the delivery changed while the redelivery was asked (an attempt is running or was just recorded); read it again"
-                    .into(),
-            ));
-        }
-        if let Err(error) = self.queue.send(message.encode(), Duration::ZERO).await {
-            // No message carries the redelivery: put back what was read, unless an attempt
-            // has moved the delivery on since.
-            if let Err(revert) = self.store.replace_delivery(&read, &delivery, now).await {
-                tracing::error!(tenant_id, delivery_id = id, error = %revert,
-                    "a redelivery that was not queued stays pending");
-            }
-            return Err(error);
-        }
+        let delivery = restart(self.store.as_ref(), self.queue.as_ref(), &read, &webhook).await?;
         tracing::info!(tenant_id, delivery_id = id, "redelivery queued");
         Ok(delivery)
     }

@@ -3,11 +3,13 @@
 
 mod deliveries;
 mod keys;
+mod recoveries;
 mod test_sends;
 mod webhooks;
 
 pub use deliveries::DeliveryView;
 pub use keys::{KeyView, NewKey, NewTenant, MAX_KEY_NAME};
+pub use recoveries::{recover_schema, RecoveryView, RECOVER_FIELDS};
 pub use test_sends::TestResult;
 pub use webhooks::{merge_patch, ROTATION_OVERLAP};
 
@@ -17,7 +19,7 @@ use crate::error::{Error, FieldError, Result};
 use crate::event::Event;
 use crate::format;
 use crate::matching::pattern_matches;
-use crate::queue::{Message, NextAttempt, Queue};
+use crate::queue::Queue;
 use crate::scope::Scopes;
 use crate::secret::Secret;
 use crate::secret::{generate_key, hash_key};
@@ -31,7 +33,6 @@ use bytes::Bytes;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
-use std::time::Duration;
 use time::OffsetDateTime;
 
 pub const DEFAULT_PAGE: usize = 20;

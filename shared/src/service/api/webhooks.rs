@@ -217,6 +217,46 @@ impl Api {
         .await
     }
 
+    /// PATCH as the route takes it: `recover: true` beside the fields to change starts, once they
+    /// are written, the recovery of every delivery the webhook held over the log's 30 days. It
+    /// needs the webhook enabled by the patch or already, and is refused before anything is
+    /// written otherwise.
+    pub async fn patch_webhook_recovering(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        patch: &Value,
+    ) -> Result<(WebhookView, Option<crate::recovery::Recovery>)> {
+        let mut patch = patch.clone();
+        let recover = match patch.as_object_mut().and_then(|o| o.remove("recover")) {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(on)) => on,
+            Some(_) => return Err(Error::field("recover", "must be true or false")),
+        };
+        if recover {
+            let enabled = match patch.get("enabled") {
+                Some(Value::Bool(on)) => *on,
+                _ => self.webhook(tenant_id, id).await?.spec.enabled,
+            };
+            if !enabled {
+                return Err(Error::field(
+                    "recover",
+                    "recovers what a webhook held only with the webhook enabled: send \"enabled\": true",
+                ));
+            }
+        }
+        let view = self.patch_webhook(tenant_id, id, &patch).await?;
+        if !recover {
+            return Ok((view, None));
+        }
+        let now = OffsetDateTime::now_utc();
+        let since = now - crate::recovery::RECOVERY_RETENTION;
+        let job = self
+            .start_recovery(tenant_id, id, since, now, Some(DeliveryStatus::Held), now)
+            .await?;
+        Ok((view, Some(job)))
+    }
+
     /// Applies `change` to the webhook as stored, and writes the result on the condition that
     /// nobody wrote in between; when somebody did, `change` is applied again to the fresh copy.
     async fn update(

@@ -10,6 +10,7 @@
 //! | delivery (old)  | `D#<id>`                | `D`         | `W#<webhook>#<shard>`  | `<id>`  |
 //! | accepted event  | `E#<tenant>#<event id>` | `E`         |                        |         |
 //! | post confirmed  | `P#<tenant>#<post id>`  | `P`         |                        |         |
+//! | recovery job    | `RC`                    | `<tenant>#<id>` |                    |         |
 //!
 //! A webhook's log is the table: a delivery id names its webhook (`delivery::webhook_of`), so
 //! its item is kept under the webhook's partition for the id's shard (`LOG_SHARDS` of them, by
@@ -38,6 +39,7 @@
 mod deliveries;
 mod events;
 mod keys;
+mod recoveries;
 mod schema;
 mod webhooks;
 

@@ -1,4 +1,4 @@
-//! The delivery log and redelivery.
+//! The delivery log, redelivery and recovery jobs.
 
 use super::super::*;
 
@@ -51,4 +51,42 @@ pub(crate) async fn redeliver(
 ) -> Result<Response, Error> {
     let delivery = state.api.redeliver(&caller.tenant_id, &id).await?;
     Ok((StatusCode::ACCEPTED, Json(DeliveryView::from(&delivery))).into_response())
+}
+
+#[utoipa::path(post, path = "/v1/webhooks/{id}/recover", tag = "deliveries", params(("id" = String, Path)),
+    request_body = ref("#/components/schemas/RecoverInput"),
+    security(("bearer" = ["manage"])),
+    responses((status = 202, description = "A recovery job: a new attempt series for each delivery of the window it matches. Its first pages are done as it answers; `GET /v1/recoveries/{id}` follows the rest", body = RecoveryView,
+               headers(("location" = String, description = "The job's URL"))),
+              (status = 400, response = openapi::Malformed), (status = 401, response = openapi::Unauthorized),
+              (status = 404, response = openapi::NotFound), (status = 409, response = openapi::Conflict),
+              (status = 413, response = openapi::TooLarge), (status = 415, response = openapi::MediaType),
+              (status = 422, response = openapi::Invalid), (status = 503, response = openapi::Unavailable)))]
+pub(crate) async fn recover(
+    State(state): State<ApiState>,
+    caller: Caller<need::Manage>,
+    Id(id): Id,
+    JsonBody(body): JsonBody,
+) -> Result<Response, Error> {
+    let job = state.api.recover(&caller.tenant_id, &id, &body).await?;
+    let location = format!("/v1/recoveries/{}", job.id);
+    Ok((
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, location)],
+        Json(RecoveryView::from(&job)),
+    )
+        .into_response())
+}
+
+#[utoipa::path(get, path = "/v1/recoveries/{id}", tag = "deliveries", params(("id" = String, Path)),
+    security(("bearer" = ["read"])),
+    responses((status = 200, description = "The recovery job and its progress", body = RecoveryView),
+              (status = 401, response = openapi::Unauthorized), (status = 404, response = openapi::NotFound)))]
+pub(crate) async fn get_recovery(
+    State(state): State<ApiState>,
+    caller: Caller<need::Read>,
+    Id(id): Id,
+) -> Result<Response, Error> {
+    let job = state.api.get_recovery(&caller.tenant_id, &id).await?;
+    Ok(Json(RecoveryView::from(&job)).into_response())
 }

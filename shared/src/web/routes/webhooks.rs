@@ -82,8 +82,8 @@ pub(crate) async fn replace_webhook(
 
 #[utoipa::path(patch, path = "/v1/webhooks/{id}", tag = "webhooks", params(("id" = String, Path)),
     security(("bearer" = ["manage"])),
-    request_body(content = ref("#/components/schemas/WebhookPatch"), description = "A JSON merge patch (RFC 7396); `{\"enabled\": true}` re-enables and clears `disabled_reason`"),
-    responses((status = 200, description = "The updated webhook", body = WebhookView),
+    request_body(content = ref("#/components/schemas/WebhookPatch"), description = "A JSON merge patch (RFC 7396); `{\"enabled\": true}` re-enables and clears `disabled_reason`; with `\"recover\": true` it also starts the recovery of every delivery the webhook held"),
+    responses((status = 200, description = "The updated webhook; with `recover`, its `recovery` job (RecoveryView) beside its fields", body = WebhookView),
               (status = 400, response = openapi::Malformed), (status = 401, response = openapi::Unauthorized),
               (status = 404, response = openapi::NotFound), (status = 413, response = openapi::TooLarge),
               (status = 415, response = openapi::MediaType), (status = 422, response = openapi::Invalid)))]
@@ -93,13 +93,17 @@ pub(crate) async fn patch_webhook(
     Id(id): Id,
     JsonBody(body): JsonBody,
 ) -> Result<Response, Error> {
-    Ok(Json(
-        state
-            .api
-            .patch_webhook(&caller.tenant_id, &id, &body)
-            .await?,
-    )
-    .into_response())
+    let (webhook, recovery) = state
+        .api
+        .patch_webhook_recovering(&caller.tenant_id, &id, &body)
+        .await?;
+    let Some(recovery) = recovery else {
+        return Ok(Json(webhook).into_response());
+    };
+    let mut answer = serde_json::to_value(webhook).expect("views serialize");
+    answer["recovery"] =
+        serde_json::to_value(RecoveryView::from(&recovery)).expect("views serialize");
+    Ok(Json(answer).into_response())
 }
 
 #[utoipa::path(delete, path = "/v1/webhooks/{id}", tag = "webhooks", params(("id" = String, Path)),
