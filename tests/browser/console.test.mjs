@@ -304,6 +304,37 @@ test('desktop: key, create with filters, tests, deliveries, redeliver, secret, e
     await shot(page, '07-redelivered');
   });
 
+  await step('recover a window from the console', async () => {
+    await page.getByLabel('Status').selectOption('succeeded');
+    await page.getByRole('button', { name: 'Recover', exact: true }).click();
+    await page.locator('#toast', { hasText: 'Recovery done: 1 queued of 1 matched' }).waitFor();
+    await until('the recovered delivery at the receiver', () => receiver.requests.length === 5);
+    assert.equal(receiver.requests[4].headers['webhook-id'], 'evt-browser-1');
+    await shot(page, '07b-recovered');
+  });
+
+  await step('a disabled webhook holds what matches it; the banner enables it and recovers it', async () => {
+    assert.equal((await api('PATCH', `/v1/webhooks/${webhookId}`, { enabled: false })).status, 200);
+    const held = await api('POST', '/v1/events', {
+      id: 'evt-browser-held', type: 'experiments.succeeded', project: 'Light detection', environment_type: 'PRODUCTION',
+    });
+    assert.equal(held.status, 202);
+    const banner = page.getByRole('alert').filter({ hasText: 'This webhook is disabled' });
+    await until('the held delivery and the banner', async () => {
+      await page.reload();
+      await heading(page, 'Deliveries: ml-alerts');
+      return (await page.locator('li.delivery[data-status="held"]').count()) === 1 && (await banner.count()) === 1;
+    });
+    assert.equal(receiver.requests.length, 5, 'nothing sent while disabled');
+    await shot(page, '07c-held');
+    await page.getByRole('button', { name: 'Enable and recover held deliveries' }).click();
+    await page.locator('#toast', { hasText: 'Recovery done: 1 queued of 1 matched' }).waitFor();
+    await until('the held delivery at the receiver', () => receiver.requests.length === 6);
+    assert.equal(receiver.requests[5].headers['webhook-id'], 'evt-browser-held');
+    await banner.waitFor({ state: 'detached' });
+    assert.equal((await api('GET', `/v1/webhooks/${webhookId}`)).body.enabled, true);
+  });
+
   await step('reveal, copy and rotate the secret', async () => {
     await page.getByRole('link', { name: 'Back to the webhook' }).click();
     await heading(page, 'ml-alerts');
@@ -348,8 +379,8 @@ test('desktop: key, create with filters, tests, deliveries, redeliver, secret, e
     assert.deepEqual(body.filters.project_names, ['Light*', 'prod-*']);
     await page.getByRole('button', { name: 'Send test' }).click();
     await page.locator('.test-result .status-code', { hasText: '200' }).waitFor({ timeout: WAIT });
-    await until('the test after the edit', () => receiver.requests.length === 5);
-    assert.equal(receiver.requests[4].headers.authorization, 'Token 123', 'the stored value is kept');
+    await until('the test after the edit', () => receiver.requests.length === 7);
+    assert.equal(receiver.requests[6].headers.authorization, 'Token 123', 'the stored value is kept');
   });
 
   await step('the list shows the webhook and its last delivery; disable it from the keyboard', async () => {

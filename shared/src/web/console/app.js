@@ -794,8 +794,69 @@ async function deliveriesPage(id) {
   refresh.addEventListener('click', () => load(true).catch(failed));
   more.addEventListener('click', () => load(false).catch(failed));
   return page(`Deliveries: ${webhook.name}`,
+    webhook.enabled ? null : disabledBanner(webhook, route),
     h('div', { class: 'toolbar' }, h('a', { href: `#/webhooks/${encodeURIComponent(id)}`, class: 'button' }, 'Back to the webhook'), refresh),
+    recoverForm(webhook, () => load(true)),
     status, list, more);
+}
+
+/** What a recovery job came to, in one line. */
+function recoveryText(job) {
+  const left = job.state === 'running' ? '; the rest follows within minutes' : '';
+  return `Recovery ${job.state}: ${job.queued} queued of ${job.matched} matched${left}`;
+}
+
+/** A disabled webhook holds what matches it: the banner says why it is disabled and enables it with the recovery of what it held. */
+function disabledBanner(webhook, reload) {
+  const enable = h('button', { type: 'button' }, 'Enable and recover held deliveries');
+  enable.addEventListener('click', async () => {
+    enable.disabled = true;
+    try {
+      const answer = await api('PATCH', path('v1/webhooks/', webhook.id), { enabled: true, recover: true });
+      toast(recoveryText(answer.recovery));
+      await reload();
+    } catch (error) {
+      failed(error);
+      enable.disabled = false;
+    }
+  });
+  return h('div', { class: 'banner', role: 'alert' },
+    h('p', {}, h('strong', {}, 'This webhook is disabled'), webhook.disabled_reason ? `: ${webhook.disabled_reason}` : '',
+      '. Events that match it are held, not sent.'), enable);
+}
+
+/** Recovers a window of the log: a new attempt series for each delivery in it, by status. */
+function recoverForm(webhook, reload) {
+  const dayAgo = new Date(Date.now() - 86_400_000);
+  const local = new Date(dayAgo.getTime() - dayAgo.getTimezoneOffset() * 60_000).toISOString().slice(0, 16);
+  const since = h('input', { type: 'datetime-local', name: 'since', value: local, required: true });
+  const status = h('select', { name: 'status' },
+    h('option', { value: '' }, 'Every delivery not succeeded'),
+    ['failed', 'held', 'retrying', 'pending', 'succeeded'].map((s) => h('option', { value: s }, s)));
+  const submit = h('button', { type: 'submit' }, 'Recover');
+  const form = h('form', { class: 'recover card', 'aria-label': 'Recover deliveries' },
+    h('div', { class: 'summary', role: 'alert', tabindex: '-1', hidden: true }),
+    field({ label: 'Accepted since', field: 'since', input: since, hint: 'Your local time; the window ends now.' }),
+    field({ label: 'Status', field: 'status', input: status }),
+    submit);
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    clearErrors(form);
+    submit.disabled = true;
+    try {
+      const body = { since: new Date(since.value).toISOString().replace(/\.\d{3}Z$/, 'Z') };
+      if (status.value) body.status = status.value;
+      const job = await api('POST', path('v1/webhooks/', webhook.id, '/recover'), body);
+      toast(recoveryText(job));
+      setTimeout(() => reload().catch(failed), 700);
+    } catch (error) {
+      if (error.status === 422) showProblem(form, error);
+      else failed(error);
+    } finally {
+      submit.disabled = false;
+    }
+  });
+  return form;
 }
 
 function deliveryItem(d, reload) {
