@@ -236,6 +236,8 @@ class Stack:
             "HERALD_RATE_LIMIT": "0",
             "HERALD_ENDPOINT_CONCURRENCY": "10",
             "HERALD_DISABLE_AFTER": "5d",
+            # The queue's redrive count above, which dispatch needs to know its last receive.
+            "HERALD_MAX_RECEIVES": str(MAX_RECEIVES),
             "HERALD_ADMIN_KEY_SECRET": admin_secret,
         }
         globals_ = t["Globals"]["Function"]
