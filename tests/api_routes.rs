@@ -2085,3 +2085,65 @@ async fn a_redelivery_past_the_attempts_a_delivery_keeps_is_refused() {
     assert!(detail.contains("keeps at most 100"), "{detail}");
     assert!(stack.drain().await.is_empty());
 }
+
+/// `status` filters the log: a page reads at most `FILTER_SCAN_PAGES` pages of it, so a status
+/// few deliveries are in answers short pages, empty ones even, whose cursors still walk every
+/// match, each once, newest first. A status that is none is a 422 naming `status`.
+#[tokio::test]
+async fn the_log_filters_by_status_and_reads_a_bounded_part_of_it_per_page() {
+    use herald_shared::delivery::{delivery_id, Delivery, DeliveryStatus};
+    use herald_shared::service::api::FILTER_SCAN_PAGES;
+    let stack = Stack::memory().await;
+    let wh = stack
+        .create_webhook(json!({"url": "http://127.0.0.1:9/hook", "events": ["*"]}))
+        .await;
+    let wh_id = wh["id"].as_str().unwrap().to_string();
+    let now = time::OffsetDateTime::now_utc();
+    // The oldest 20 failed, the 600 after them succeeded: the newest 500 hold no failure.
+    let scanned = FILTER_SCAN_PAGES * 100;
+    for i in 0..620u64 {
+        let envelope = ulid::Ulid::from_parts(1_796_000_000_000 + i, 7);
+        let id = delivery_id(envelope, &wh_id);
+        let mut d = Delivery::new(id, TENANT, format!("evt-{i}"), "jobs.failed", &*wh_id, now);
+        d.status = if i < 20 {
+            DeliveryStatus::Failed
+        } else {
+            DeliveryStatus::Succeeded
+        };
+        stack.store.put_delivery(&d).await.unwrap();
+    }
+    let path = format!("/v1/webhooks/{wh_id}/deliveries?limit=15&status=failed");
+    let (_, _, first) = stack.call("GET", &path, None, None).await;
+    assert_eq!(first["data"], json!([]), "the newest {scanned} hold none");
+    assert!(first["next_cursor"].is_string(), "{first}");
+    let (failed, pages) = walk(&stack, &path).await;
+    let events: Vec<&str> = failed
+        .iter()
+        .map(|d| d["event_id"].as_str().unwrap())
+        .collect();
+    let expected: Vec<String> = (0..20).rev().map(|i| format!("evt-{i}")).collect();
+    assert_eq!(events, expected, "every failure once, newest first");
+    assert_eq!(pages, 3, "an empty page, a full one, the rest");
+    assert!(failed.iter().all(|d| d["status"] == "failed"));
+    let (succeeded, _) = walk(
+        &stack,
+        &format!("/v1/webhooks/{wh_id}/deliveries?limit=100&status=succeeded"),
+    )
+    .await;
+    assert_eq!(succeeded.len(), 600);
+
+    let answer = stack
+        .call(
+            "GET",
+            &format!("/v1/webhooks/{wh_id}/deliveries?status=lost"),
+            None,
+            None,
+        )
+        .await;
+    assert_problem(&answer, 422);
+    assert_eq!(answer.2["errors"][0]["field"], "status");
+    assert_eq!(
+        answer.2["errors"][0]["valid"],
+        json!(["pending", "retrying", "succeeded", "failed", "held"])
+    );
+}

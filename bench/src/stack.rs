@@ -46,6 +46,9 @@ pub struct Load<'a> {
     /// The webhooks are created disabled: every delivery is held, none arrives, and the run
     /// ends once `settled` says the work is done.
     pub disabled: bool,
+    /// With `disabled`: once the holds are done (`settled`), this is called, then every
+    /// webhook is enabled with `recover` and the run waits for every held delivery to arrive.
+    pub recovering: Option<&'a dyn Fn()>,
     /// Where `herald dev`'s log goes (uncoloured); `None`: nowhere.
     pub log: Option<&'a Path>,
     /// Once every delivery arrived, the stack is kept until this says the work that follows
@@ -71,6 +74,7 @@ pub async fn run_with(
         batch,
         named_ids,
         disabled,
+        recovering,
         log,
         settled,
     } = load;
@@ -138,6 +142,7 @@ pub async fn run_with(
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let mut webhooks = Vec::with_capacity(fanout);
     for i in 0..fanout {
         let created = client
             .post(format!("{base}/v1/webhooks"))
@@ -157,9 +162,15 @@ pub async fn run_with(
         if created.status() != 201 {
             return Err(format!("webhook not created: {}", created.status()));
         }
+        let created: serde_json::Value = created.json().await.map_err(|e| e.to_string())?;
+        webhooks.push(created["id"].as_str().unwrap_or_default().to_string());
     }
 
-    let expected = if disabled { 0 } else { events * fanout };
+    let expected = if disabled && recovering.is_none() {
+        0
+    } else {
+        events * fanout
+    };
     let cpu = process_cpu(pid);
     let started = Instant::now();
     ready();
@@ -199,6 +210,23 @@ pub async fn run_with(
             refusal.unwrap_or_default()
         ));
     }
+    if let Some(recovering) = recovering {
+        wait_for(settled).await;
+        recovering();
+        for id in &webhooks {
+            let patched = client
+                .patch(format!("{base}/v1/webhooks/{id}"))
+                .bearer_auth(KEY)
+                .header("content-type", "application/json")
+                .body(r#"{"enabled": true, "recover": true}"#)
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
+            if patched.status() != 200 {
+                return Err(format!("webhook not recovered: {}", patched.status()));
+            }
+        }
+    }
     let deadline = Instant::now() + Duration::from_secs(120 + expected as u64 / 10);
     let (count, mut latencies) = loop {
         let (count, latencies) = receiver.stats(&client).await;
@@ -215,12 +243,7 @@ pub async fn run_with(
     if count as usize != expected {
         return Err(format!("{count} deliveries for {expected} expected"));
     }
-    if let Some(settled) = settled {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !settled() && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
+    wait_for(settled).await;
     Ok(StackRun {
         per_second: expected.max(1) as f64 / wall,
         p50_ms: quantile(&mut latencies, 0.5) / 1000.0,
@@ -228,6 +251,16 @@ pub async fn run_with(
         cpu_s_per_1000: cpu * 1000.0 / expected.max(1) as f64,
         post_bytes,
     })
+}
+
+/// Waits, 30 s at most, until `settled` says the work is done.
+async fn wait_for(settled: Option<&dyn Fn() -> bool>) {
+    if let Some(settled) = settled {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !settled() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
 }
 
 /// How many events one POST's answer accepted (202 for one, each `accepted` item of a batch),

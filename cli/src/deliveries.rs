@@ -14,6 +14,10 @@ pub enum Command {
         /// At most this many (1-100).
         #[arg(long, default_value_t = 20)]
         limit: u32,
+        /// Only deliveries in this status: pending, retrying, succeeded, failed or held (a
+        /// page reads at most 500 of the log, so it may show fewer than `--limit`).
+        #[arg(long)]
+        status: Option<String>,
     },
     /// One delivery with every attempt.
     Get { id: String },
@@ -64,9 +68,21 @@ pub fn show_recovery(job: &Value) {
 
 pub async fn run(client: &Client, format: Format, command: Command) -> Result<(), CliError> {
     match command {
-        Command::List { webhook, limit } => {
+        Command::List {
+            webhook,
+            limit,
+            status,
+        } => {
+            let mut query = url::form_urlencoded::Serializer::new(String::new());
+            query.append_pair("limit", &limit.to_string());
+            if let Some(status) = &status {
+                query.append_pair("status", status);
+            }
             let page = client
-                .get(&format!("/v1/webhooks/{webhook}/deliveries?limit={limit}"))
+                .get(&format!(
+                    "/v1/webhooks/{webhook}/deliveries?{}",
+                    query.finish()
+                ))
                 .await?;
             let items = page["data"].as_array().cloned().unwrap_or_default();
             match format {

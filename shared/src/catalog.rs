@@ -23,6 +23,10 @@ impl Status {
             "failed" => Status::Failed,
             "stopped" => Status::Stopped,
             "cancelled" => Status::Cancelled,
+            // Herald's operational statuses, as the formats colour them.
+            "failing" | "exhausted" => Status::Failed,
+            "recovered" => Status::Succeeded,
+            "disabled" => Status::Stopped,
             _ => Status::Other,
         }
     }
@@ -95,6 +99,19 @@ pub static EVENT_TYPES: &[EventType] = event_types![
     "deployments"."cancelled" => "An environment deployment was cancelled.",
 ];
 
+/// The types Herald emits itself, about webhooks and their deliveries (`crate::operational`):
+/// a platform cannot post them, `*` does not cover them (a webhook subscribes by name or by
+/// `webhooks.*` / `deliveries.*`), and a webhook never receives one about itself.
+pub static OPERATIONAL_TYPES: &[EventType] = event_types![
+    "webhooks"."failing" => "A webhook's fourth attempt in a row failed.",
+    "webhooks"."disabled" => "Herald disabled a webhook (410 Gone, or failing for the whole disable window); `data.reason` says which.",
+    "webhooks"."recovered" => "A webhook reported failing delivered again.",
+    "deliveries"."exhausted" => "A delivery failed its last scheduled attempt.",
+];
+
+/// The resources of [`OPERATIONAL_TYPES`].
+pub const OPERATIONAL_RESOURCES: [&str; 2] = ["webhooks", "deliveries"];
+
 /// The resources, in catalog order.
 pub const RESOURCES: [&str; 6] = [
     "experiments",
@@ -108,8 +125,34 @@ pub const RESOURCES: [&str; 6] = [
 /// Object kinds a `requests.*` event may name (UbiOps ties requests to one of these).
 pub const REQUEST_OBJECT_KINDS: [&str; 3] = ["deployment", "pipeline", "experiment"];
 
+/// A type a platform may post.
 pub fn find(name: &str) -> Option<&'static EventType> {
     EVENT_TYPES.iter().find(|t| t.name == name)
+}
+
+/// One of the types Herald emits itself.
+pub fn find_operational(name: &str) -> Option<&'static EventType> {
+    OPERATIONAL_TYPES.iter().find(|t| t.name == name)
+}
+
+/// Any type a webhook may receive: a platform's or Herald's.
+pub fn find_any(name: &str) -> Option<&'static EventType> {
+    find(name).or_else(|| find_operational(name))
+}
+
+/// Every type a webhook may receive, the platforms' first.
+pub fn all_type_names() -> Vec<String> {
+    EVENT_TYPES
+        .iter()
+        .chain(OPERATIONAL_TYPES)
+        .map(|t| t.name.to_string())
+        .collect()
+}
+
+/// Whether an event's type is one Herald emits itself.
+pub fn is_operational(name: &str) -> bool {
+    name.split_once('.')
+        .is_some_and(|(resource, _)| OPERATIONAL_RESOURCES.contains(&resource))
 }
 
 pub fn type_names() -> Vec<String> {
@@ -118,7 +161,10 @@ pub fn type_names() -> Vec<String> {
 
 /// The composite patterns with what they stand for, as served in the catalog.
 pub fn composite_patterns() -> Vec<(String, String)> {
-    let mut out = vec![("*".to_string(), "Every event type.".to_string())];
+    let mut out = vec![(
+        "*".to_string(),
+        "Every event type a platform posts (not Herald's operational events).".to_string(),
+    )];
     for resource in RESOURCES {
         out.push((format!("{resource}.*"), format!("Every {resource} event.")));
         out.push((
@@ -130,22 +176,29 @@ pub fn composite_patterns() -> Vec<(String, String)> {
         "requests.finished".to_string(),
         "A request that completed or failed (UbiOps' \"request finished\").".to_string(),
     ));
+    for resource in OPERATIONAL_RESOURCES {
+        out.push((
+            format!("{resource}.*"),
+            format!("Every operational {resource} event Herald emits."),
+        ));
+    }
     out
 }
 
-/// Everything a webhook may subscribe to: exact types and composites.
+/// Everything a webhook may subscribe to: exact types (a platform's and Herald's) and composites.
 pub fn valid_patterns() -> Vec<String> {
-    let mut out = type_names();
+    let mut out = all_type_names();
     out.extend(composite_patterns().into_iter().map(|(p, _)| p));
     out
 }
 
 pub fn is_valid_pattern(pattern: &str) -> bool {
-    if pattern == "*" || find(pattern).is_some() || pattern == "requests.finished" {
+    if pattern == "*" || find_any(pattern).is_some() || pattern == "requests.finished" {
         return true;
     }
     match pattern.split_once('.') {
-        Some((resource, "*" | "done")) => RESOURCES.contains(&resource),
+        Some((resource, "*" | "done")) if RESOURCES.contains(&resource) => true,
+        Some((resource, "*")) => OPERATIONAL_RESOURCES.contains(&resource),
         _ => false,
     }
 }
@@ -274,6 +327,15 @@ mod tests {
             assert!(find(&format!("deployments.{s}")).is_some());
         }
         assert!(find("requests.succeeded").is_none());
+        for t in OPERATIONAL_TYPES {
+            assert!(
+                find(t.name).is_none(),
+                "{} is Herald's, not a platform's",
+                t.name
+            );
+            assert!(is_operational(t.name) && find_operational(t.name).is_some());
+        }
+        assert!(EVENT_TYPES.iter().all(|t| !is_operational(t.name)));
     }
 
     #[test]
@@ -284,6 +346,10 @@ mod tests {
             "jobs.done",
             "requests.finished",
             "deployments.failed",
+            "webhooks.*",
+            "webhooks.failing",
+            "deliveries.*",
+            "deliveries.exhausted",
         ] {
             assert!(is_valid_pattern(p), "{p}");
         }
@@ -295,6 +361,9 @@ mod tests {
             "*.failed",
             "deployments.**",
             "requests.succeeded",
+            "webhooks.done",
+            "webhooks.started",
+            "deliveries.failed",
         ] {
             assert!(!is_valid_pattern(p), "{p}");
         }

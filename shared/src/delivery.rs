@@ -20,6 +20,22 @@ pub enum DeliveryStatus {
 }
 
 impl DeliveryStatus {
+    pub const ALL: [DeliveryStatus; 5] = [
+        DeliveryStatus::Pending,
+        DeliveryStatus::Retrying,
+        DeliveryStatus::Succeeded,
+        DeliveryStatus::Failed,
+        DeliveryStatus::Held,
+    ];
+
+    pub fn parse(name: &str) -> Option<DeliveryStatus> {
+        Self::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+
+    pub fn names() -> Vec<String> {
+        Self::ALL.iter().map(|s| s.as_str().to_string()).collect()
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             DeliveryStatus::Pending => "pending",

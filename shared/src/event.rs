@@ -79,7 +79,8 @@ pub struct ObjectRef {
     pub id: Option<String>,
 }
 
-/// A validated event. `type` is always a catalog type and `text` is always set.
+/// A validated event. `type` is always a catalog type (one a platform posts, or one of Herald's
+/// operational types, `crate::operational`) and `text` is always set.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     // Shared: each delivery's record keeps the event's id and type.
@@ -303,7 +304,12 @@ fn event_type() -> impl Rule<Output = &'static EventType> {
         |value| {
             let name = text(value)?;
             catalog::find(name).ok_or_else(|| {
-                refused(format!("unknown event type `{name}`")).with_valid(catalog::type_names())
+                let why = if catalog::find_operational(name).is_some() {
+                    format!("`{name}` is emitted by Herald itself and cannot be posted")
+                } else {
+                    format!("unknown event type `{name}`")
+                };
+                refused(why).with_valid(catalog::type_names())
             })
         },
     )

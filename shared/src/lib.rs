@@ -14,6 +14,7 @@ pub mod http;
 pub mod ids;
 pub mod matching;
 pub mod metrics;
+pub mod operational;
 pub mod queue;
 pub mod recovery;
 pub mod runtime;

@@ -6,9 +6,14 @@ use crate::webhook::{Filters, Webhook};
 
 /// Does `pattern` (exact type, `<resource>.done`, `requests.finished`, `<resource>.*`, `*`)
 /// cover `event_type`?
+/// `*` covers every type a platform posts, not Herald's operational ones, which a webhook
+/// subscribes to by name or by `webhooks.*` / `deliveries.*`.
 pub fn pattern_matches(pattern: &str, event_type: &str) -> bool {
-    if pattern == "*" || pattern == event_type {
+    if pattern == event_type {
         return true;
+    }
+    if pattern == "*" {
+        return !catalog::is_operational(event_type);
     }
     let Some((p_resource, p_status)) = pattern.split_once('.') else {
         return false;
@@ -186,6 +191,7 @@ pub fn filters_match(filters: &Filters, event: &Event) -> bool {
 
 /// Does `webhook` subscribe to `event` (its types and filters)? Whether it is enabled is not
 /// asked: a disabled webhook that subscribes holds the delivery instead of receiving it.
+/// A webhook never receives an operational event about itself.
 pub fn webhook_matches(webhook: &Webhook, event: &Event) -> bool {
     webhook
         .spec
@@ -193,6 +199,7 @@ pub fn webhook_matches(webhook: &Webhook, event: &Event) -> bool {
         .iter()
         .any(|p| pattern_matches(p, &event.event_type))
         && filters_match(&webhook.spec.filters, event)
+        && !crate::operational::is_about(event, webhook)
 }
 
 #[cfg(test)]
@@ -248,6 +255,73 @@ mod tests {
         }
         assert!(!pattern_matches("experiments.done", "experiments.started"));
         assert!(!pattern_matches("jobs.finished", "jobs.failed"));
+    }
+
+    #[test]
+    fn operational_types_are_subscribed_by_name_or_resource_never_by_star() {
+        use crate::catalog::OPERATIONAL_TYPES;
+        for t in OPERATIONAL_TYPES {
+            assert!(!pattern_matches("*", t.name), "* covers {}", t.name);
+            assert!(pattern_matches(t.name, t.name));
+            assert!(pattern_matches(&format!("{}.*", t.resource), t.name));
+            for p in EVENT_TYPES {
+                assert!(!pattern_matches(p.name, t.name));
+                assert!(!pattern_matches(t.name, p.name));
+            }
+            for r in RESOURCES {
+                assert!(!pattern_matches(&format!("{r}.*"), t.name));
+            }
+        }
+        assert!(!pattern_matches("webhooks.*", "deliveries.exhausted"));
+    }
+
+    #[test]
+    fn a_webhook_never_matches_an_operational_event_about_itself() {
+        use crate::secret::Secret;
+        use crate::webhook::{Kind, WebhookSpec};
+        let hook = |id: &str| {
+            let spec = WebhookSpec {
+                name: id.into(),
+                description: String::new(),
+                url: "https://example.com/h".into(),
+                kind: Kind::Slack,
+                events: vec!["webhooks.*".into()],
+                filters: Filters::default(),
+                headers: vec![],
+                include_result: false,
+                metadata: Default::default(),
+                enabled: true,
+                secret: None,
+            };
+            Webhook::new(
+                id.into(),
+                "tn",
+                spec,
+                Secret::new("s"),
+                OffsetDateTime::UNIX_EPOCH,
+            )
+        };
+        let (a, b) = (hook("wh_a"), hook("wh_b"));
+        let mut failing = a.clone();
+        failing.failures = crate::operational::FAILING_AFTER;
+        let mut before = a.clone();
+        before.failures = crate::operational::FAILING_AFTER - 1;
+        let events =
+            crate::operational::health_events(&before, &failing, OffsetDateTime::UNIX_EPOCH);
+        assert_eq!(events.len(), 1);
+        assert!(!webhook_matches(&a, &events[0]), "about itself");
+        assert!(webhook_matches(&b, &events[0]), "about another webhook");
+        // A platform event naming an object with a webhook's id is no operational event.
+        let mut platform = event("jobs.failed");
+        platform.object = Some(ObjectRef {
+            kind: "job".into(),
+            name: "x".into(),
+            version: None,
+            id: Some("wh_a".into()),
+        });
+        let mut star = a.clone();
+        star.spec.events = vec!["*".into()];
+        assert!(webhook_matches(&star, &platform));
     }
 
     #[test]

@@ -335,6 +335,17 @@ test('desktop: key, create with filters, tests, deliveries, redeliver, secret, e
     assert.equal((await api('GET', `/v1/webhooks/${webhookId}`)).body.enabled, true);
   });
 
+  await step('filter the delivery log by status', async () => {
+    const filter = page.getByLabel('Filter the log');
+    await filter.selectOption('failed');
+    await page.getByRole('status').filter({ hasText: 'No failed deliveries' }).waitFor();
+    assert.equal(await page.locator('li.delivery').count(), 0);
+    await filter.selectOption('succeeded');
+    await until('only succeeded deliveries', async () => (await page.locator('li.delivery').count()) > 0);
+    assert.equal(await page.locator('li.delivery:not([data-status="succeeded"])').count(), 0);
+    await filter.selectOption('');
+  });
+
   await step('reveal, copy and rotate the secret', async () => {
     await page.getByRole('link', { name: 'Back to the webhook' }).click();
     await heading(page, 'ml-alerts');

@@ -32,6 +32,7 @@ pub fn webhook(tenant: &str, id: &str, enabled: bool) -> Webhook {
         },
         disabled_reason: None,
         failing_since: None,
+        failures: 0,
         secrets: vec![SigningSecret {
             secret: Secret::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
             expires_at: None,

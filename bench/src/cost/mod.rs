@@ -32,6 +32,10 @@ pub struct Scenario {
     pub named_ids: bool,
     /// The webhooks are disabled: every delivery is held, not sent.
     pub held: bool,
+    /// With `held`: then each webhook is enabled with `recover`, and every held delivery is
+    /// recovered and sent. The row is the whole life of such a delivery; less the held row, it
+    /// is what the recovery cost.
+    pub recovered: bool,
 }
 
 impl Scenario {
@@ -43,6 +47,7 @@ impl Scenario {
             batch,
             named_ids: true,
             held: false,
+            recovered: false,
         }
     }
 
@@ -51,6 +56,16 @@ impl Scenario {
         Scenario {
             name: format!("{}-held", self.name),
             held: true,
+            ..self
+        }
+    }
+
+    /// The same, held, then recovered: what a recovered delivery costs.
+    pub fn recovered(self) -> Scenario {
+        Scenario {
+            name: format!("{}-recovered", self.name),
+            held: true,
+            recovered: true,
             ..self
         }
     }
@@ -74,7 +89,8 @@ fn batch_name(batch: usize) -> String {
 }
 
 /// The project's scenarios: fan-out 1 and 10, batches of 100 events and one event per POST,
-/// batches of events that name no id, and batches held for a disabled webhook.
+/// batches of events that name no id, batches held for a disabled webhook, and the same
+/// recovered.
 /// A few hundred deliveries each: every rule is per request or per item, so more only
 /// takes longer on moto.
 pub fn scenarios() -> Vec<Scenario> {
@@ -86,6 +102,8 @@ pub fn scenarios() -> Vec<Scenario> {
     all.push(Scenario::new(300, 1, 100).without_ids());
     // Events matching a disabled webhook: each delivery held.
     all.push(Scenario::new(300, 1, 100).held());
+    // The same, then recovered once the webhook is enabled again.
+    all.push(Scenario::new(300, 1, 100).recovered());
     all
 }
 
@@ -138,6 +156,7 @@ async fn run(
         batch: scenario.batch,
         named_ids: scenario.named_ids,
         disabled: scenario.held,
+        recovering: scenario.recovered.then_some(&|| {}),
         log: Some(&log),
         settled: Some(&settled),
     };
@@ -146,7 +165,7 @@ async fn run(
     let _ = std::fs::remove_file(&log);
     let run = run?;
     let m = meter.lock().unwrap();
-    if scenario.held {
+    if scenario.held && !scenario.recovered {
         // Nothing arrives to say the deliveries are done: each holds with one conditional put,
         // and the claims' puts and the posts' confirmations are the rest.
         let posts = scenario.events.div_ceil(scenario.batch.max(1));

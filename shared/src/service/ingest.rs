@@ -109,21 +109,11 @@ impl Ingest {
     pub async fn accept(&self, tenant_id: &str, body: &Value) -> Result<Accepted> {
         let now = OffsetDateTime::now_utc();
         let event = Event::parse(body, now)?;
+        if !caller_named(body) {
+            return self.accept_new(tenant_id, event, now).await;
+        }
         let id = event.id.to_string();
         let outgoing = envelope(tenant_id, event)?;
-        if !caller_named(body) {
-            // An id Herald made is new: no claim to take and confirm, one write keeps the
-            // event (for redelivery) before it is queued, so anything queued can be sent again.
-            self.store
-                .keep_event(tenant_id, &id, outgoing.as_str(), now + DEDUPE_WINDOW, now)
-                .await?;
-            self.queue.send(outgoing, Duration::ZERO).await?;
-            tracing::info!(tenant_id, event_id = %id, "event accepted");
-            return Ok(Accepted {
-                id,
-                status: PostStatus::Accepted,
-            });
-        }
         let post = crate::ids::ulid().to_string();
         let claim = self
             .claim(tenant_id, &id, outgoing.as_str(), &post, now)
@@ -142,6 +132,28 @@ impl Ingest {
             return Err(e);
         }
         self.confirm(tenant_id, &post, until).await;
+        tracing::info!(tenant_id, event_id = %id, "event accepted");
+        Ok(Accepted {
+            id,
+            status: PostStatus::Accepted,
+        })
+    }
+
+    /// Accepts an event whose id Herald made, so it is new: no claim to take and confirm, one
+    /// write keeps the event (for redelivery) before it is queued, so anything queued can be
+    /// sent again. What an unnamed post and Herald's own operational events go through.
+    pub async fn accept_new(
+        &self,
+        tenant_id: &str,
+        event: Event,
+        now: OffsetDateTime,
+    ) -> Result<Accepted> {
+        let id = event.id.to_string();
+        let outgoing = envelope(tenant_id, event)?;
+        self.store
+            .keep_event(tenant_id, &id, outgoing.as_str(), now + DEDUPE_WINDOW, now)
+            .await?;
+        self.queue.send(outgoing, Duration::ZERO).await?;
         tracing::info!(tenant_id, event_id = %id, "event accepted");
         Ok(Accepted {
             id,

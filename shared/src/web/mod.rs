@@ -231,7 +231,22 @@ pub struct ListParams {
     cursor: Option<String>,
 }
 
-fn list_params(params: Result<Query<ListParams>, QueryRejection>) -> Result<ListParams, Error> {
+/// A page of the delivery log: [`ListParams`] and a status to filter by.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DeliveryListParams {
+    /// Items per page, 1 to 100 (default 20).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
+    limit: Option<String>,
+    /// The `next_cursor` of the previous page.
+    cursor: Option<String>,
+    /// Only deliveries in this status. A page reads at most 500 deliveries of the log, so it
+    /// may hold fewer than `limit` (none, even) and still have a `next_cursor`.
+    #[param(value_type = Option<crate::delivery::DeliveryStatus>)]
+    status: Option<String>,
+}
+
+fn list_params<P>(params: Result<Query<P>, QueryRejection>) -> Result<P, Error> {
     params
         .map(|Query(p)| p)
         .map_err(|e| Error::BadRequest(format!("invalid query string: {e}")))

@@ -42,7 +42,7 @@ fn request_schemas() -> Vec<(&'static str, Value)> {
     let mut recover = recover_schema();
     recover["description"] = json!("A recovery's window and status.");
     recover["example"] = json!({"since": "2026-12-01T00:00:00Z", "status": "failed"});
-    let test_event_type = nullable(json!({"type": "string", "enum": catalog::type_names(),
+    let test_event_type = nullable(json!({"type": "string", "enum": catalog::all_type_names(),
         "description": "The event type whose sample to send; default: the first the webhook subscribes to."}));
     let mut unsaved = WebhookSpec::schema();
     unsaved["description"] =
@@ -158,7 +158,10 @@ pub struct PatternInfo {
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct EventTypes {
+    /// The types a platform posts.
     data: Vec<EventTypeInfo>,
+    /// Herald's operational events about webhooks and deliveries: subscribed to, never posted.
+    operational: Vec<EventTypeInfo>,
     patterns: Vec<PatternInfo>,
 }
 

@@ -170,6 +170,10 @@ pub struct Webhook {
     /// Since when every attempt has failed (cleared by a success): drives auto-disable.
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub failing_since: Option<OffsetDateTime>,
+    /// Failed attempts in a row, counted up to `operational::FAILING_AFTER` (reaching it reports
+    /// the webhook failing) and cleared by a success (which then reports it recovered).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub failures: u32,
     pub secrets: Vec<SigningSecret>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
@@ -199,6 +203,7 @@ impl Webhook {
             },
             disabled_reason: None,
             failing_since: None,
+            failures: 0,
             secrets: vec![SigningSecret {
                 secret,
                 expires_at: None,
@@ -216,6 +221,10 @@ impl Webhook {
             .filter(move |s| s.expires_at.is_none_or(|at| at > now))
             .map(|s| &s.secret)
     }
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// A header as the API shows it: protected values are never returned.
@@ -459,6 +468,7 @@ mod tests {
             },
             disabled_reason: None,
             failing_since: None,
+            failures: 0,
             secrets: vec![SigningSecret {
                 secret: Secret::new("whsec_abc"),
                 expires_at: None,

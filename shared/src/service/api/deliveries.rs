@@ -56,31 +56,94 @@ fn within_bytes(deliveries: &[Delivery], budget: usize) -> usize {
     deliveries.len()
 }
 
+/// Log pages of `MAX_PAGE` a listing filtered by status reads at most before it answers: a
+/// status that few deliveries are in answers a short (even empty) page and a cursor to go on
+/// from, rather than reading the whole log in one request.
+pub const FILTER_SCAN_PAGES: usize = 5;
+
+/// A delivery status asked for in a query string.
+fn status_param(status: &str) -> Result<DeliveryStatus> {
+    DeliveryStatus::parse(status).ok_or_else(|| {
+        Error::Validation(vec![crate::FieldError::new(
+            "status",
+            "must be a delivery status",
+        )
+        .with_valid(DeliveryStatus::names())])
+    })
+}
+
 impl Api {
+    /// A page of the webhook's log, newest first; with `status`, only deliveries in it.
     pub async fn list_deliveries(
         &self,
         tenant_id: &str,
         webhook_id: &str,
         limit: Option<&str>,
         cursor: Option<&str>,
+        status: Option<&str>,
     ) -> Result<Listing<DeliveryView>> {
         let limit = page_limit(limit)?;
         let before = cursor.map(|c| decode_cursor(c, "dl_")).transpose()?;
+        let status = status.map(status_param).transpose()?;
         self.webhook(tenant_id, webhook_id).await?;
-        let mut page = self
-            .store
-            .list_deliveries(tenant_id, webhook_id, limit, before.as_deref())
-            .await?;
-        let fits = within_bytes(&page.items, MAX_PAGE_BYTES);
-        if fits < page.items.len() {
-            page.items.truncate(fits);
-            page.more = true;
+        let (mut items, mut resume) = match status {
+            None => {
+                let page = self
+                    .store
+                    .list_deliveries(tenant_id, webhook_id, limit, before.as_deref())
+                    .await?;
+                let last = page.items.last().map(|d| d.id.to_string());
+                (page.items, last.filter(|_| page.more))
+            }
+            Some(status) => {
+                self.deliveries_in(tenant_id, webhook_id, status, limit, before)
+                    .await?
+            }
+        };
+        let fits = within_bytes(&items, MAX_PAGE_BYTES);
+        if fits < items.len() {
+            items.truncate(fits);
+            resume = items.last().map(|d| d.id.to_string());
         }
-        Ok(Listing::from_page(
-            &page,
-            |d| &d.id,
-            |d| DeliveryView::from(d),
-        ))
+        Ok(Listing {
+            data: items.iter().map(DeliveryView::from).collect(),
+            next_cursor: resume.as_deref().map(encode_cursor),
+        })
+    }
+
+    /// Up to `limit` of the webhook's deliveries in `status`, older than `before`, read from at
+    /// most `FILTER_SCAN_PAGES` pages of the log; and, when the log goes on past them, the id of
+    /// the last delivery read, matched or not, which the next page starts after.
+    async fn deliveries_in(
+        &self,
+        tenant_id: &str,
+        webhook_id: &str,
+        status: DeliveryStatus,
+        limit: usize,
+        mut before: Option<String>,
+    ) -> Result<(Vec<Delivery>, Option<String>)> {
+        let mut items = Vec::new();
+        for _ in 0..FILTER_SCAN_PAGES {
+            let page = self
+                .store
+                .list_deliveries(tenant_id, webhook_id, MAX_PAGE, before.as_deref())
+                .await?;
+            let mut rest = page.items.into_iter();
+            for d in rest.by_ref() {
+                before = Some(d.id.to_string());
+                if d.status == status {
+                    items.push(d);
+                    if items.len() == limit {
+                        break;
+                    }
+                }
+            }
+            let left = rest.len() > 0 || page.more;
+            if items.len() == limit || !left {
+                return Ok((items, before.filter(|_| left)));
+            }
+        }
+        Ok((items, before))
     }
 
     pub async fn get_delivery(&self, tenant_id: &str, id: &str) -> Result<Delivery> {

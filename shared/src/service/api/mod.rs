@@ -7,7 +7,7 @@ mod recoveries;
 mod test_sends;
 mod webhooks;
 
-pub use deliveries::DeliveryView;
+pub use deliveries::{DeliveryView, FILTER_SCAN_PAGES};
 pub use keys::{KeyView, NewKey, NewTenant, MAX_KEY_NAME};
 pub use recoveries::{recover_schema, RecoveryView, RECOVER_FIELDS};
 pub use test_sends::TestResult;
@@ -118,26 +118,32 @@ impl Api {
             .ok_or(Error::NotFound("webhook"))
     }
 
-    /// The catalog as served at `GET /v1/event-types`.
+    /// The catalog as served at `GET /v1/event-types`: the types a platform posts, Herald's
+    /// operational ones, and the composite patterns.
     pub fn event_types(&self) -> Value {
+        let entry = |t: &catalog::EventType, sample: Value| {
+            json!({
+                "type": t.name,
+                "resource": t.resource,
+                "status": t.status,
+                "terminal": t.is_terminal(),
+                "description": t.description,
+                "sample": sample,
+            })
+        };
         let types: Vec<Value> = catalog::EVENT_TYPES
             .iter()
-            .map(|t| {
-                json!({
-                    "type": t.name,
-                    "resource": t.resource,
-                    "status": t.status,
-                    "terminal": t.is_terminal(),
-                    "description": t.description,
-                    "sample": catalog::sample(t),
-                })
-            })
+            .map(|t| entry(t, catalog::sample(t)))
+            .collect();
+        let operational: Vec<Value> = catalog::OPERATIONAL_TYPES
+            .iter()
+            .map(|t| entry(t, crate::operational::sample(t.name)))
             .collect();
         let patterns: Vec<Value> = catalog::composite_patterns()
             .into_iter()
             .map(|(pattern, description)| json!({"pattern": pattern, "description": description}))
             .collect();
-        json!({"data": types, "patterns": patterns})
+        json!({"data": types, "operational": operational, "patterns": patterns})
     }
 }
 

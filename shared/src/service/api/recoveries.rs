@@ -66,14 +66,12 @@ impl From<&Recovery> for RecoveryView {
 
 /// A delivery status, by name.
 fn status() -> impl Rule<Output = DeliveryStatus> {
-    const NAMES: [&str; 5] = ["pending", "retrying", "succeeded", "failed", "held"];
     rule(
-        || json!({"type": "string", "enum": NAMES}),
+        || json!({"type": "string", "enum": DeliveryStatus::names()}),
         |value| {
             let name = text(value)?;
-            serde_json::from_value(json!(name)).map_err(|_| {
-                refused("must be a delivery status")
-                    .with_valid(NAMES.iter().map(|n| n.to_string()).collect())
+            DeliveryStatus::parse(name).ok_or_else(|| {
+                refused("must be a delivery status").with_valid(DeliveryStatus::names())
             })
         },
     )

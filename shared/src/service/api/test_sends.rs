@@ -1,6 +1,7 @@
 //! Test sends: a catalog sample, formatted and signed like a delivery, sent now and reported.
 
 use super::*;
+use crate::operational;
 
 /// What a test send did (SPEC §3).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -23,15 +24,16 @@ fn event_type_for(
             .and_then(|p| {
                 catalog::EVENT_TYPES
                     .iter()
+                    .chain(catalog::OPERATIONAL_TYPES)
                     .find(|t| pattern_matches(p, t.name))
             })
             .ok_or_else(|| Error::field("event_type", "the webhook subscribes to no event type")),
-        Some(Value::String(name)) => catalog::find(name).ok_or_else(|| {
+        Some(Value::String(name)) => catalog::find_any(name).ok_or_else(|| {
             Error::Validation(vec![FieldError::new(
                 "event_type",
                 format!("unknown event type `{name}`"),
             )
-            .with_valid(catalog::type_names())])
+            .with_valid(catalog::all_type_names())])
         }),
         Some(_) => Err(Error::field("event_type", "must be a string")),
     }
@@ -84,7 +86,14 @@ impl Api {
     }
 
     async fn send_test(&self, webhook: &Webhook, event_type: &catalog::EventType) -> TestResult {
-        let event = Event::sample(event_type, OffsetDateTime::now_utc());
+        let event = if catalog::is_operational(event_type.name) {
+            let mut event: Event = serde_json::from_value(operational::sample(event_type.name))
+                .expect("operational samples are events");
+            event.test = true;
+            event
+        } else {
+            Event::sample(event_type, OffsetDateTime::now_utc())
+        };
         let body = Bytes::from(format::render(
             webhook.spec.kind,
             &event,
@@ -127,5 +136,10 @@ mod tests {
             "builds.failed"
         );
         assert!(event_type_for(Some(&json!("builds.exploded")), &["*".into()]).is_err());
+        assert_eq!(
+            event_type_for(None, &["deliveries.*".into()]).unwrap().name,
+            "deliveries.exhausted",
+            "an operational subscription tests with its sample"
+        );
     }
 }

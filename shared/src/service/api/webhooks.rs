@@ -298,6 +298,13 @@ impl Api {
             } else {
                 existing.failing_since
             };
+        // The failing count stays across a re-enable, so the first success after it reports
+        // the webhook recovered; another endpoint starts at none.
+        let failures = if spec.url != existing.spec.url {
+            0
+        } else {
+            existing.failures
+        };
         // The reason stays while the webhook stays disabled; re-enabling clears it, and a
         // user disabling by hand needs none.
         let disabled_reason = if !spec.enabled && !existing.spec.enabled {
@@ -312,6 +319,7 @@ impl Api {
             },
             disabled_reason,
             failing_since,
+            failures,
             updated_at: now,
             ..existing
         })

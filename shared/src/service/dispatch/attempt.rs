@@ -220,6 +220,15 @@ impl Dispatcher {
         if let Some(change) = health_change(webhook, verdict) {
             Box::pin(self.change_health(webhook, change, now)).await;
         }
+        // A delivery of an operational event tells no exhaustion of its own: two webhooks that
+        // subscribe to each other's would otherwise trade events for as long as both fail.
+        if matches!(verdict, Verdict::Failed)
+            && delivery.attempts_in_series() >= self.settings.schedule.len()
+            && !crate::catalog::is_operational(&env.event.event_type)
+        {
+            let exhausted = crate::operational::exhausted(webhook, &delivery, now);
+            Box::pin(self.announce(&env.tenant_id, exhausted)).await;
+        }
         JobResult::Attempted {
             verdict,
             duration: outcome.duration,

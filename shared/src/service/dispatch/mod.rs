@@ -9,6 +9,7 @@
 //! conditional write before the POST, so two runs handed the same message at once (SQS may)
 //! make it once between them.
 
+mod announce;
 mod attempt;
 mod fan_out;
 mod health;

@@ -772,30 +772,42 @@ function secretPanel(w) {
 
 // --- delivery log
 
+const DELIVERY_STATUSES = ['failed', 'held', 'retrying', 'pending', 'succeeded'];
+
 async function deliveriesPage(id) {
   const webhook = await api('GET', path('v1/webhooks/', id));
   const list = h('ol', { class: 'deliveries' });
   const more = h('button', { type: 'button', hidden: true }, 'Load more');
   const status = h('p', { class: 'muted', role: 'status' });
+  const only = h('select', { name: 'only', 'aria-label': 'Filter the log' },
+    h('option', { value: '' }, 'Every status'),
+    DELIVERY_STATUSES.map((s) => h('option', { value: s }, s)));
   let cursor = null;
   const load = async (reset) => {
-    const query = reset || !cursor ? '' : `&cursor=${encodeURIComponent(cursor)}`;
+    let query = reset || !cursor ? '' : `&cursor=${encodeURIComponent(cursor)}`;
+    if (only.value) query += `&status=${encodeURIComponent(only.value)}`;
     const listing = await api('GET', path('v1/webhooks/', id, `/deliveries?limit=${PAGE}${query}`));
     if (reset) list.replaceChildren();
     listing.data.forEach((d) => list.append(deliveryItem(d, () => load(true).catch(failed))));
     cursor = listing.next_cursor;
     more.hidden = !cursor;
-    status.textContent = list.children.length
-      ? `${list.children.length} deliver${list.children.length === 1 ? 'y' : 'ies'}, newest first.`
-      : 'No deliveries yet. They appear when an event matching this webhook is posted (test sends are not logged).';
+    const shown = list.children.length;
+    // A filtered page reads a bounded part of the log, so it may come back short with more to read.
+    status.textContent = shown
+      ? `${shown} ${only.value ? `${only.value} ` : ''}deliver${shown === 1 ? 'y' : 'ies'}, newest first.`
+      : only.value
+        ? `No ${only.value} deliveries${cursor ? ' among the newest; load more to look further back' : ''}.`
+        : 'No deliveries yet. They appear when an event matching this webhook is posted (test sends are not logged).';
   };
+  only.addEventListener('change', () => load(true).catch(failed));
   await load(true);
   const refresh = h('button', { type: 'button', class: 'refresh' }, 'Refresh');
   refresh.addEventListener('click', () => load(true).catch(failed));
   more.addEventListener('click', () => load(false).catch(failed));
   return page(`Deliveries: ${webhook.name}`,
     webhook.enabled ? null : disabledBanner(webhook, route),
-    h('div', { class: 'toolbar' }, h('a', { href: `#/webhooks/${encodeURIComponent(id)}`, class: 'button' }, 'Back to the webhook'), refresh),
+    h('div', { class: 'toolbar' }, h('a', { href: `#/webhooks/${encodeURIComponent(id)}`, class: 'button' }, 'Back to the webhook'), refresh,
+      only),
     recoverForm(webhook, () => load(true)),
     status, list, more);
 }
@@ -832,7 +844,7 @@ function recoverForm(webhook, reload) {
   const since = h('input', { type: 'datetime-local', name: 'since', value: local, required: true });
   const status = h('select', { name: 'status' },
     h('option', { value: '' }, 'Every delivery not succeeded'),
-    ['failed', 'held', 'retrying', 'pending', 'succeeded'].map((s) => h('option', { value: s }, s)));
+    DELIVERY_STATUSES.map((s) => h('option', { value: s }, s)));
   const submit = h('button', { type: 'submit' }, 'Recover');
   const form = h('form', { class: 'recover card', 'aria-label': 'Recover deliveries' },
     h('div', { class: 'summary', role: 'alert', tabindex: '-1', hidden: true }),

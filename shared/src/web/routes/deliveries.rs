@@ -2,7 +2,7 @@
 
 use super::super::*;
 
-#[utoipa::path(get, path = "/v1/webhooks/{id}/deliveries", tag = "deliveries", params(("id" = String, Path), ListParams),
+#[utoipa::path(get, path = "/v1/webhooks/{id}/deliveries", tag = "deliveries", params(("id" = String, Path), DeliveryListParams),
     security(("bearer" = ["read"])),
     responses((status = 200, description = "A page of the webhook's deliveries, newest first", body = openapi::DeliveryList),
               (status = 400, response = openapi::Malformed), (status = 401, response = openapi::Unauthorized),
@@ -11,7 +11,7 @@ pub(crate) async fn list_deliveries(
     State(state): State<ApiState>,
     caller: Caller<need::Read>,
     Id(id): Id,
-    params: Result<Query<ListParams>, QueryRejection>,
+    params: Result<Query<DeliveryListParams>, QueryRejection>,
 ) -> Result<Response, Error> {
     let params = list_params(params)?;
     let listing = state
@@ -21,6 +21,7 @@ pub(crate) async fn list_deliveries(
             &id,
             params.limit.as_deref(),
             params.cursor.as_deref(),
+            params.status.as_deref(),
         )
         .await?;
     Ok(Json(listing).into_response())

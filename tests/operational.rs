@@ -1,0 +1,172 @@
+//! Operational events (`herald_shared::operational`): each change in a webhook's health, and
+//! each delivery that used its whole schedule, is told once into the tenant's own pipeline, to
+//! the webhooks that subscribe, never to the webhook it is about. On both backends.
+
+use herald_shared::config::{parse_schedule, Config};
+use herald_tests::receiver::Receiver;
+use herald_tests::stack::Stack;
+use http::StatusCode;
+use serde_json::{json, Value};
+
+/// Five attempts, back to back.
+fn schedule(c: &mut Config) {
+    c.retry_schedule = parse_schedule("0s,0s,0s,0s,0s").unwrap();
+}
+
+fn id(webhook: &Value) -> &str {
+    webhook["id"].as_str().unwrap()
+}
+
+/// The types of what `rx` received, in order.
+fn types(rx: &Receiver) -> Vec<String> {
+    rx.requests()
+        .iter()
+        .map(|r| r.json()["type"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// A watcher subscribed to every operational event; a subject subscribed to everything, its
+/// receiver down. The subject fails five times in a row (failing at the fourth, exhausted at
+/// the fifth), answers 410 (disabled), is enabled again and succeeds (recovered): the watcher
+/// is told each once, the subject none of its own, and handling everything again tells nothing.
+async fn each_transition_is_told_once_and_never_to_its_webhook(stack: Stack) {
+    let watched = Receiver::start(200).await;
+    let down = Receiver::start(500).await;
+    let watcher = stack
+        .create_webhook(json!({"url": watched.url, "events": ["webhooks.*", "deliveries.*"]}))
+        .await;
+    let subject = stack
+        .create_webhook(json!({"url": down.url, "name": "billing",
+            "events": ["*", "webhooks.*", "deliveries.*"]}))
+        .await;
+
+    stack.post_event(json!({"type": "jobs.failed"})).await;
+    assert!(stack.drain().await.is_empty());
+    assert_eq!(down.requests().len(), 5, "the whole schedule");
+    assert_eq!(
+        types(&watched),
+        ["webhooks.failing", "deliveries.exhausted"]
+    );
+    let failing = watched.requests()[0].json();
+    assert_eq!(failing["object"]["id"], id(&subject));
+    assert_eq!(failing["data"]["failures"], 4);
+    let exhausted = watched.requests()[1].json();
+    assert_eq!(exhausted["data"]["attempts"], 5);
+    assert_eq!(exhausted["data"]["last_status_code"], 500);
+    assert!(
+        exhausted["text"].as_str().unwrap().contains("billing"),
+        "{exhausted}"
+    );
+
+    down.set_status(410);
+    stack.post_event(json!({"type": "jobs.failed"})).await;
+    assert!(stack.drain().await.is_empty());
+    assert_eq!(
+        types(&watched),
+        [
+            "webhooks.failing",
+            "deliveries.exhausted",
+            "webhooks.disabled"
+        ]
+    );
+    assert!(watched.requests()[2].json()["data"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("410"));
+
+    down.set_status(200);
+    let path = format!("/v1/webhooks/{}", id(&subject));
+    let (status, _, _) = stack
+        .call("PATCH", &path, Some(json!({"enabled": true})), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    stack.post_event(json!({"type": "jobs.failed"})).await;
+    stack.post_event(json!({"type": "jobs.failed"})).await;
+    assert!(stack.drain().await.is_empty());
+    assert!(stack.drain().await.is_empty());
+    assert_eq!(
+        types(&watched),
+        [
+            "webhooks.failing",
+            "deliveries.exhausted",
+            "webhooks.disabled",
+            "webhooks.recovered"
+        ],
+        "each transition once: the second success tells nothing"
+    );
+    assert!(
+        types(&down).iter().all(|t| t == "jobs.failed"),
+        "the subject heard nothing about itself: {:?}",
+        types(&down)
+    );
+    // Told as events: in the watcher's log, signed and retried as any other delivery.
+    let (_, _, log) = stack
+        .call(
+            "GET",
+            &format!("/v1/webhooks/{}/deliveries", id(&watcher)),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(log["data"].as_array().unwrap().len(), 4, "{log}");
+    assert!(watched
+        .requests()
+        .iter()
+        .all(|r| !r.header("webhook-signature").is_empty()));
+}
+
+/// A tenant with no webhook subscribed to operational events gets none: the transitions write
+/// no event and queue nothing.
+async fn nothing_is_emitted_when_nobody_subscribes(stack: Stack) {
+    let down = Receiver::start(500).await;
+    let everything = Receiver::start(200).await;
+    stack
+        .create_webhook(json!({"url": down.url, "events": ["webhooks.*", "jobs.*"]}))
+        .await;
+    stack
+        .create_webhook(json!({"url": everything.url, "events": ["*"]}))
+        .await;
+    stack.post_event(json!({"type": "jobs.failed"})).await;
+    assert!(stack.drain().await.is_empty());
+    assert_eq!(down.requests().len(), 5);
+    assert_eq!(
+        types(&everything),
+        ["jobs.failed"],
+        "`*` covers the platforms' types, not Herald's"
+    );
+}
+
+macro_rules! on_both_backends {
+    ($($scenario:ident),* $(,)?) => {
+        mod memory { $( #[tokio::test] async fn $scenario() {
+            super::$scenario(herald_tests::stack::Stack::memory_with(super::schedule).await).await
+        } )* }
+        mod moto { $( #[tokio::test] async fn $scenario() {
+            super::$scenario(herald_tests::stack::Stack::moto_with(super::schedule).await).await
+        } )* }
+    };
+}
+
+on_both_backends!(
+    each_transition_is_told_once_and_never_to_its_webhook,
+    nothing_is_emitted_when_nobody_subscribes,
+);
+
+#[tokio::test]
+async fn a_platform_cannot_post_an_operational_event() {
+    let stack = Stack::memory().await;
+    let (status, _, body) = stack
+        .call(
+            "POST",
+            "/v1/events",
+            Some(json!({"type": "webhooks.disabled"})),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["errors"][0]["field"], "type");
+    assert!(body["errors"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("emitted by Herald"));
+}
