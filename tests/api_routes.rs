@@ -1494,6 +1494,14 @@ async fn every_route_needs_its_scope() {
             200,
         ),
         op(
+            "GET",
+            "/v1/webhooks/{id}/stats",
+            format!("/v1/webhooks/{wh}/stats"),
+            None,
+            "read",
+            200,
+        ),
+        op(
             "POST",
             "/v1/webhooks",
             "/v1/webhooks".into(),

@@ -23,6 +23,13 @@ pub enum Command {
     },
     /// Disable a webhook: nothing is sent to it until it is enabled again.
     Disable { id: String },
+    /// A webhook's attempts by outcome per hour, and its success rate.
+    Stats {
+        id: String,
+        /// `24h` or `7d`.
+        #[arg(long, default_value = "24h")]
+        window: String,
+    },
     /// Send a test event now and show what the receiver answered.
     Test {
         id: String,
@@ -104,6 +111,47 @@ pub async fn run(client: &Client, format: Format, command: Command) -> Result<()
         Command::Disable { id } => {
             let webhook = client.patch(&path(&id), &json!({"enabled": false})).await?;
             show(format, &webhook);
+        }
+        Command::Stats { id, window } => {
+            let mut query = url::form_urlencoded::Serializer::new(String::new());
+            query.append_pair("window", &window);
+            let stats = client
+                .get(&format!("{}/stats?{}", path(&id), query.finish()))
+                .await?;
+            match format {
+                Format::Json => output::json(&stats),
+                Format::Table => {
+                    let totals = &stats["totals"];
+                    let rate = stats["success_rate"]
+                        .as_f64()
+                        .map_or("no attempts".to_string(), |r| format!("{:.1} %", r * 100.0));
+                    output::record(&[
+                        ("window", cell(&stats["window"])),
+                        ("success_rate", rate),
+                        ("succeeded", cell(&totals["succeeded"])),
+                        ("retried", cell(&totals["retried"])),
+                        ("failed", cell(&totals["failed"])),
+                        ("held", cell(&totals["held"])),
+                    ]);
+                    let rows: Vec<Vec<String>> = stats["hours"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter(|h| {
+                            ["succeeded", "retried", "failed", "held"]
+                                .iter()
+                                .any(|k| h[*k].as_u64().unwrap_or(0) > 0)
+                        })
+                        .map(|h| {
+                            ["hour", "succeeded", "retried", "failed", "held"]
+                                .iter()
+                                .map(|k| cell(&h[*k]))
+                                .collect()
+                        })
+                        .collect();
+                    output::table(&["hour", "succeeded", "retried", "failed", "held"], &rows);
+                }
+            }
         }
         Command::Test { id, event_type } => {
             let body = match event_type {

@@ -22,6 +22,7 @@ pub mod scope;
 pub mod secret;
 pub mod service;
 pub mod signing;
+pub mod stats;
 pub mod store;
 pub mod url_policy;
 pub mod web;

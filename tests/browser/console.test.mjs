@@ -346,6 +346,22 @@ test('desktop: key, create with filters, tests, deliveries, redeliver, secret, e
     await filter.selectOption('');
   });
 
+  await step('the webhook page shows its health: attempts per hour as a chart', async () => {
+    await page.getByRole('link', { name: 'Back to the webhook' }).click();
+    await heading(page, 'ml-alerts');
+    const chart = page.getByRole('img', { name: /^Attempts per hour/ });
+    await chart.waitFor();
+    assert.match(await chart.getAttribute('aria-label'), /in 24h: 100\.0 % succeeded/);
+    assert.ok((await page.locator('svg.chart rect.bar.ok').count()) >= 1, 'a bar for the succeeded attempts');
+    assert.equal(await page.locator('svg.chart g.hour').count(), 24);
+    await shot(page, '07d-health');
+    await page.getByLabel('Health window').selectOption('7d');
+    await until('the week', async () => (await page.locator('svg.chart g.hour').count()) === 168);
+    assert.match(await page.locator('.health .rate').textContent(), /in 7d: 100\.0 % succeeded/);
+    await page.getByRole('link', { name: 'Delivery log' }).click();
+    await heading(page, 'Deliveries: ml-alerts');
+  });
+
   await step('reveal, copy and rotate the secret', async () => {
     await page.getByRole('link', { name: 'Back to the webhook' }).click();
     await heading(page, 'ml-alerts');

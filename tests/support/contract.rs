@@ -311,6 +311,55 @@ pub async fn store_contract<S: Store + herald_shared::store::SweepIndex>(store: 
         );
     }
 
+    // A webhook's counts per hour: adds to one hour sum; read from an hour on, oldest first;
+    // by tenant and webhook only.
+    {
+        use herald_shared::stats::{hour_of, Counts};
+        let hour = hour_of(now);
+        let earlier = hour - time::Duration::hours(30);
+        let one = |succeeded, failed| Counts {
+            succeeded,
+            failed,
+            ..Counts::default()
+        };
+        store
+            .add_counts("tn_a", "wh_st", earlier, &one(9, 0))
+            .await
+            .unwrap();
+        // One after another: DynamoDB applies each `ADD` to the item atomically, but moto's
+        // threaded server does not, and concurrent adds there can lose one another.
+        for _ in 0..5 {
+            store
+                .add_counts("tn_a", "wh_st", hour, &one(2, 1))
+                .await
+                .unwrap();
+        }
+        store
+            .add_counts("tn_b", "wh_st", hour, &one(100, 0))
+            .await
+            .unwrap();
+        store
+            .add_counts("tn_a", "wh_other", hour, &one(100, 0))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.counts("tn_a", "wh_st", earlier).await.unwrap(),
+            vec![(earlier, one(9, 0)), (hour, one(10, 5))]
+        );
+        assert_eq!(
+            store
+                .counts("tn_a", "wh_st", earlier + time::Duration::hours(1))
+                .await
+                .unwrap(),
+            vec![(hour, one(10, 5))],
+            "from the hour asked on"
+        );
+        assert_eq!(
+            store.counts("tn_c", "wh_st", earlier).await.unwrap(),
+            vec![]
+        );
+    }
+
     // Attempt leases: one run at a time, only on the attempt count it read, none once
     // succeeded, none across tenants; a lapsed lease can be taken over.
     let secs = time::Duration::seconds;

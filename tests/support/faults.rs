@@ -6,9 +6,10 @@ use herald_shared::delivery::{Delivery, DeliveryStatus};
 use herald_shared::error::{Error, Result};
 use herald_shared::queue::{Encoded, Queue, Received};
 use herald_shared::recovery::Recovery;
+use herald_shared::stats::Counts;
 use herald_shared::store::{
-    ApiKey, Claim, DeliveryStore, EventLog, Page, RecoveryStore, Store, Tenant, TenantStore,
-    WebhookStore,
+    ApiKey, Claim, DeliveryStore, EventLog, Page, RecoveryStore, StatsStore, Store, Tenant,
+    TenantStore, WebhookStore,
 };
 use herald_shared::webhook::Webhook;
 use rand::rngs::StdRng;
@@ -61,6 +62,8 @@ pub struct Faults {
     pub refuse_next_sends: AtomicUsize,
     /// Releases of a dedupe claim fail.
     pub fail_release: AtomicBool,
+    /// Adds to a webhook's hourly counts fail, throttled.
+    pub fail_counts: AtomicBool,
     /// Dedupe claims asked of the store.
     pub claims: AtomicUsize,
     /// Messages the queue took, one by one or in batches.
@@ -345,6 +348,24 @@ impl RecoveryStore for FlakyStore {
     }
     async fn running_recoveries(&self, limit: usize) -> Result<Vec<Recovery>> {
         self.inner.running_recoveries(limit).await
+    }
+}
+
+#[async_trait]
+impl StatsStore for FlakyStore {
+    async fn add_counts(&self, t: &str, w: &str, h: OffsetDateTime, c: &Counts) -> Result<()> {
+        if self.faults.fail_counts.load(Ordering::SeqCst) {
+            return Err(throttled("add_counts"));
+        }
+        self.inner.add_counts(t, w, h, c).await
+    }
+    async fn counts(
+        &self,
+        t: &str,
+        w: &str,
+        since: OffsetDateTime,
+    ) -> Result<Vec<(OffsetDateTime, Counts)>> {
+        self.inner.counts(t, w, since).await
     }
 }
 

@@ -2,12 +2,13 @@
 //! implementation with the same semantics as DynamoDB, not a mock.
 
 use super::{
-    ApiKey, Claim, DeliveryStore, EventLog, Page, RecoveryStore, SweepIndex, Tenant, TenantStore,
-    WebhookStore,
+    ApiKey, Claim, DeliveryStore, EventLog, Page, RecoveryStore, StatsStore, SweepIndex, Tenant,
+    TenantStore, WebhookStore,
 };
 use crate::delivery::{Delivery, DeliveryStatus};
 use crate::error::{Error, Result};
 use crate::recovery::{Recovery, RecoveryState};
+use crate::stats::Counts;
 use crate::webhook::Webhook;
 use async_trait::async_trait;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -29,6 +30,8 @@ struct State {
     posts: HashSet<(String, String)>,
     /// Recovery jobs, by (tenant, id).
     recoveries: BTreeMap<(String, String), Recovery>,
+    /// Counts by (tenant, webhook, hour), in hour order within a webhook.
+    counts: BTreeMap<(String, String, OffsetDateTime), Counts>,
 }
 
 struct EventClaim {
@@ -466,6 +469,40 @@ impl RecoveryStore for MemoryStore {
             .filter(|r| r.state == RecoveryState::Running)
             .take(limit)
             .cloned()
+            .collect())
+    }
+}
+
+#[async_trait]
+impl StatsStore for MemoryStore {
+    async fn add_counts(
+        &self,
+        tenant_id: &str,
+        webhook_id: &str,
+        hour: OffsetDateTime,
+        counts: &Counts,
+    ) -> Result<()> {
+        self.write()
+            .counts
+            .entry((tenant_id.to_string(), webhook_id.to_string(), hour))
+            .or_default()
+            .add(counts);
+        Ok(())
+    }
+
+    async fn counts(
+        &self,
+        tenant_id: &str,
+        webhook_id: &str,
+        since: OffsetDateTime,
+    ) -> Result<Vec<(OffsetDateTime, Counts)>> {
+        let (t, w) = (tenant_id.to_string(), webhook_id.to_string());
+        Ok(self
+            .read()
+            .counts
+            .range((t.clone(), w.clone(), since)..)
+            .take_while(|((tt, ww, _), _)| *tt == t && *ww == w)
+            .map(|((_, _, hour), c)| (*hour, *c))
             .collect())
     }
 }

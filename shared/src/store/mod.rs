@@ -1,7 +1,8 @@
 //! The storage port, one role trait per kind of record: tenants and their keys
 //! ([`TenantStore`]), webhooks ([`WebhookStore`]), deliveries ([`DeliveryStore`]) and ingest's
 //! accepted events with their dedupe claims ([`EventLog`]) and recovery jobs
-//! ([`RecoveryStore`]). [`Store`] is all five: what the services hold. A test double implements the roles it fakes and delegates the rest.
+//! ([`RecoveryStore`]) and a webhook's counts per hour ([`StatsStore`]). [`Store`] is all six:
+//! what the services hold. A test double implements the roles it fakes and delegates the rest.
 
 pub mod dynamodb;
 pub mod memory;
@@ -13,6 +14,7 @@ use crate::delivery::Delivery;
 use crate::error::Result;
 use crate::recovery::Recovery;
 use crate::scope::Scopes;
+use crate::stats::Counts;
 use crate::webhook::Webhook;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -215,11 +217,36 @@ pub trait RecoveryStore: Send + Sync {
     async fn running_recoveries(&self, limit: usize) -> Result<Vec<Recovery>>;
 }
 
-/// Every role: what the services hold.
-pub trait Store: TenantStore + WebhookStore + DeliveryStore + EventLog + RecoveryStore {}
+/// A webhook's attempt counts per hour (`crate::stats`).
+#[async_trait]
+pub trait StatsStore: Send + Sync {
+    /// Adds `counts` to the webhook's `hour` (the start of a UTC hour). Concurrent adds to one
+    /// hour all count.
+    async fn add_counts(
+        &self,
+        tenant_id: &str,
+        webhook_id: &str,
+        hour: OffsetDateTime,
+        counts: &Counts,
+    ) -> Result<()>;
+    /// The webhook's hours from `since` on that have counts, oldest first.
+    async fn counts(
+        &self,
+        tenant_id: &str,
+        webhook_id: &str,
+        since: OffsetDateTime,
+    ) -> Result<Vec<(OffsetDateTime, Counts)>>;
+}
 
-impl<T: TenantStore + WebhookStore + DeliveryStore + EventLog + RecoveryStore + ?Sized> Store
-    for T
+/// Every role: what the services hold.
+pub trait Store:
+    TenantStore + WebhookStore + DeliveryStore + EventLog + RecoveryStore + StatsStore
+{
+}
+
+impl<
+        T: TenantStore + WebhookStore + DeliveryStore + EventLog + RecoveryStore + StatsStore + ?Sized,
+    > Store for T
 {
 }
 

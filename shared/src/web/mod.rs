@@ -8,7 +8,7 @@ pub mod problem;
 mod routes;
 
 use crate::error::Error;
-use crate::service::api::{DeliveryView, NewKey, NewTenant, RecoveryView, TestResult};
+use crate::service::api::{DeliveryView, NewKey, NewTenant, RecoveryView, StatsView, TestResult};
 use crate::service::ingest::{Accepted, PostStatus};
 use crate::service::{Api, Ingest};
 use crate::webhook::WebhookView;
@@ -178,6 +178,7 @@ fn api_routes() -> Router<ApiState> {
             .route("/v1/webhooks/{id}/secret/rotate", post(rotate_secret))
             .route("/v1/webhooks/{id}/test", post(test_webhook))
             .route("/v1/webhooks/{id}/deliveries", get(list_deliveries))
+            .route("/v1/webhooks/{id}/stats", get(webhook_stats))
             .route("/v1/deliveries/{id}", get(get_delivery))
             .route("/v1/deliveries/{id}/redeliver", post(redeliver))
             .route("/v1/webhooks/{id}/recover", post(recover))

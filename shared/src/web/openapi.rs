@@ -11,10 +11,11 @@ use crate::fields::{nullable, NOT_BLANK};
 use crate::recovery::RecoveryState;
 use crate::scope::Scope;
 use crate::service::api::{
-    recover_schema, DeliveryView, KeyView, NewKey, NewTenant, RecoveryView, TestResult,
-    MAX_KEY_NAME,
+    recover_schema, DeliveryView, HourStats, KeyView, NewKey, NewTenant, RecoveryView, StatsView,
+    TestResult, MAX_KEY_NAME,
 };
 use crate::service::ingest::{Accepted, BatchItem, BatchStatus, PostStatus, MAX_BATCH};
+use crate::stats::Counts;
 use crate::web::problem::Problem;
 use crate::webhook::{Filters, HeaderView, Kind, ObjectFilter, WebhookSpec, WebhookView};
 use serde_json::{json, Value};
@@ -195,14 +196,14 @@ problem_responses! {
         super::routes::events::post_event, super::routes::events::post_batch, super::routes::meta::health, super::routes::meta::openapi_json, super::routes::meta::event_types,
         super::routes::webhooks::create_webhook, super::routes::webhooks::list_webhooks, super::routes::webhooks::get_webhook, super::routes::webhooks::replace_webhook,
         super::routes::webhooks::patch_webhook, super::routes::webhooks::delete_webhook, super::routes::webhooks::get_secret, super::routes::webhooks::rotate_secret,
-        super::routes::webhooks::test_webhook, super::routes::webhooks::test_unsaved, super::routes::deliveries::list_deliveries, super::routes::deliveries::get_delivery,
+        super::routes::webhooks::test_webhook, super::routes::webhooks::test_unsaved, super::routes::deliveries::list_deliveries, super::routes::deliveries::get_delivery, super::routes::webhooks::webhook_stats,
         super::routes::deliveries::redeliver, super::routes::deliveries::recover, super::routes::deliveries::get_recovery, super::routes::keys::create_tenant, super::routes::keys::list_keys, super::routes::keys::create_key, super::routes::keys::delete_key,
     ),
     components(
         schemas(BatchAnswer, WebhookList, DeliveryList, SecretAnswer, Health, EventTypes,
             EventTypeInfo, PatternInfo, Accepted, PostStatus, BatchItem, BatchStatus, FieldError, Problem, WebhookView,
             HeaderView, Kind, Filters, ObjectFilter, EnvironmentType, DeliveryView, Attempt,
-            DeliveryStatus, TestResult, NewKey, NewTenant, KeyList, KeyView, Scope, RecoveryView, RecoveryState),
+            DeliveryStatus, TestResult, NewKey, NewTenant, KeyList, KeyView, Scope, RecoveryView, RecoveryState, StatsView, HourStats, Counts),
         responses(Malformed, Unauthorized, Forbidden, NotFound, Conflict, TooLarge, MediaType, Invalid, Unavailable, TooMany, HeadersTooLarge),
     ),
     tags((name = "events", description = "Platforms post lifecycle events"),
@@ -344,6 +345,7 @@ fn finish(mut doc: Value) -> Value {
         ("RotateSecret", "rotate_secret"),
         ("TestWebhook", "test_webhook"),
         ("ListDeliveries", "list_deliveries"),
+        ("WebhookStats", "webhook_stats"),
     ] {
         links.insert(
             name.into(),
@@ -470,7 +472,7 @@ mod tests {
         assert_eq!(doc["openapi"], "3.1.0");
         let paths = doc["paths"].as_object().unwrap();
         let operations: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
-        assert_eq!(operations, 24);
+        assert_eq!(operations, 25);
         assert_eq!(
             paths["/v1/health"]["get"]["security"],
             json!([{}]),

@@ -252,6 +252,9 @@ pub struct WebhookView {
     #[serde(flatten)]
     pub spec: WebhookSpec<HeaderView>,
     pub disabled_reason: Option<String>,
+    /// Since when every attempt has failed; null while the last attempt succeeded.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub failing_since: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
@@ -267,6 +270,7 @@ impl From<&Webhook> for WebhookView {
             id: w.id.clone(),
             spec: w.spec.map_headers(|h| HeaderView::from(h)),
             disabled_reason: w.disabled_reason.clone(),
+            failing_since: w.failing_since,
             created_at: w.created_at,
             updated_at: w.updated_at,
             secret: None,

@@ -4,12 +4,14 @@
 mod deliveries;
 mod keys;
 mod recoveries;
+mod stats;
 mod test_sends;
 mod webhooks;
 
 pub use deliveries::{DeliveryView, FILTER_SCAN_PAGES};
 pub use keys::{KeyView, NewKey, NewTenant, MAX_KEY_NAME};
 pub use recoveries::{recover_schema, RecoveryView, RECOVER_FIELDS};
+pub use stats::{HourStats, StatsView};
 pub use test_sends::TestResult;
 pub use webhooks::{merge_patch, ROTATION_OVERLAP};
 

@@ -11,6 +11,7 @@
 
 mod announce;
 mod attempt;
+mod counts;
 mod fan_out;
 mod health;
 
@@ -214,13 +215,15 @@ impl Dispatcher {
         // inference where the handler is spawned. More jobs are polled than may post at once:
         // a job waits for its URL's share before it takes a slot, so jobs queued on a slow URL
         // leave the slots to the others.
-        let outcomes: Vec<(usize, JobResult)> = stream::iter(0..jobs.len())
+        let outcomes: Vec<(usize, &Webhook, JobResult)> = stream::iter(0..jobs.len())
             .map(|i| self.run(&jobs[i], deadline))
             .buffer_unordered(self.settings.concurrency * POLLED_PER_SLOT)
             .collect()
             .await;
         let mut not_started = vec![false; records.len()];
-        for (record, result) in outcomes {
+        let mut counted = counts::Counted::default();
+        for (record, webhook, result) in outcomes {
+            counted.count(webhook, &result);
             if matches!(result, JobResult::NotStarted) {
                 metrics.not_started += 1;
                 not_started[record] = true;
@@ -236,6 +239,7 @@ impl Dispatcher {
                     .await;
             }
         }
+        self.add_counts(counted, deadline).await;
         let failed: Vec<String> = records
             .iter()
             .zip(failed)
@@ -246,8 +250,13 @@ impl Dispatcher {
         Handled { failed, metrics }
     }
 
-    async fn run(&self, job: &Job<'_>, deadline: Option<Instant>) -> (usize, JobResult) {
-        (job.record, self.deliver_and_record(job, deadline).await)
+    async fn run<'j>(
+        &self,
+        job: &Job<'j>,
+        deadline: Option<Instant>,
+    ) -> (usize, &'j Webhook, JobResult) {
+        let result = self.deliver_and_record(job, deadline).await;
+        (job.record, job.webhook, result)
     }
 
     /// A record with jobs not started for lack of time goes back to the queue, and the next

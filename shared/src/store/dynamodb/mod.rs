@@ -11,6 +11,7 @@
 //! | accepted event  | `E#<tenant>#<event id>` | `E`         |                        |         |
 //! | post confirmed  | `P#<tenant>#<post id>`  | `P`         |                        |         |
 //! | recovery job    | `RC`                    | `<tenant>#<id>` |                    |         |
+//! | hour's counts   | `S#<tenant>#<webhook>`  | `<hour's epoch s>` |                 |         |
 //!
 //! A webhook's log is the table: a delivery id names its webhook (`delivery::webhook_of`), so
 //! its item is kept under the webhook's partition for the id's shard (`LOG_SHARDS` of them, by
@@ -41,6 +42,7 @@ mod events;
 mod keys;
 mod recoveries;
 mod schema;
+mod stats;
 mod webhooks;
 
 use super::{ApiKey, Claim, Page, Tenant};

@@ -663,7 +663,8 @@ function showTest(box, r) {
 // --- one webhook
 
 async function detailPage(id) {
-  const [webhook, types] = await Promise.all([api('GET', path('v1/webhooks/', id)), loadCatalog()]);
+  const [webhook, types, stats] = await Promise.all([
+    api('GET', path('v1/webhooks/', id)), loadCatalog(), api('GET', path('v1/webhooks/', id, '/stats?window=24h'))]);
   const w = webhook;
   const href = `#/webhooks/${encodeURIComponent(w.id)}`;
   const filters = w.filters || {};
@@ -705,15 +706,87 @@ async function detailPage(id) {
 
   return page(w.name,
     h('p', { class: 'muted' }, h('code', {}, w.id)),
+    w.enabled ? (w.failing_since ? failingBanner(w) : null) : disabledBanner(w, route),
     state,
     h('div', { class: 'toolbar' },
       h('a', { href: `${href}/edit`, class: 'button primary' }, 'Edit'),
       h('a', { href: `${href}/deliveries`, class: 'button' }, 'Delivery log'),
       h('span', { class: 'switch-line' }, enabledSwitch(w, showState), h('span', { 'aria-hidden': 'true' }, 'Enabled'))),
+    healthPanel(w, stats),
     h('section', { class: 'card' }, h('h2', {}, 'Configuration'), facts),
     tester,
     secretPanel(w),
     h('section', { class: 'card danger-zone' }, h('h2', {}, 'Delete'), h('p', { class: 'hint' }, 'Deliveries to it stop at once.'), del));
+}
+
+// --- health
+
+const SVG = 'http://www.w3.org/2000/svg';
+
+/** An SVG element: `attrs` are attributes; no inline style (the page's CSP forbids it), colours come from classes. */
+function svg(tag, attrs = {}, ...children) {
+  const el = document.createElementNS(SVG, tag);
+  for (const [name, value] of Object.entries(attrs)) el.setAttribute(name, String(value));
+  return add(el, children);
+}
+
+/** One line of a window's totals. */
+function statsText(stats) {
+  const t = stats.totals;
+  const attempts = t.succeeded + t.retried + t.failed;
+  const rate = stats.success_rate === null ? 'no attempts' : `${(stats.success_rate * 100).toFixed(1)} % succeeded`;
+  return `${attempts} attempt${attempts === 1 ? '' : 's'} in ${stats.window}: ${rate} (${t.succeeded} succeeded, ${t.retried} retried, ${t.failed} failed, ${t.held} held)`;
+}
+
+/** Attempts per hour as stacked bars: succeeded at the foot, failed ones above, held on top. */
+function healthChart(stats) {
+  const width = 480;
+  const height = 80;
+  const step = width / stats.hours.length;
+  const peak = Math.max(1, ...stats.hours.map((x) => x.succeeded + x.retried + x.failed + x.held));
+  const bars = stats.hours.map((x, i) => {
+    let top = height;
+    const part = (kind, n) => {
+      const tall = (n * height) / peak;
+      top -= tall;
+      return n ? svg('rect', { class: `bar ${kind}`, x: (i * step).toFixed(2), y: top.toFixed(2), width: Math.max(step - 1, 0.5).toFixed(2), height: tall.toFixed(2) }) : null;
+    };
+    const label = `${time(x.hour)}: ${x.succeeded} succeeded, ${x.retried} retried, ${x.failed} failed, ${x.held} held`;
+    return svg('g', { class: 'hour' }, svg('title', {}, label),
+      part('ok', x.succeeded), part('bad', x.retried + x.failed), part('held', x.held));
+  });
+  return svg('svg', { class: 'chart', viewBox: `0 0 ${width} ${height}`, preserveAspectRatio: 'none', role: 'img',
+    'aria-label': `Attempts per hour, ${statsText(stats)}` },
+  svg('line', { class: 'axis', x1: 0, y1: height, x2: width, y2: height }), bars);
+}
+
+/** The webhook's health over a window, as a chart and a line, with a choice of window. */
+function healthPanel(w, first) {
+  const line = h('p', { class: 'rate', 'aria-live': 'polite' }, statsText(first));
+  const chart = h('div', { class: 'chart-box' }, healthChart(first));
+  const windowChoice = h('select', { name: 'window', 'aria-label': 'Health window' },
+    h('option', { value: '24h' }, 'Last 24 hours'), h('option', { value: '7d' }, 'Last 7 days'));
+  windowChoice.addEventListener('change', async () => {
+    try {
+      const stats = await api('GET', path('v1/webhooks/', w.id, `/stats?window=${windowChoice.value}`));
+      line.textContent = statsText(stats);
+      chart.replaceChildren(healthChart(stats));
+    } catch (error) {
+      failed(error);
+    }
+  });
+  return h('section', { class: 'card health' },
+    h('div', { class: 'row end' }, h('h2', {}, 'Health'), windowChoice),
+    chart, line,
+    h('p', { class: 'hint' }, 'Green: succeeded. Red: failed (retried or for good). Grey: held while disabled.'));
+}
+
+/** A webhook whose every attempt fails since a time: the banner says since when and offers the recovery of what failed. */
+function failingBanner(w) {
+  return h('div', { class: 'banner', role: 'alert' },
+    h('p', {}, h('strong', {}, 'This webhook is failing'), `: every attempt has failed since ${time(w.failing_since)}. `,
+      'Once the endpoint works again, recover what failed from the delivery log.'),
+    h('a', { href: `#/webhooks/${encodeURIComponent(w.id)}/deliveries`, class: 'button' }, 'Recover failed deliveries'));
 }
 
 function secretPanel(w) {

@@ -58,6 +58,34 @@ pub(crate) async fn get_webhook(
     Ok(Json(state.api.get_webhook(&caller.tenant_id, &id).await?).into_response())
 }
 
+/// The window of `GET /v1/webhooks/{id}/stats`.
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct StatsParams {
+    /// `24h` (default) or `7d`.
+    #[param(value_type = Option<String>, pattern = "^(24h|7d)$")]
+    window: Option<String>,
+}
+
+#[utoipa::path(get, path = "/v1/webhooks/{id}/stats", tag = "webhooks", params(("id" = String, Path), StatsParams),
+    security(("bearer" = ["read"])),
+    responses((status = 200, description = "The webhook's attempts by outcome per hour over the window, and its success rate", body = StatsView),
+              (status = 400, response = openapi::Malformed), (status = 401, response = openapi::Unauthorized),
+              (status = 404, response = openapi::NotFound), (status = 422, response = openapi::Invalid)))]
+pub(crate) async fn webhook_stats(
+    State(state): State<ApiState>,
+    caller: Caller<need::Read>,
+    Id(id): Id,
+    params: Result<Query<StatsParams>, QueryRejection>,
+) -> Result<Response, Error> {
+    let params = list_params(params)?;
+    let stats = state
+        .api
+        .webhook_stats(&caller.tenant_id, &id, params.window.as_deref())
+        .await?;
+    Ok(Json(stats).into_response())
+}
+
 #[utoipa::path(put, path = "/v1/webhooks/{id}", tag = "webhooks", params(("id" = String, Path)),
     security(("bearer" = ["manage"])),
     request_body(content = ref("#/components/schemas/WebhookInput"), description = "Replaces every field; a protected header sent without `value` keeps its stored value"),

@@ -1,6 +1,8 @@
-//! Operational events (`herald_shared::operational`): each change in a webhook's health, and
-//! each delivery that used its whole schedule, is told once into the tenant's own pipeline, to
-//! the webhooks that subscribe, never to the webhook it is about. On both backends.
+//! A webhook's health, told and shown. Operational events (`herald_shared::operational`): each
+//! change in a webhook's health, and each delivery that used its whole schedule, is told once
+//! into the tenant's own pipeline, to the webhooks that subscribe, never to the webhook it is
+//! about. Stats (`herald_shared::stats`): every attempt counted by outcome in its hour, one
+//! write per batch and webhook. On both backends.
 
 use herald_shared::config::{parse_schedule, Config};
 use herald_tests::receiver::Receiver;
@@ -136,6 +138,74 @@ async fn nothing_is_emitted_when_nobody_subscribes(stack: Stack) {
     );
 }
 
+/// Each attempt is counted by outcome in its hour: a webhook whose receiver is down retries 4
+/// times and fails once per event, one that answers 200 succeeds, a disabled one holds. The
+/// window has every hour, the counts in the current one; a window Herald does not know is a
+/// 422 naming `window`, and another tenant's webhook is not found.
+async fn stats_count_every_attempt_by_outcome(stack: Stack) {
+    let down = Receiver::start(500).await;
+    let up = Receiver::start(200).await;
+    let failing = stack
+        .create_webhook(json!({"url": down.url, "events": ["*"]}))
+        .await;
+    let working = stack
+        .create_webhook(json!({"url": up.url, "events": ["*"]}))
+        .await;
+    let disabled = stack
+        .create_webhook(json!({"url": up.url, "events": ["*"], "enabled": false}))
+        .await;
+    for _ in 0..2 {
+        stack.post_event(json!({"type": "jobs.failed"})).await;
+    }
+    assert!(stack.drain().await.is_empty());
+    let stats = |webhook: &Value, window: &str| {
+        let path = format!("/v1/webhooks/{}/stats{window}", id(webhook));
+        let stack = &stack;
+        async move { stack.call("GET", &path, None, None).await }
+    };
+    let (status, _, day) = stats(&failing, "").await;
+    assert_eq!(status, StatusCode::OK, "{day}");
+    assert_eq!(day["window"], "24h");
+    assert_eq!(
+        day["totals"],
+        json!({"succeeded": 0, "retried": 8, "failed": 2, "held": 0})
+    );
+    assert_eq!(day["success_rate"], 0.0);
+    let hours = day["hours"].as_array().unwrap();
+    assert_eq!(hours.len(), 24);
+    assert_eq!(hours[23]["retried"], 8, "in the current hour: {day}");
+    let (_, _, week) = stats(&failing, "?window=7d").await;
+    assert_eq!(week["hours"].as_array().unwrap().len(), 168);
+    assert_eq!(week["totals"], day["totals"]);
+    let (_, _, ok) = stats(&working, "?window=24h").await;
+    assert_eq!(
+        (
+            ok["totals"]["succeeded"].clone(),
+            ok["success_rate"].clone()
+        ),
+        (json!(2), json!(1.0))
+    );
+    let (_, _, held) = stats(&disabled, "").await;
+    assert_eq!(
+        (held["totals"]["held"].clone(), held["success_rate"].clone()),
+        (json!(2), Value::Null)
+    );
+
+    let (status, _, refused) = stats(&failing, "?window=30d").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    assert_eq!(refused["errors"][0]["field"], "window");
+    assert_eq!(refused["errors"][0]["valid"], json!(["24h", "7d"]));
+    let (status, _, _) = stack
+        .call(
+            "GET",
+            "/v1/webhooks/wh_01JDA8Q3Z5X8N2V7K4M6P9R1T5/stats",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
 macro_rules! on_both_backends {
     ($($scenario:ident),* $(,)?) => {
         mod memory { $( #[tokio::test] async fn $scenario() {
@@ -150,6 +220,7 @@ macro_rules! on_both_backends {
 on_both_backends!(
     each_transition_is_told_once_and_never_to_its_webhook,
     nothing_is_emitted_when_nobody_subscribes,
+    stats_count_every_attempt_by_outcome,
 );
 
 #[tokio::test]
@@ -169,4 +240,43 @@ async fn a_platform_cannot_post_an_operational_event() {
         .as_str()
         .unwrap()
         .contains("emitted by Herald"));
+}
+
+/// Counts are advisory: a throttled add loses that batch's counts, never its deliveries, and
+/// the batch is not handed back (which would send its POSTs again).
+#[tokio::test]
+async fn a_throttled_count_loses_the_counts_never_the_batch() {
+    use herald_shared::queue::MemoryQueue;
+    use herald_shared::store::MemoryStore;
+    use herald_tests::faults::{Faults, FlakyStore};
+    use std::sync::Arc;
+    let faults = Arc::new(Faults::default());
+    let store = Arc::new(FlakyStore {
+        inner: Arc::new(MemoryStore::new()),
+        faults: faults.clone(),
+    });
+    let stack = Stack::with_config(
+        herald_tests::stack::local_config(),
+        store,
+        Arc::new(MemoryQueue::default()),
+        std::time::Duration::ZERO,
+    )
+    .await;
+    let rx = Receiver::start(200).await;
+    let wh = stack
+        .create_webhook(json!({"url": rx.url, "events": ["*"]}))
+        .await;
+    let path = format!("/v1/webhooks/{}/stats", id(&wh));
+    Faults::set(&faults.fail_counts, true);
+    stack.post_event(json!({"type": "jobs.failed"})).await;
+    assert!(stack.drain().await.is_empty(), "no record handed back");
+    assert_eq!(rx.requests().len(), 1, "delivered once");
+    let (_, _, lost) = stack.call("GET", &path, None, None).await;
+    assert_eq!(lost["totals"]["succeeded"], 0, "{lost}");
+    Faults::set(&faults.fail_counts, false);
+    stack.post_event(json!({"type": "jobs.failed"})).await;
+    assert!(stack.drain().await.is_empty());
+    let (_, _, counted) = stack.call("GET", &path, None, None).await;
+    assert_eq!(counted["totals"]["succeeded"], 1, "{counted}");
+    assert_eq!(rx.requests().len(), 2);
 }
