@@ -230,6 +230,34 @@ async fn webhook_event_and_delivery_commands_with_exit_codes() {
         "{types}"
     );
 
+    // Health: every attempt so far succeeded. The counts follow the deliveries' records, so
+    // they are waited for a moment.
+    let mut stats = Value::Null;
+    for _ in 0..50 {
+        stats = cli.json(&["webhooks", "stats", &id, "--window", "7d"]);
+        if stats["totals"]["succeeded"].as_u64() >= Some(3) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(stats["hours"].as_array().unwrap().len(), 168, "{stats}");
+    assert_eq!(
+        (
+            stats["totals"]["failed"].clone(),
+            stats["success_rate"].clone()
+        ),
+        (serde_json::json!(0), serde_json::json!(1.0)),
+        "{stats}"
+    );
+    let table = cli.ok(&["webhooks", "stats", &id]);
+    assert!(table.contains("100.0 %"), "{table}");
+    assert_eq!(
+        code(&cli.run(&["webhooks", "stats", &id, "--window", "30d"])),
+        1
+    );
+    let failed = cli.json(&["deliveries", "list", "--webhook", &id, "--status", "failed"]);
+    assert_eq!(failed, serde_json::json!([]), "nothing failed yet");
+
     // Exit codes: 1 API refused (problem printed with its fields), 2 usage, 3 unreachable,
     // 4 a check failed.
     let refused = cli.run(&["webhooks", "create", "ftp://x", "--event", "nope"]);
