@@ -280,3 +280,65 @@ async fn a_throttled_count_loses_the_counts_never_the_batch() {
     assert_eq!(counted["totals"]["succeeded"], 1, "{counted}");
     assert_eq!(rx.requests().len(), 2);
 }
+
+/// No count is written when the invocation's deadline leaves no room for one more call: the
+/// batch's answer matters more than its counts. A dispatcher whose calls may take 5 s, handed
+/// a batch with 1 s left, delivers and records it, and counts nothing; with time left it counts.
+#[tokio::test]
+async fn no_count_is_written_when_the_deadline_leaves_no_room() {
+    use herald_shared::runtime;
+    use herald_shared::service::dispatch::{Dispatcher, QueueRecord, Settings};
+    use std::time::Duration;
+    let stack = Stack::memory().await;
+    let config = herald_tests::stack::local_config();
+    let pressed = Dispatcher::new(
+        stack.store.clone(),
+        stack.queue.clone(),
+        runtime::sender(&config),
+        Settings {
+            concurrency: 4,
+            schedule: config.retry_schedule.clone(),
+            disable_after: config.disable_after,
+            lease: Duration::from_secs(70),
+            job_budget: Duration::from_millis(10),
+            call_timeout: Duration::from_secs(5),
+            max_receives: 5,
+        },
+    );
+    let rx = Receiver::start(200).await;
+    let wh = stack
+        .create_webhook(json!({"url": rx.url, "events": ["*"]}))
+        .await;
+    let path = format!("/v1/webhooks/{}/stats", id(&wh));
+    /// Posts an event, hands its message to `dispatcher` as one batch with `deadline`, and
+    /// answers the webhook's succeeded count.
+    async fn handle_one(
+        stack: &Stack,
+        dispatcher: &Dispatcher,
+        path: &str,
+        deadline: Option<tokio::time::Instant>,
+    ) -> Value {
+        stack.post_event(json!({"type": "jobs.failed"})).await;
+        let got = stack.queue.receive(10, Duration::ZERO).await.unwrap();
+        let records: Vec<QueueRecord> = got.iter().map(QueueRecord::from).collect();
+        let handled = dispatcher.handle(&records, deadline).await;
+        assert!(handled.failed.is_empty(), "{:?}", handled.failed);
+        for m in &got {
+            stack.queue.delete(&m.receipt).await.unwrap();
+        }
+        let (_, _, stats) = stack.call("GET", path, None, None).await;
+        stats["totals"]["succeeded"].clone()
+    }
+    let soon = tokio::time::Instant::now() + Duration::from_secs(1);
+    assert_eq!(
+        handle_one(&stack, &pressed, &path, Some(soon)).await,
+        0,
+        "no room: not counted"
+    );
+    assert_eq!(rx.requests().len(), 1, "but delivered");
+    assert_eq!(
+        handle_one(&stack, &pressed, &path, None).await,
+        1,
+        "with room: counted"
+    );
+}
