@@ -542,7 +542,24 @@ async fn a_webhook_enabled_with_recover_delivers_what_it_held_once(stack: Stack)
     let (status, _, refused) = stack
         .call("PATCH", &path, Some(json!({"recover": true})), None)
         .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "the webhook stays disabled: {refused}"
+    );
+    let (status, _, refused) = stack
+        .call(
+            "PATCH",
+            &path,
+            Some(json!({"enabled": false, "recover": true})),
+            None,
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "a body that contradicts itself: {refused}"
+    );
     assert_eq!(refused["errors"][0]["field"], "recover");
     let (status, _, patched) = stack
         .call(

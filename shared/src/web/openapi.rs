@@ -39,7 +39,10 @@ fn request_schemas() -> Vec<(&'static str, Value)> {
     let mut patch = WebhookSpec::patch_schema();
     patch["description"] = json!("The fields to change (RFC 7396 merge patch).");
     patch["properties"]["recover"] = nullable(json!({"type": "boolean",
-        "description": "With the webhook enabled (by this patch or already): start the recovery of every delivery it held over the last 30 days. Not stored."}));
+        "description": "With the webhook enabled (by this patch or already): start the recovery of every delivery it held over the last 30 days. Not stored. Beside `\"enabled\": false` it is a 422; on a webhook that stays disabled, a 409."}));
+    // `recover` never goes with disabling.
+    patch["if"] = json!({"properties": {"recover": {"const": true}}, "required": ["recover"]});
+    patch["then"] = json!({"properties": {"enabled": {"not": {"const": false}}}});
     let mut recover = recover_schema();
     recover["description"] = json!("A recovery's window and status.");
     recover["example"] = json!({"since": "2026-12-01T00:00:00Z", "status": "failed"});
@@ -410,6 +413,9 @@ mod tests {
             .as_object_mut()
             .unwrap()
             .remove("recover");
+        for rule in ["if", "then"] {
+            patch.as_object_mut().unwrap().remove(rule);
+        }
         assert_eq!(patch, WebhookSpec::patch_schema());
         assert_eq!(as_read(&schemas, "RecoverInput"), recover_schema());
         let mut unsaved = as_read(&schemas, "UnsavedTestInput");

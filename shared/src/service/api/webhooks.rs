@@ -234,15 +234,22 @@ impl Api {
             Some(_) => return Err(Error::field("recover", "must be true or false")),
         };
         if recover {
-            let enabled = match patch.get("enabled") {
-                Some(Value::Bool(on)) => *on,
-                _ => self.webhook(tenant_id, id).await?.spec.enabled,
-            };
-            if !enabled {
-                return Err(Error::field(
-                    "recover",
-                    "recovers what a webhook held only with the webhook enabled: send \"enabled\": true",
-                ));
+            match patch.get("enabled") {
+                // The body contradicts itself: a 422, as the schema says.
+                Some(Value::Bool(false)) => {
+                    return Err(Error::field(
+                        "recover",
+                        "cannot recover while disabling the webhook: send \"enabled\": true",
+                    ))
+                }
+                Some(Value::Bool(true)) => {}
+                // The webhook as stored decides: a state, not a bad body.
+                _ if !self.webhook(tenant_id, id).await?.spec.enabled => {
+                    return Err(Error::Conflict(
+                        "the webhook is disabled: send \"enabled\": true beside \"recover\" to enable it and recover what it held".into(),
+                    ))
+                }
+                _ => {}
             }
         }
         let view = self.patch_webhook(tenant_id, id, &patch).await?;

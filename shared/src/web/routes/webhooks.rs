@@ -113,7 +113,8 @@ pub(crate) async fn replace_webhook(
     request_body(content = ref("#/components/schemas/WebhookPatch"), description = "A JSON merge patch (RFC 7396); `{\"enabled\": true}` re-enables and clears `disabled_reason`; with `\"recover\": true` it also starts the recovery of every delivery the webhook held"),
     responses((status = 200, description = "The updated webhook; with `recover`, its `recovery` job (RecoveryView) beside its fields", body = WebhookView),
               (status = 400, response = openapi::Malformed), (status = 401, response = openapi::Unauthorized),
-              (status = 404, response = openapi::NotFound), (status = 413, response = openapi::TooLarge),
+              (status = 404, response = openapi::NotFound), (status = 409, response = openapi::Conflict),
+              (status = 413, response = openapi::TooLarge),
               (status = 415, response = openapi::MediaType), (status = 422, response = openapi::Invalid)))]
 pub(crate) async fn patch_webhook(
     State(state): State<ApiState>,
