@@ -638,7 +638,7 @@ async fn all(runs: usize, deliveries: usize, bin_dir: &Path, venv: &Path) {
                 batch: 1,
                 named_ids: true,
                 disabled: false,
-                recovering: None,
+                recover: false,
                 log: None,
                 settled: None,
             };

@@ -46,9 +46,9 @@ pub struct Load<'a> {
     /// The webhooks are created disabled: every delivery is held, none arrives, and the run
     /// ends once `settled` says the work is done.
     pub disabled: bool,
-    /// With `disabled`: once the holds are done (`settled`), this is called, then every
-    /// webhook is enabled with `recover` and the run waits for every held delivery to arrive.
-    pub recovering: Option<&'a dyn Fn()>,
+    /// With `disabled`: once the holds are done (`settled`), every webhook is enabled with
+    /// `recover`, and the run waits for every held delivery to arrive.
+    pub recover: bool,
     /// Where `herald dev`'s log goes (uncoloured); `None`: nowhere.
     pub log: Option<&'a Path>,
     /// Once every delivery arrived, the stack is kept until this says the work that follows
@@ -74,7 +74,7 @@ pub async fn run_with(
         batch,
         named_ids,
         disabled,
-        recovering,
+        recover,
         log,
         settled,
     } = load;
@@ -166,7 +166,7 @@ pub async fn run_with(
         webhooks.push(created["id"].as_str().unwrap_or_default().to_string());
     }
 
-    let expected = if disabled && recovering.is_none() {
+    let expected = if disabled && !recover {
         0
     } else {
         events * fanout
@@ -210,9 +210,8 @@ pub async fn run_with(
             refusal.unwrap_or_default()
         ));
     }
-    if let Some(recovering) = recovering {
+    if recover {
         wait_for(settled).await;
-        recovering();
         for id in &webhooks {
             let patched = client
                 .patch(format!("{base}/v1/webhooks/{id}"))

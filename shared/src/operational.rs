@@ -112,12 +112,17 @@ pub fn is_about(event: &Event, webhook: &Webhook) -> bool {
 
 /// A sample of each operational type, as the catalog shows it.
 pub fn sample(event_type: &str) -> Value {
+    serde_json::to_value(sample_event(event_type)).unwrap_or(Value::Null)
+}
+
+/// The event [`sample`] shows: what a test send of an operational type sends.
+pub fn sample_event(event_type: &str) -> Event {
     let mut webhook = sample_webhook();
     webhook.failing_since = Some(OffsetDateTime::UNIX_EPOCH);
     webhook.failures = FAILING_AFTER;
     let mut before = webhook.clone();
     let now = OffsetDateTime::UNIX_EPOCH + time::Duration::days(20_779);
-    let event = match event_type {
+    let told = match event_type {
         FAILING => {
             before.failures = FAILING_AFTER - 1;
             health_events(&before, &webhook, now).pop()
@@ -134,7 +139,7 @@ pub fn sample(event_type: &str) -> Value {
         }
         _ => None,
     };
-    let event = event.unwrap_or_else(|| {
+    told.unwrap_or_else(|| {
         let mut delivery = Delivery::new(
             "dl_01JDA8Q3Z5X8N2V7K4M6P9R1T3".into(),
             webhook.tenant_id.as_str(),
@@ -151,8 +156,7 @@ pub fn sample(event_type: &str) -> Value {
             response_body: None,
         });
         exhausted(&webhook, &delivery, now)
-    });
-    serde_json::to_value(&event).unwrap_or(Value::Null)
+    })
 }
 
 /// The webhook the samples are about.
@@ -288,7 +292,7 @@ mod tests {
     #[test]
     fn every_kind_formats_every_operational_type() {
         for t in crate::catalog::OPERATIONAL_TYPES {
-            let event: Event = serde_json::from_value(sample(t.name)).unwrap();
+            let event = sample_event(t.name);
             for kind in Kind::ALL {
                 let body = crate::format::render(kind, &event, false);
                 let body: Value = serde_json::from_slice(&body)

@@ -156,7 +156,7 @@ async fn run(
         batch: scenario.batch,
         named_ids: scenario.named_ids,
         disabled: scenario.held,
-        recovering: scenario.recovered.then_some(&|| {}),
+        recover: scenario.recovered,
         log: Some(&log),
         settled: Some(&settled),
     };

@@ -87,10 +87,10 @@ impl Api {
 
     async fn send_test(&self, webhook: &Webhook, event_type: &catalog::EventType) -> TestResult {
         let event = if catalog::is_operational(event_type.name) {
-            let mut event: Event = serde_json::from_value(operational::sample(event_type.name))
-                .expect("operational samples are events");
-            event.test = true;
-            event
+            Event {
+                test: true,
+                ..operational::sample_event(event_type.name)
+            }
         } else {
             Event::sample(event_type, OffsetDateTime::now_utc())
         };

@@ -10,31 +10,16 @@ pub(super) struct Counted<'a>(HashMap<(&'a str, &'a str), Counts>);
 
 impl<'a> Counted<'a> {
     pub(super) fn count(&mut self, webhook: &'a Webhook, result: &JobResult) {
-        let counts = match result {
-            JobResult::Held => Counts {
-                held: 1,
-                ..Counts::default()
-            },
+        let outcome: fn(&mut Counts) -> &mut u64 = match result {
+            JobResult::Held => |c| &mut c.held,
             JobResult::Attempted { verdict, .. } => match verdict {
-                Verdict::Succeeded => Counts {
-                    succeeded: 1,
-                    ..Counts::default()
-                },
-                Verdict::Retry(_) => Counts {
-                    retried: 1,
-                    ..Counts::default()
-                },
-                Verdict::Failed | Verdict::Gone => Counts {
-                    failed: 1,
-                    ..Counts::default()
-                },
+                Verdict::Succeeded => |c| &mut c.succeeded,
+                Verdict::Retry(_) => |c| &mut c.retried,
+                Verdict::Failed | Verdict::Gone => |c| &mut c.failed,
             },
             JobResult::Skipped | JobResult::Internal | JobResult::NotStarted => return,
         };
-        self.0
-            .entry((&webhook.tenant_id, &webhook.id))
-            .or_default()
-            .add(&counts);
+        *outcome(self.0.entry((&webhook.tenant_id, &webhook.id)).or_default()) += 1;
     }
 }
 
